@@ -1,0 +1,3 @@
+from filterd.cli import main
+
+main()

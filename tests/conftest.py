@@ -1,0 +1,25 @@
+"""Shared fixtures. Integration fixtures that start real servers live beside their tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data" / "blocklists"
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+@pytest.fixture
+def shared_blocklists() -> Path:
+    """The real category lists in ../shared/data/blocklists (present in CI, absent on a fresh clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real blocklists not found at {SHARED_DATA} (only CI and developers have ../shared)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
