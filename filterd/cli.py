@@ -18,3 +18,13 @@ def main() -> None:
 
     Example: filterd check pornhub.com --client 10.10.1.23
     """
+
+
+def _register_sync() -> None:
+    from filterd.sync.commands import office_group, sync_cmd
+
+    main.add_command(sync_cmd)
+    main.add_command(office_group)
+
+
+_register_sync()
