@@ -18,3 +18,21 @@ def main() -> None:
 
     Example: filterd check pornhub.com --client 10.10.1.23
     """
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="filterd.yaml; default: the embedded defaults (everything on 127.0.0.1).",
+)
+def proxy(config_path: str | None) -> None:
+    """Run the HTTP side alone: block page server, SNI relay, mitmproxy for intercepting groups.
+
+    Example: filterd proxy --config /etc/filterd/filterd.yaml
+    """
+    from filterd.http.service import run_forever
+
+    run_forever(config_path)
