@@ -18,3 +18,12 @@ def main() -> None:
 
     Example: filterd check pornhub.com --client 10.10.1.23
     """
+
+
+def _register_gateway() -> None:
+    from filterd.gateway.commands import gateway
+
+    main.add_command(gateway)
+
+
+_register_gateway()
