@@ -9,7 +9,6 @@ file leaves the previous snapshot serving.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from filterd.config import Config
@@ -17,30 +16,20 @@ from filterd.errors import ConfigError
 from filterd.policy import builtin
 from filterd.policy.catalog import Catalog, load_catalog
 from filterd.policy.clients import NeighbourTable
-from filterd.policy.engine import CategoryIndex, EmptyIndex, Engine
+from filterd.policy.engine import CategoryIndex, Engine
 from filterd.policy.loader import Policy, load_policy
 from filterd.policy.overrides import OverrideSet, load_overrides
 
-log = logging.getLogger(__name__)
-
 
 def open_default_index(config: Config) -> CategoryIndex:
-    """The compiled index under `<data_dir>/lists/current`, or none yet.
+    """The compiled index under `<data_dir>/lists/current`.
 
-    A missing index (fresh install before the first `filterd lists update`) gives
-    an empty index so the protected list, bypass names, deny entries and safe
-    search still apply; a present but broken index raises ListError.
+    On a fresh install (no index yet) the lists part compiles the shipped seed
+    lists first, so the appliance filters offline from the first start.
     """
-    try:
-        from filterd.lists.index import ListIndex  # type: ignore[attr-defined]
-    except ImportError:
-        log.warning("filterd.lists.index is not available: no category lists loaded")
-        return EmptyIndex()
-    current = config.lists_dir / "current"
-    if not current.exists():
-        log.warning("no compiled list index at %s: run `filterd lists update`", current)
-        return EmptyIndex()
-    return ListIndex.open(current)
+    from filterd.lists.seed import ensure_index
+
+    return ensure_index(config.lists_dir)
 
 
 def build_policy(config: Config, *, policy_dir: Path | None = None,

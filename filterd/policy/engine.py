@@ -137,11 +137,13 @@ class Engine:
         self._minute: tuple[int, int] = (-1, 0)   # (unix minute, minute of week)
         self._list_sources = self._source_versions()
 
-    def _source_versions(self) -> dict[str, RuleSource]:
+    def _source_versions(self) -> dict[str, tuple[str | None, RuleSource]]:
+        """source name -> (its category, RuleSource with its version), computed once."""
         out = {}
         for name, info in getattr(self.index, "sources", {}).items():
             version = getattr(info, "version", None) or getattr(self.index, "version", None)
-            out[name] = RuleSource("list", name, version=version)
+            out[name] = (getattr(info, "category", None), RuleSource("list", name,
+                                                                     version=version))
         return out
 
     # -- building variants ----------------------------------------------------------------------
@@ -190,12 +192,18 @@ class Engine:
 
     # -- the decision ---------------------------------------------------------------------------
 
-    def _list_source(self, hit: ListHitLike) -> RuleSource:
+    def _list_source(self, hit: ListHitLike, category: str) -> RuleSource:
+        """The list that put `hit` in `category` (a name may be in several lists)."""
+        known = self._list_sources
+        for name in hit.sources:
+            entry = known.get(name)
+            if entry is not None and entry[0] == category:
+                return entry[1]
         name = hit.sources[0] if hit.sources else "lists"
-        src = self._list_sources.get(name)
-        if src is None:
-            src = RuleSource("list", name, version=getattr(self.index, "version", None))
-        return src
+        entry = known.get(name)
+        if entry is not None:
+            return entry[1]
+        return RuleSource("list", name, version=getattr(self.index, "version", None))
 
     def _categories(self, hits: tuple[ListHitLike, ...]) -> tuple[str, ...]:
         if not hits:
@@ -230,8 +238,9 @@ class Engine:
         for hit in hits:
             if PROTECTED_CATEGORY in hit.categories:
                 return Decision(Action.BLOCK, Reason.PROTECTED, name, g.id, at, hit.domain,
-                                self._list_source(hit), PROTECTED_CATEGORY, rt.label_vi,
-                                rt.block_mode, None, self._categories(hits), rt.label_en)
+                                self._list_source(hit, PROTECTED_CATEGORY), PROTECTED_CATEGORY,
+                                rt.label_vi, rt.block_mode, None, self._categories(hits),
+                                rt.label_en)
         # 2 bypass names
         e = self._bypass.match(chain)
         if e is not None:
@@ -276,7 +285,8 @@ class Engine:
                         s = best.schedule
                         return Decision(
                             Action.BLOCK, best.reason, name, g.id, at, hit.domain,
-                            self._list_source(hit), best_cat, rt.label_vi, rt.block_mode, None,
+                            self._list_source(hit, best_cat), best_cat, rt.label_vi,
+                            rt.block_mode, None,
                             self._categories(hits), rt.label_en,
                             s.id if s else None, s.label_vi if s else None,
                             s.label_en if s else None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from filterd.config import default_config
+from filterd.lists.index import MemoryIndex
 from filterd.policy import builtin
 from filterd.policy.catalog import load_catalog
 from filterd.policy.engine import Engine
@@ -21,37 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-@dataclass(frozen=True)
-class FakeHit:
-    domain: str
-    categories: frozenset[str]
-    sources: tuple[str, ...]
-
-
-class FakeIndex:
-    """The ListIndex contract in memory: '=host' exact, 'domain' covers subdomains."""
-
-    version = "test-1"
-
-    def __init__(self, entries: dict[str, set[str]], source: str = "testlist") -> None:
-        self.sources = {source: type("Info", (), {"version": "v7"})()}
-        self._exact = {}
-        self._suffix = {}
-        for k, cats in entries.items():
-            table = self._exact if k.startswith("=") else self._suffix
-            name = k.lstrip("=")
-            table[name] = FakeHit(name, frozenset(cats), (source,))
-
-    def lookup(self, name: str):
-        out = []
-        if name in self._exact:
-            out.append(self._exact[name])
-        labels = name.split(".")
-        for i in range(len(labels)):
-            hit = self._suffix.get(".".join(labels[i:]))
-            if hit:
-                out.append(hit)
-        return tuple(out)
+def FakeIndex(entries: dict[str, set[str]]) -> MemoryIndex:
+    """The real in-memory list index; '=host' keys match the exact host only."""
+    names = {k.lstrip("="): v for k, v in entries.items()}
+    exact = [k[1:] for k in entries if k.startswith("=")]
+    return MemoryIndex.from_entries(names, exact=exact, version="v7")
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,8 @@ def test_protected_names_the_rule_and_source(precedence_engine):
     assert d.source.kind == "policy" and d.source.name.endswith("protected.txt")
     assert d.source.line == 1
     d = precedence_engine.decide(Query("illegal.test", OLDER, IN_CLASS))
-    assert d.source.kind == "list" and d.source.name == "testlist" and d.source.version == "v7"
+    assert d.source.kind == "list" and d.source.name == "memory-illegal"
+    assert d.source.version == "v7"
 
 
 def test_override_only_for_its_group_and_until_it_expires(precedence_engine):
