@@ -16,6 +16,7 @@ docs/privacy.md lists every field; report.schema.json is the contract.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
@@ -32,6 +33,17 @@ SCHEMA_VERSION = 1
 SCHEMA_ID = f"https://filterd.example/schema/daily-report/{SCHEMA_VERSION}"
 NO_CATEGORY = "none"
 NO_GROUP = "unknown"
+OTHER = "other"
+_TOKEN = re.compile(r"^[a-z0-9_-]{1,40}$")
+_VERSION = re.compile(r"^[A-Za-z0-9._:+-]{1,64}$")
+
+
+def _token(value: str | None, empty: str) -> str:
+    """Group and category ids as the schema allows them; anything odd becomes `other`, so
+    a strange id can neither break the upload nor carry free text out."""
+    if not value:
+        return empty
+    return value if _TOKEN.match(value) else OTHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +110,7 @@ def _hour_counts(conn: sqlite3.Connection, day: date, tz: ZoneInfo) -> list[dict
     for hour, group, category, action, n in rows:
         utc_hour = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
         local_hour = utc_hour.astimezone(tz).hour
-        acc[(group or NO_GROUP, category or NO_CATEGORY, action, local_hour)] += int(n)
+        acc[(_token(group, NO_GROUP), _token(category, NO_CATEGORY), action, local_hour)] += int(n)
     return [{"group": g, "category": c, "action": a, "hour": h, "n": n}
             for (g, c, a, h), n in sorted(acc.items()) if n > 0]
 
@@ -127,19 +139,19 @@ def build_report(conn: sqlite3.Connection, *, school_id: str, day: date, tz: Zon
     versions: set[str] = set()
     for ip, mac, group, name, action, reason, category, path, list_version in \
             _event_rows(conn, day, tz):
-        group = group or NO_GROUP
+        group = _token(group, NO_GROUP)
         ident = device_identity(ip, mac)
         p = pseud.of(ident) if ident else None
         if p:
             devices[group].add(p)
-        if list_version:
+        if list_version and _VERSION.match(str(list_version)) and len(versions) < 100:
             versions.add(str(list_version))
         if path == "bypass" or reason == "bypass":
             bypass_n[group] += 1
             if p:
                 bypass_dev[group].add(p)
         if action == "block" and name and p:
-            blocked_hits.append((category or NO_CATEGORY, name, p))
+            blocked_hits.append((_token(category, NO_CATEGORY), name, p))
     top = top_names(blocked_hits, k)
     lists = lists or ListInfo()
     health = health or Health()
@@ -158,7 +170,8 @@ def build_report(conn: sqlite3.Connection, *, school_id: str, day: date, tz: Zon
         "bypass": {g: {"attempts": n, "devices": len(bypass_dev[g])}
                    for g, n in sorted(bypass_n.items())},
         "lists": {
-            "current_version": lists.version,
+            "current_version": (lists.version if lists.version
+                                and _VERSION.match(lists.version) else None),
             "updated_at": (lists.updated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                            if lists.updated_at else None),
             "versions_seen": sorted(versions),

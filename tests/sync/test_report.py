@@ -171,3 +171,17 @@ def test_report_refuses_k_below_three(appliance, k):
     _, conn = appliance
     with pytest.raises(ConfigError):
         build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32, k=k)
+
+
+def test_odd_ids_and_versions_cannot_break_or_leak(appliance):
+    from filterd.sync import schema
+
+    _, conn = appliance
+    write_events(conn, [Ev(at(9), "10.0.0.1", None, "Nguyen Van An", "x.adult.example", "block",
+                           "Adult Content!", list_version="v 1 (http://x)")])
+    r = build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32,
+                     lists=ListInfo("bad version string"))
+    schema.validate(r)
+    assert {(c["group"], c["category"]) for c in r["counts"]} == {("other", "other")}
+    assert r["lists"]["versions_seen"] == [] and r["lists"]["current_version"] is None
+    assert "Nguyen" not in json.dumps(r)
