@@ -23,6 +23,24 @@ def main() -> None:
 
 
 @main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="filterd.yaml; default: the embedded defaults (everything on 127.0.0.1).",
+)
+def proxy(config_path: str | None) -> None:
+    """Run the HTTP side alone: block page server, SNI relay, mitmproxy for intercepting groups.
+
+    Example: filterd proxy --config /etc/filterd/filterd.yaml
+    """
+    from filterd.http.service import run_forever
+
+    run_forever(config_path)
+
+
+@main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Configuration file (default: the embedded defaults, 127.0.0.1:5353).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every reload and worker event in detail.")
