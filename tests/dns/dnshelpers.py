@@ -228,7 +228,9 @@ def reply_a(data: bytes, ip: str = "192.0.2.1", ttl: int = 300, tc: bool = False
 class ServerThread:
     """filterd's DNS server (Resolver + listeners) on its own event loop in a thread."""
 
-    def __init__(self, engine, upstreams, *, tcp_idle_timeout: float = 10.0, **resolver_kw):
+    def __init__(self, engine, upstreams, *, tcp_idle_timeout: float = 10.0,
+                 listen=(("127.0.0.1", 0),), **resolver_kw):
+        self.listen = listen
         self.engine = engine
         self.upstreams = upstreams
         self.tcp_idle_timeout = tcp_idle_timeout
@@ -250,7 +252,7 @@ class ServerThread:
         async def main():
             self.resolver = Resolver(self.engine, UpstreamPool(self.upstreams, timeout=0.5),
                                      **self.resolver_kw)
-            self.listeners = await serve(self.resolver, [("127.0.0.1", 0)],
+            self.listeners = await serve(self.resolver, list(self.listen),
                                          tcp_idle_timeout=self.tcp_idle_timeout)
             self.address = self.listeners.addresses[0]
             self.stop = asyncio.Event()
