@@ -240,11 +240,18 @@ async def serve(resolver: Resolver, listen: Sequence[tuple[str, int]], *,
     """Listen on UDP and TCP at every address (port 0: TCP takes the port UDP got)."""
     loop = asyncio.get_running_loop()
     out = Listeners()
-    for host, port in listen:
-        usock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
-        port = usock.getsockname()[1]
+    for host, wanted in listen:
+        for attempt in range(20):
+            usock = _socket(host, wanted, socket.SOCK_DGRAM, reuse_port)
+            port = usock.getsockname()[1]
+            try:
+                tsock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
+                break
+            except OSError:
+                usock.close()
+                if wanted or attempt == 19:   # a configured port is taken: say so
+                    raise
         out.udp.append(UdpListener(usock, resolver))
-        tsock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
         tsock.listen(1024)
         server = await loop.create_server(lambda: TcpServer(resolver, tcp_idle_timeout),
                                           sock=tsock)

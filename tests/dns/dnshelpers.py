@@ -185,8 +185,6 @@ class FakeUpstream:
                 if out is not None:
                     self.transport.sendto(out, addr)
 
-        self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        port = self._udp.get_extra_info("sockname")[1]
 
         async def tcp(reader, writer):
             try:
@@ -203,7 +201,16 @@ class FakeUpstream:
             finally:
                 writer.close()
 
-        self._tcp = await asyncio.start_server(tcp, "127.0.0.1", port)
+        for _ in range(20):   # the TCP port twin of a free UDP port may be taken: try again
+            self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            port = self._udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(tcp, "127.0.0.1", port)
+                break
+            except OSError:
+                self._udp.close()
+        else:
+            raise RuntimeError("no free UDP+TCP port pair")
         self.address = ("127.0.0.1", port)
         return self
 
