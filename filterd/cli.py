@@ -379,3 +379,12 @@ def validate(path: str | None, config_path: str | None) -> None:
                f"{len(pol.schedules)} schedules, {len(pol.clients.rules)} client entries, "
                f"{len(pol.education)} education entries, {len(pol.protected)} protected entries; "
                f"unknown clients -> {pol.default_group}")
+
+
+def _register_gateway() -> None:
+    from filterd.gateway.commands import gateway
+
+    main.add_command(gateway)
+
+
+_register_gateway()
