@@ -120,8 +120,9 @@ class Worker:
     """One serving process: resolver, listeners, event writer, reload on SIGHUP."""
 
     def __init__(self, config: Any, load_config: ConfigLoader, engine_factory: EngineFactory,
-                 *, reuse_port: bool = False) -> None:
+                 *, reuse_port: bool = False, http: bool = True) -> None:
         self.config = config
+        self.run_http = http   # one process serves HTTP (block page, proxy) even with N DNS workers
         self.load_config = load_config
         self.engine_factory = engine_factory
         self.reuse_port = reuse_port
@@ -161,11 +162,21 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         log.info("filterd DNS serving on %s (pid %d)",
                  ", ".join(f"{h}:{p}" for h, p in listeners.addresses), os.getpid())
+        http_service = None
+        if self.run_http and getattr(self.config, "http", None) is not None:
+            from filterd.http import service as http_side
+
+            http_service = await http_side.start(self.config, lambda: self.resolver.engine,
+                                                 self.events)
+            log.info("filterd HTTP serving: %s", ", ".join(
+                f"{k} {h}:{p}" for k, (h, p) in http_service.addresses.items()))
         if ready is not None:
             ready(listeners.addresses)
         try:
             await self._stop.wait()
         finally:
+            if http_service is not None:
+                await http_service.close()
             listeners.close()
             pool.close()
             self.events.close()
@@ -257,7 +268,7 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
                 signal.signal(sig, signal.SIG_DFL)
             code = 0
             try:
-                _run_worker(Worker(config, loader, factory, reuse_port=True), None)
+                _run_worker(Worker(config, loader, factory, reuse_port=True, http=slot == 0), None)
             except BaseException:
                 log.exception("worker %d failed", slot)
                 code = 1

@@ -202,9 +202,7 @@ class BlockPageRenderer:
             category_label=cat.label(lang) if cat else None,
             child_text=cat.child(lang) if cat else TEXT[lang]["generic"],
             sensitive=bool(cat and cat.sensitive) or decision.reason is Reason.PROTECTED,
-            group=(
-                decision.group_label if lang == "vi" and decision.group_label else decision.group
-            ),
+            group=_group_label(decision, lang),
             time=self.local_time(decision.at),
             ref=reference_id(decision, ctx.client_ip),
             staff=ctx.staff,
@@ -241,3 +239,8 @@ def _with_lang(path_and_query: str, lang: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lang"]
     query.append(("lang", lang))
     return (parts.path or "/") + "?" + urlencode(query)
+
+
+def _group_label(decision: Decision, lang: str) -> str:
+    label = getattr(decision, "group_label_en", None) if lang == "en" else decision.group_label
+    return label or decision.group

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from filterd.policy.decision import Decision, Query
+from filterd.policy.decision import Action, Decision, Query, Reason, RuleSource
 
 # Sites that break under interception (banking, certificate pinning, OS updates):
 # never decrypted, even for a group that intercepts. SNI filtering still applies.
@@ -54,7 +54,10 @@ DEFAULT_NO_INTERCEPT: tuple[str, ...] = (
     "bitwarden.com",
 )
 
-Engine = Any  # filterd.policy.engine.Engine (decide, group_for)
+Engine = Any  # filterd.policy.engine.Engine (decide, group_for, index)
+# A URL rule may only add a block to what the name-level decision allowed by default;
+# it never overrides an override, the education allowlist or the group's allow list.
+URL_CHECKED = frozenset({Reason.DEFAULT, Reason.SAFE_SEARCH, Reason.YOUTUBE})
 EngineProvider = Callable[[], Engine]
 
 
@@ -80,7 +83,7 @@ class Decider:
         engine_provider: EngineProvider,
         *,
         intercept_groups: Iterable[str] = (),
-        staff_groups: Iterable[str] = ("staff",),
+        staff_groups: Iterable[str] = ("giao_vien", "staff"),
         no_intercept: Iterable[str] = DEFAULT_NO_INTERCEPT,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
@@ -94,7 +97,48 @@ class Decider:
         return Query(name=name, client_ip=client_ip, at=self.clock(), path=path, url=url)
 
     def decide(self, query: Query) -> Decision:
-        return self.engine_provider().decide(query)
+        engine = self.engine_provider()
+        decision = engine.decide(query)
+        if query.url and not decision.blocked and decision.reason in URL_CHECKED:
+            return self._url_decision(engine, query, decision) or decision
+        return decision
+
+    @staticmethod
+    def _url_decision(engine: Engine, query: Query, name_decision: Decision) -> Decision | None:
+        """UT1 `urls`/`expressions` hits, blocked when the group always blocks their category.
+
+        The engine decides on names; URL entries come from the same list index, and a
+        category counts as blocked here only when the group blocks it at all times.
+        """
+        index = getattr(engine, "index", None)
+        url_match = getattr(index, "url_match", None)
+        if url_match is None:
+            return None
+        hit = url_match(query.url)
+        if hit is None:
+            return None
+        group = engine.group_for(query.client_ip, query.client_mac)
+        always = getattr(group, "block_always", {}) or {}
+        blocked = sorted(c for c in hit.categories if c in always)
+        if not blocked:
+            return None
+        source = RuleSource(
+            "list",
+            hit.sources[0] if hit.sources else "urls",
+            version=getattr(index, "version", None),
+        )
+        return Decision(
+            Action.BLOCK,
+            Reason.CATEGORY,
+            name=name_decision.name,
+            group=name_decision.group,
+            at=name_decision.at,
+            rule=hit.domain,
+            source=source,
+            category=blocked[0],
+            group_label=name_decision.group_label,
+            categories=tuple(sorted(hit.categories)),
+        )
 
     def group_of(self, client_ip: str) -> Any:
         return self.engine_provider().group_for(client_ip)

@@ -42,7 +42,7 @@ class HttpSettings:
     school_name: str = ""
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
     intercept_groups: frozenset[str] = frozenset()
-    staff_groups: frozenset[str] = frozenset({"staff"})
+    staff_groups: frozenset[str] = frozenset({"giao_vien", "staff"})
     no_intercept: tuple[str, ...] = DEFAULT_NO_INTERCEPT
     limits: RelayLimits = field(default_factory=RelayLimits)
     upstream_overrides: Mapping[str, tuple[str, int | None]] = field(default_factory=dict)
@@ -84,9 +84,7 @@ class HttpSettings:
             if getattr(config, attr, None) is not None:
                 kw[name] = getattr(config, attr)
         for attr, name in (
-            ("block_listen", "blockpage_listen"),
-            ("blockpage_listen", "blockpage_listen"),
-            ("listen", "blockpage_listen"),
+            ("block_page_listen", "blockpage_listen"),
             ("proxy_listen", "proxy_listen"),
             ("mode", "mode"),
             ("transparent_listen", "transparent_listen"),

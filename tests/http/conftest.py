@@ -23,7 +23,8 @@ from filterd.http.service import HttpService, HttpSettings
 from filterd.http.sni_relay import RelayLimits
 from filterd.policy.decision import Action, BlockMode, Decision, Query, Reason, RuleSource
 
-LABELS = {"thcs": "Trung học cơ sở", "staff": "Giáo viên và cán bộ", "managed": "Máy của trường"}
+LABELS = {"thcs": "Trung học cơ sở", "giao_vien": "Giáo viên", "managed": "Máy của trường"}
+ALWAYS = ("adult", "gambling", "violence")
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,36 @@ class FakeGroup:
     id: str
     label_vi: str
     label_en: str
+    block_always: dict = field(default_factory=lambda: dict.fromkeys(ALWAYS))
+
+
+@dataclass(frozen=True)
+class FakeHit:
+    domain: str
+    categories: frozenset
+    sources: tuple
+
+
+@dataclass
+class FakeIndex:
+    """Stands in for ListIndex.url_match (UT1 `urls` prefixes)."""
+
+    urls: dict = field(
+        default_factory=lambda: {"allowed.test/bad/": "violence", "allowed.test/games/": "games"}
+    )
+    version: str = "2026-11-25"
+
+    def url_match(self, url: str) -> FakeHit | None:
+        bare = url.split("://", 1)[1]
+        for prefix, cat in self.urls.items():
+            if bare.startswith(prefix):
+                return FakeHit(prefix, frozenset({cat}), (f"ut1-{cat}-urls",))
+        return None
 
 
 @dataclass
 class FakeEngine:
-    """Decides like the real engine will for a few names; the real one replaces it when it lands."""
+    """Decides on names like the real engine (filterd.policy.engine) for a few test names."""
 
     blocked: dict[str, str] = field(
         default_factory=lambda: {
@@ -44,12 +70,10 @@ class FakeEngine:
             "games.test": "games",
         }
     )
-    url_blocked: dict[str, str] = field(
-        default_factory=lambda: {"http://allowed.test/bad/": "violence"}
-    )
     clients: dict[str, str] = field(
-        default_factory=lambda: {"127.0.0.3": "staff", "127.0.0.2": "managed"}
+        default_factory=lambda: {"127.0.0.3": "giao_vien", "127.0.0.2": "managed"}
     )
+    index: FakeIndex = field(default_factory=FakeIndex)
     calls: list[Query] = field(default_factory=list)
 
     def group_for(self, client_ip: str, client_mac: str | None = None) -> FakeGroup:
@@ -70,17 +94,6 @@ class FakeEngine:
                     category=cat,
                     categories=(cat,),
                     block_mode=BlockMode.ADDRESS,
-                    **common,
-                )
-        for prefix, cat in self.url_blocked.items():
-            if q.url and q.url.startswith(prefix):
-                return Decision(
-                    Action.BLOCK,
-                    Reason.CATEGORY,
-                    rule=prefix,
-                    source=RuleSource("list", f"ut1-{cat}-urls", "2026-11-25"),
-                    category=cat,
-                    categories=(cat,),
                     **common,
                 )
         if q.name == "www.youtube.com":
@@ -304,3 +317,8 @@ def svc(tmp_path, upstreams) -> Running:
 def service_factory():
     """(start, stop) for tests that need their own settings."""
     return run_service, stop_service
+
+
+@pytest.fixture
+def fake_engine() -> type[FakeEngine]:
+    return FakeEngine
