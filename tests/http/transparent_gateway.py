@@ -15,14 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import EchoHandler, FakeEngine  # noqa: E402
+from conftest import EchoHandler, FakeEngine
 
-from filterd.http.eventsink import MemorySink  # noqa: E402
-from filterd.http.service import HttpService, HttpSettings  # noqa: E402
+from filterd.http.eventsink import MemorySink
+from filterd.http.service import HttpService, HttpSettings
 
 
 def main() -> None:
-    pki, data, upstream_ip, port = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    pki, data, upstream_ip = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    port = int(sys.argv[4])
     plain = ThreadingHTTPServer((upstream_ip, 80), EchoHandler)
     tls = ThreadingHTTPServer((upstream_ip, 443), EchoHandler)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
