@@ -84,3 +84,12 @@ def test_check_as_a_process(tmp_path):
                         str(tmp_path / "missing")], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "not found" in p.stderr
+
+
+def test_check_url_uses_the_http_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "www.google.com", "--client", "10.10.41.7", "--json",
+                                  "--url", "https://www.google.com/search?q=x"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["action"] == "enforce" and d["reason"] == "safe_search"
