@@ -92,6 +92,16 @@ def _text(*, empty: bool = False, pattern: str | None = None, hint: str = "") ->
     return parse
 
 
+def _ids(v: Any, ctx: _Ctx) -> tuple[str, ...]:
+    """A list of ids (group names): lowercase letters, digits and underscores."""
+    if not isinstance(v, list):
+        raise _Bad(f"expected a list of names, got {type_name(v)}")
+    for i, item in enumerate(v):
+        if not isinstance(item, str) or not re.fullmatch(r"[a-z0-9_]{1,64}", item):
+            raise _Bad(f"item {i + 1}: expected a group id like thcs, got {item!r}")
+    return tuple(v)
+
+
 def _choice(*options: str) -> Kind:
     def parse(v: Any, ctx: _Ctx) -> str:
         if v not in options:
@@ -240,6 +250,10 @@ class HttpConfig:
     mode: str = field(default="explicit", metadata=_k(_choice("explicit", "transparent")))
     # None in the dataclass means "<data_dir>/ca"; load_config always fills it in.
     intercept_ca_dir: Path = field(default=None, metadata=_k(_path))  # type: ignore[assignment]
+    # Groups whose HTTPS is decrypted (school-managed devices trusting the school CA): opt-in.
+    intercept_groups: tuple[str, ...] = field(default=(), metadata=_k(_ids))
+    # Groups whose block page shows the matching rule and list (teachers, IT staff).
+    staff_groups: tuple[str, ...] = field(default=("giao_vien",), metadata=_k(_ids))
 
 
 @dataclass(frozen=True)
