@@ -316,6 +316,8 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 @click.argument("name")
 @click.option("--client", "client_ip", required=True, help="The client's IP address.")
 @click.option("--mac", "client_mac", default=None, help="The client's MAC address, if known.")
+@click.option("--url", default=None,
+              help="A full URL, as the web proxy sees it (checks URL list entries too).")
 @click.option("--at", "at_text", default=None,
               help="When (ISO 8601). Without a zone: the school's time zone. Default: now.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Decision as JSON.")
@@ -324,7 +326,8 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 @click.option("--child", is_flag=True, help="Show what the student reads (no rule or source).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults).")
-def check(name: str, client_ip: str, client_mac: str | None, at_text: str | None,
+def check(name: str, client_ip: str, client_mac: str | None, url: str | None,
+          at_text: str | None,
           as_json: bool, lang: str, child: bool, config_path: str | None) -> None:
     """Show the decision for NAME asked by a client, and why.
 
@@ -342,7 +345,8 @@ def check(name: str, client_ip: str, client_mac: str | None, at_text: str | None
         config = load_config(config_path)
         engine = build_engine(config)
         at = _parse_at(at_text, config.timezone)
-        decision = engine.decide(Query(name, client_ip, at, client_mac=client_mac, path="check"))
+        decision = engine.decide(Query(name, client_ip, at, client_mac=client_mac,
+                                       path="http" if url else "check", url=url))
     except QueryError as exc:
         raise click.BadParameter(str(exc)) from None
     except FilterdError as exc:

@@ -101,3 +101,12 @@ def test_lists_lookup_and_status_on_embedded_defaults(tmp_path, monkeypatch):
     assert "ut1-adult: adult, 0 entries, age never" in r.output
     assert "ut1-phishing (disabled)" in r.output
     assert "index: version" in r.output
+
+
+def test_check_url_uses_the_http_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "www.google.com", "--client", "10.10.41.7", "--json",
+                                  "--url", "https://www.google.com/search?q=x"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["action"] == "enforce" and d["reason"] == "safe_search"
