@@ -6,9 +6,33 @@ non-zero on error; they never hide a traceback behind a default.
 
 from __future__ import annotations
 
+import sys
+from datetime import datetime
+from pathlib import Path
+
 import click
 
 from filterd import __version__
+from filterd.errors import ConfigError, ConfigErrors, FilterdError
+
+
+def _fail(exc: FilterdError) -> None:
+    errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
+    for e in errors:
+        click.echo(f"error: {ConfigError.__str__(e) if isinstance(e, ConfigError) else e}",
+                   err=True)
+    sys.exit(1)
+
+
+def _parse_at(text: str | None, tz) -> datetime:
+    if not text:
+        return datetime.now(tz)
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use ISO time, e.g. 2026-11-25T09:30 or "
+                                 "2026-11-25T02:30Z", param_hint="--at") from None
+    return at if at.tzinfo else at.replace(tzinfo=tz)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +42,352 @@ def main() -> None:
 
     Example: filterd check pornhub.com --client 10.10.1.23
     """
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="filterd.yaml; default: the embedded defaults (everything on 127.0.0.1).",
+)
+def proxy(config_path: str | None) -> None:
+    """Run the HTTP side alone: block page server, SNI relay, mitmproxy for intercepting groups.
+
+    Example: filterd proxy --config /etc/filterd/filterd.yaml
+    """
+    from filterd.http.service import run_forever
+
+    run_forever(config_path)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Configuration file (default: the embedded defaults, 127.0.0.1:5353).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every reload and worker event in detail.")
+def run(config_path: str | None, verbose: bool) -> None:
+    """Run the filtering daemon (DNS server and event log) until stopped.
+
+    SIGHUP (or `filterd reload`) reloads the policy and lists; an invalid one is
+    refused and the running one keeps serving.
+
+    Example: filterd run --config /etc/filterd/filterd.yaml
+    """
+    import logging
+
+    from filterd import daemon
+    from filterd.config import load_config
+    from filterd.errors import FilterdError
+
+    daemon.configure_logging(logging.DEBUG if verbose else logging.INFO)
+    try:
+        config = load_config(config_path)
+        code = daemon.run(config, config_path=config_path)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    raise SystemExit(code)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Configuration file of the running daemon (default: the embedded defaults).")
+def reload(config_path: str | None) -> None:
+    """Check the policy and lists, then tell the running daemon to load them.
+
+    Nothing is signalled if they are invalid: the error names the file, line and key.
+
+    Example: filterd reload --config /etc/filterd/filterd.yaml
+    """
+    from filterd import daemon
+    from filterd.config import load_config
+    from filterd.errors import FilterdError
+
+    try:
+        config = load_config(config_path)
+        pid = daemon.reload_running(config, load_config=lambda: load_config(config_path))
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"reload requested (pid {pid})")
+
+# -- filterd lists ... -------------------------------------------------------------------
+
+
+def _lists_setup(config_path: str | None, data_dir: str | None,
+                 sources_file: str | None) -> tuple[Path, Path, Path | None]:
+    """(data_dir, sources_file, categories_file) from --config / the embedded defaults,
+    with --data-dir and --sources taking precedence."""
+    from filterd.lists.seed import BLOCKLISTS_DIR
+
+    cfg = None
+    if config_path is not None or data_dir is None or sources_file is None:
+        try:
+            from filterd.config import load_config
+        except ImportError:
+            if config_path is not None:
+                raise click.ClickException("--config needs filterd.config (not installed)") \
+                    from None
+        else:
+            cfg = load_config(config_path)
+    data = Path(data_dir) if data_dir else (cfg.data_dir if cfg else Path("var"))
+    sources = Path(sources_file) if sources_file else (
+        cfg.sources_file if cfg else BLOCKLISTS_DIR / "sources.yaml")
+    categories = getattr(cfg, "categories_file", None) if cfg and not sources_file else None
+    return data, sources, categories
+
+
+def _lists_updater(config_path: str | None, data_dir: str | None, sources_file: str | None):
+    from filterd.lists.sources import load_categories, load_sources
+    from filterd.lists.updater import Updater
+
+    data, sources, categories = _lists_setup(config_path, data_dir, sources_file)
+    known = load_categories(categories) if categories else None
+    return Updater(data, load_sources(sources, known))
+
+
+_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                              help="filterd.yaml (default: the embedded defaults).")
+_data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
+                                help="Data directory (overrides the config's data_dir).")
+_sources_option = click.option("--sources", "sources_file", type=click.Path(dir_okay=False),
+                               help="sources.yaml (overrides the config's sources_file).")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@main.group("lists")
+def lists_group() -> None:
+    """Category lists: fetch, compile and inspect the list index.
+
+    Example: filterd lists update --source hostsvn-gambling
+    """
+
+
+@lists_group.command("update")
+@_config_option
+@_data_dir_option
+@_sources_option
+@click.option("--source", "only", multiple=True, help="Only this source (repeatable).")
+@click.option("--force", is_flag=True,
+              help="Recompile even if nothing changed; accept a suspicious shrink.")
+def lists_update(config_path: str | None, data_dir: str | None, sources_file: str | None,
+                 only: tuple[str, ...], force: bool) -> None:
+    """Fetch the list sources, compile the index and swap it in atomically.
+
+    A source that fails (unreachable, truncated, corrupt, or shrinking suspiciously)
+    keeps its last good data; the command says why and exits 1.
+
+    Example: filterd lists update --config /etc/filterd/filterd.yaml
+    """
+    from filterd.errors import FilterdError
+
+    try:
+        updater = _lists_updater(config_path, data_dir, sources_file)
+        report = updater.update(only or None, force=force)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from None
+    for o in report.outcomes:
+        line = f"{o.name}: {o.status.replace('_', ' ')}, {o.count} entries"
+        if o.error:
+            line += f"\n  error: {o.error} (last good data kept)"
+        click.echo(line)
+    if report.compiled:
+        click.echo(f"index compiled: version {report.index_version}")
+    else:
+        click.echo(f"index unchanged: version {report.index_version}")
+    if report.failed:
+        raise SystemExit(1)
+
+
+@lists_group.command("compile")
+@_config_option
+@_data_dir_option
+@_sources_option
+def lists_compile(config_path: str | None, data_dir: str | None,
+                  sources_file: str | None) -> None:
+    """Recompile the index from the last good downloads and the seed lists (no network).
+
+    Useful after enabling or disabling a source in sources.yaml.
+
+    Example: filterd lists compile --data-dir /var/lib/filterd
+    """
+    from filterd.errors import FilterdError
+
+    try:
+        version = _lists_updater(config_path, data_dir, sources_file).compile()
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"index compiled: version {version}")
+
+
+@lists_group.command("status")
+@_config_option
+@_data_dir_option
+@_sources_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def lists_status(config_path: str | None, data_dir: str | None, sources_file: str | None,
+                 as_json: bool) -> None:
+    """Show each source's age, entry count and last error, and the live index.
+
+    Example: filterd lists status --json
+    """
+    import json
+    import time
+
+    from filterd.errors import FilterdError
+    from filterd.lists.index import ListIndex
+
+    try:
+        updater = _lists_updater(config_path, data_dir, sources_file)
+        from filterd.lists.updater import status
+
+        rows = status(updater.dir.parent, updater.sources)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        index = ListIndex.open(updater.dir / "current")
+        index_info: dict[str, object] = {"version": index.version, **index.counts}
+    except FilterdError as exc:
+        index_info = {"error": str(exc)}
+    now = time.time()
+    if as_json:
+        click.echo(json.dumps({"index": index_info, "sources": [
+            {"name": r.name, "category": r.category, "enabled": r.enabled, "count": r.count,
+             "fetched": r.fetched, "checked": r.checked, "age_seconds": r.age(now),
+             "error": r.error, "rejects": dict(r.rejects)} for r in rows]}, indent=1))
+        return
+    if "error" in index_info:
+        click.echo(f"index: {index_info['error']}")
+    else:
+        click.echo(f"index: version {index_info['version']}, {index_info['subtree']} domains, "
+                   f"{index_info['exact']} exact hosts, {index_info['ips']} IPs, "
+                   f"{index_info['urls']} URLs")
+    for r in rows:
+        state = "" if r.enabled else " (disabled)"
+        click.echo(f"{r.name}{state}: {r.category}, {r.count} entries, "
+                   f"age {_age(r.age(now))}" + (f"\n  error: {r.error}" if r.error else ""))
+
+
+@lists_group.command("lookup")
+@_config_option
+@_data_dir_option
+@click.argument("name")
+def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> None:
+    """Show every list entry that matches NAME or a parent domain (most specific first).
+
+    Example: filterd lists lookup www.example.com --data-dir var
+    """
+    from filterd.errors import FilterdError
+    from filterd.lists.index import ListIndex
+
+    data, _, _ = _lists_setup(config_path, data_dir, sources_file="-")
+    try:
+        hits = ListIndex.open(data / "lists" / "current").lookup(name)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not hits:
+        click.echo(f"{name}: in no list")
+    for h in hits:
+        kind = "exact host" if h.exact else "domain and subdomains"
+        cats = ", ".join(sorted(h.categories)) or "-"
+        allow = f", allow: {', '.join(sorted(h.allow_categories))}" if h.allow_categories else ""
+        click.echo(f"{h.domain} ({kind}): {cats}{allow} [{', '.join(h.sources)}]")
+
+
+# -- filterd check / filterd policy ----------------------------------------------------
+
+
+@main.command()
+@click.argument("name")
+@click.option("--client", "client_ip", required=True, help="The client's IP address.")
+@click.option("--mac", "client_mac", default=None, help="The client's MAC address, if known.")
+@click.option("--at", "at_text", default=None,
+              help="When (ISO 8601). Without a zone: the school's time zone. Default: now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the Decision as JSON.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
+              help="Language of the explanation.")
+@click.option("--child", is_flag=True, help="Show what the student reads (no rule or source).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="filterd.yaml (default: the embedded defaults).")
+def check(name: str, client_ip: str, client_mac: str | None, at_text: str | None,
+          as_json: bool, lang: str, child: bool, config_path: str | None) -> None:
+    """Show the decision for NAME asked by a client, and why.
+
+    This is the same Decision the DNS server, the block page and the teacher's
+    "why blocked" page use.
+
+    Example: filterd check tiktok.com --client 10.10.41.7 --at 2026-11-25T09:30
+    """
+    from filterd.config import load_config
+    from filterd.policy.build import build_engine
+    from filterd.policy.decision import Query, QueryError
+    from filterd.policy.explain import explain
+
+    try:
+        config = load_config(config_path)
+        engine = build_engine(config)
+        at = _parse_at(at_text, config.timezone)
+        decision = engine.decide(Query(name, client_ip, at, client_mac=client_mac, path="check"))
+    except QueryError as exc:
+        raise click.BadParameter(str(exc)) from None
+    except FilterdError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(decision.to_json())
+    else:
+        click.echo(explain(decision, lang=lang, for_staff=not child, tz=config.timezone))
+
+
+@main.group()
+def policy() -> None:
+    """Check the school policy files.
+
+    Example: filterd policy validate policies/
+    """
+
+
+@policy.command()
+@click.argument("path", required=False, type=click.Path())
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="filterd.yaml (default: the embedded defaults); validated too.")
+def validate(path: str | None, config_path: str | None) -> None:
+    """Validate the policy (a directory of *.yaml files, or one file) and the config.
+
+    Prints every problem as FILE:LINE: KEY: MESSAGE and exits 1 if there is any.
+
+    Example: filterd policy validate /etc/filterd/policies
+    """
+    from filterd.config import load_config
+    from filterd.policy.build import build_policy
+
+    try:
+        config = load_config(config_path)
+        _, pol = build_policy(config, policy_dir=Path(path) if path else None)
+    except FilterdError as exc:
+        _fail(exc)
+        return
+    groups = [g for g in pol.groups.values() if not g.abstract]
+    click.echo(f"OK: {len(pol.files)} file(s), {len(groups)} groups, "
+               f"{len(pol.schedules)} schedules, {len(pol.clients.rules)} client entries, "
+               f"{len(pol.education)} education entries, {len(pol.protected)} protected entries; "
+               f"unknown clients -> {pol.default_group}")
+
+
+def _register_gateway() -> None:
+    from filterd.gateway.commands import gateway
+
+    main.add_command(gateway)
+
+
+_register_gateway()
 
 
 # --- admin web page (imported lazily: the daemon's library never imports admin_ui) ------------

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data" / "blocklists"
+# ../shared beside the repo; worktrees under wt/<name>/ find it one level further up.
+SHARED_DATA = next((p for p in (REPO.parent / "shared" / "data" / "blocklists",
+                                REPO.parent.parent / "shared" / "data" / "blocklists")
+                    if p.is_dir()), REPO.parent / "shared" / "data" / "blocklists")
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 

@@ -112,6 +112,10 @@ class Decision:
     block_mode: BlockMode | None = None   # only for BLOCK
     rewrite_target: str | None = None     # only for REWRITE (CNAME target)
     categories: tuple[str, ...] = field(default_factory=tuple)  # every category the name is in
+    group_label_en: str | None = None     # human name of the group (English)
+    schedule: str | None = None           # for SCHEDULED_CATEGORY: the schedule id
+    schedule_label: str | None = None     # ... and its human name (Vietnamese)
+    schedule_label_en: str | None = None  # ... (English)
 
     @property
     def blocked(self) -> bool:

@@ -1,0 +1,401 @@
+"""The appliance configuration, `filterd.yaml`: one frozen dataclass per section.
+
+`load_config(None)` gives the embedded defaults (everything on 127.0.0.1,
+unprivileged ports, data under ./var) so `./scripts/run` works with no file.
+A file is validated strictly: unknown keys, wrong types, bad addresses, bad
+time zones are all collected and raised together as ConfigError(s) naming the
+file, line and key. A bad value never falls back to a default: the appliance
+fails closed and the running configuration stays.
+
+Relative paths in a file are relative to the file's directory; the embedded
+defaults are relative to the current directory. `filterd.example.yaml` at the
+repository root documents every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from filterd.errors import ConfigError
+from filterd.yamlsrc import Problems, YList, YMap, type_name
+from filterd.yamlsrc import load as load_yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Endpoint = tuple[str, int]
+
+
+class _Bad(ValueError):
+    """A value did not validate; the message says what was expected."""
+
+
+# --- value kinds: each turns a YAML value into the typed value or raises _Bad --------------
+
+@dataclass(frozen=True)
+class _Ctx:
+    base: Path                  # directory relative paths are resolved against
+    values: dict[str, Any]      # values of the section parsed so far
+
+
+Kind = Callable[[Any, _Ctx], Any]
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> Kind:
+    def parse(v: Any, ctx: _Ctx) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _Bad(f"expected a whole number, got {type_name(v)}")
+        if lo is not None and v < lo:
+            raise _Bad(f"must be at least {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise _Bad(f"must be at most {hi}, got {v}")
+        return v
+    return parse
+
+
+def _float(lo: float | None = None, hi: float | None = None) -> Kind:
+    def parse(v: Any, ctx: _Ctx) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise _Bad(f"expected a number, got {type_name(v)}")
+        if lo is not None and v < lo:
+            raise _Bad(f"must be at least {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise _Bad(f"must be at most {hi}, got {v}")
+        return float(v)
+    return parse
+
+
+def _bool(v: Any, ctx: _Ctx) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad(f"expected true or false, got {type_name(v)}")
+    return v
+
+
+def _text(*, empty: bool = False, pattern: str | None = None, hint: str = "") -> Kind:
+    rx = re.compile(pattern) if pattern else None
+
+    def parse(v: Any, ctx: _Ctx) -> str:
+        if not isinstance(v, str):
+            raise _Bad(f"expected text, got {type_name(v)}")
+        if not empty and not v.strip():
+            raise _Bad("must not be empty")
+        if rx and v and not rx.fullmatch(v):
+            raise _Bad(f"invalid value {v!r}" + (f": {hint}" if hint else ""))
+        return v
+    return parse
+
+
+def _choice(*options: str) -> Kind:
+    def parse(v: Any, ctx: _Ctx) -> str:
+        if v not in options:
+            raise _Bad(f"must be one of {', '.join(options)}, got {v!r}")
+        return v
+    return parse
+
+
+def _path(v: Any, ctx: _Ctx) -> Path:
+    if not isinstance(v, str) or not v.strip():
+        raise _Bad(f"expected a path, got {type_name(v)}")
+    p = Path(v).expanduser()
+    return p if p.is_absolute() else (ctx.base / p)
+
+
+def _address(version: int) -> Kind:
+    def parse(v: Any, ctx: _Ctx) -> str:
+        if not isinstance(v, str):
+            raise _Bad(f"expected an IPv{version} address, got {type_name(v)}")
+        try:
+            addr = ipaddress.ip_address(v)
+        except ValueError:
+            raise _Bad(f"not an IP address: {v!r}") from None
+        if addr.version != version:
+            raise _Bad(f"expected an IPv{version} address, got {v!r}")
+        return str(addr)
+    return parse
+
+
+def parse_endpoint(v: Any, default_port: int | None = None) -> Endpoint:
+    """'1.2.3.4:53', '[::1]:53', or a bare address when `default_port` is given."""
+    if not isinstance(v, str) or not v:
+        raise _Bad(f"expected 'address:port', got {type_name(v)}")
+    host, port_s = v, None
+    if v.startswith("["):
+        host, sep, rest = v[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise _Bad(f"bad address {v!r}; write IPv6 as [addr]:port")
+        port_s = rest[1:] if rest else None
+    elif v.count(":") == 1:
+        host, port_s = v.split(":")
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise _Bad(f"not an IP address: {host!r} (in {v!r})") from None
+    if port_s is None:
+        if default_port is None:
+            raise _Bad(f"missing port in {v!r}; write e.g. 127.0.0.1:5353 or [::1]:5353")
+        port = default_port
+    else:
+        if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+            raise _Bad(f"bad port {port_s!r} in {v!r}")
+        port = int(port_s)
+    return (str(addr), port)
+
+
+def _endpoint(v: Any, ctx: _Ctx) -> Endpoint:
+    return parse_endpoint(v)
+
+
+def _endpoints(default_port: int | None, *, empty: bool = False) -> Kind:
+    def parse(v: Any, ctx: _Ctx) -> tuple[Endpoint, ...]:
+        if not isinstance(v, list):
+            raise _Bad(f"expected a list of addresses, got {type_name(v)}")
+        if not v and not empty:
+            raise _Bad("the list must not be empty")
+        out = []
+        for i, item in enumerate(v):
+            try:
+                out.append(parse_endpoint(item, default_port))
+            except _Bad as exc:
+                raise _Bad(f"item {i + 1}: {exc}") from None
+        return tuple(out)
+    return parse
+
+
+def _timezone(v: Any, ctx: _Ctx) -> zoneinfo.ZoneInfo:
+    if not isinstance(v, str) or not v:
+        raise _Bad(f"expected a time zone name such as Asia/Ho_Chi_Minh, got {type_name(v)}")
+    try:
+        return zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise _Bad(f"unknown time zone {v!r} (expected e.g. Asia/Ho_Chi_Minh)") from None
+
+
+def _url(*, empty: bool) -> Kind:
+    def parse(v: Any, ctx: _Ctx) -> str:
+        if not isinstance(v, str):
+            raise _Bad(f"expected a URL, got {type_name(v)}")
+        if not v and empty:
+            return ""
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _Bad(f"expected an http:// or https:// URL, got {v!r}")
+        return v
+    return parse
+
+
+def _database_url(v: Any, ctx: _Ctx) -> str:
+    if not isinstance(v, str) or not v:
+        raise _Bad(f"expected a database URL, got {type_name(v)}")
+    if not re.match(r"^(sqlite:///.+|postgres(ql)?://.+)$", v):
+        raise _Bad(f"expected sqlite:///PATH or postgresql://..., got {v!r}")
+    return v
+
+
+def _k(kind: Kind) -> dict[str, Any]:
+    return {"kind": kind}
+
+
+# --- sections -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DnsConfig:
+    listen: tuple[Endpoint, ...] = field(default=(("127.0.0.1", 5353),),
+                                         metadata=_k(_endpoints(None)))
+    upstreams: tuple[Endpoint, ...] = field(default=(("1.1.1.1", 53), ("8.8.8.8", 53)),
+                                            metadata=_k(_endpoints(53)))
+    upstream_timeout: float = field(default=2.0, metadata=_k(_float(0.05, 30)))
+    block_ttl: int = field(default=10, metadata=_k(_int(0, 86400)))
+    workers: int = field(default=1, metadata=_k(_int(1, 64)))
+    cache_size: int = field(default=10000, metadata=_k(_int(0, 10_000_000)))
+    cache_min_ttl: int = field(default=0, metadata=_k(_int(0, 86400)))
+    cache_max_ttl: int = field(default=86400, metadata=_k(_int(0, 7 * 86400)))
+    negative_ttl_max: int = field(default=300, metadata=_k(_int(0, 86400)))
+    rate_limit_qps: int = field(default=0, metadata=_k(_int(0, 1_000_000)))
+
+    def check(self) -> list[tuple[str, str]]:
+        if self.cache_min_ttl > self.cache_max_ttl:
+            return [("cache_min_ttl", "must not be larger than cache_max_ttl")]
+        return []
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    retention_days: int = field(default=30, metadata=_k(_int(1, 3650)))
+    flush_interval: float = field(default=1.0, metadata=_k(_float(0.01, 60)))
+    queue_max: int = field(default=100_000, metadata=_k(_int(100, 10_000_000)))
+    store_allowed: bool = field(default=False, metadata=_k(_bool))
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    block_page_listen: Endpoint = field(default=("127.0.0.1", 8080), metadata=_k(_endpoint))
+    proxy_listen: Endpoint = field(default=("127.0.0.1", 3128), metadata=_k(_endpoint))
+    mode: str = field(default="explicit", metadata=_k(_choice("explicit", "transparent")))
+    # None in the dataclass means "<data_dir>/ca"; load_config always fills it in.
+    intercept_ca_dir: Path = field(default=None, metadata=_k(_path))  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    listen: Endpoint = field(default=("127.0.0.1", 8081), metadata=_k(_endpoint))
+    max_override_minutes: int = field(default=120, metadata=_k(_int(1, 24 * 60)))
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    office_url: str = field(default="", metadata=_k(_url(empty=True)))
+    k_anonymity: int = field(default=5, metadata=_k(_int(3, 1000)))
+    token_file: Path = field(default=None, metadata=_k(_path))  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class OfficeConfig:
+    listen: Endpoint = field(default=("127.0.0.1", 8090), metadata=_k(_endpoint))
+    database_url: str = field(default="", metadata=_k(_database_url))
+
+
+_SCHOOL_ID = r"[a-z0-9][a-z0-9_.-]{0,63}"
+
+
+@dataclass(frozen=True)
+class Config:
+    school_id: str = field(default="dev-school", metadata=_k(_text(
+        pattern=_SCHOOL_ID, hint="lowercase letters, digits, '-', '_' or '.', up to 64")))
+    school_name: str = field(default="Trường thử nghiệm filterd", metadata=_k(_text()))
+    timezone: zoneinfo.ZoneInfo = field(default=zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh"),
+                                        metadata=_k(_timezone))
+    data_dir: Path = field(default=None, metadata=_k(_path))  # type: ignore[assignment]
+    policy_dir: Path = field(default=REPO_ROOT / "policies", metadata=_k(_path))
+    sources_file: Path = field(default=REPO_ROOT / "blocklists" / "sources.yaml",
+                               metadata=_k(_path))
+    categories_file: Path = field(default=REPO_ROOT / "blocklists" / "categories.yaml",
+                                  metadata=_k(_path))
+    appliance_ipv4: str = field(default="127.0.0.1", metadata=_k(_address(4)))
+    appliance_ipv6: str = field(default="::1", metadata=_k(_address(6)))
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    office: OfficeConfig = field(default_factory=OfficeConfig)
+    source_file: Path | None = None   # the filterd.yaml this came from; None = embedded defaults
+
+    @property
+    def overrides_file(self) -> Path:
+        return self.data_dir / "overrides.json"
+
+    @property
+    def lists_dir(self) -> Path:
+        return self.data_dir / "lists"
+
+    @property
+    def db_file(self) -> Path:
+        return self.data_dir / "filterd.db"
+
+
+SECTIONS: dict[str, type] = {
+    "dns": DnsConfig, "events": EventsConfig, "http": HttpConfig,
+    "admin": AdminConfig, "sync": SyncConfig, "office": OfficeConfig,
+}
+
+
+def _scalar_fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if "kind" in f.metadata}
+
+
+def _parse_section(cls: type, raw: Any, ctx_base: Path, problems: Problems, prefix: str,
+                   where: YMap | None, where_key: str | None) -> dict[str, Any]:
+    """Validate one mapping against `cls`'s fields; return the given values only."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(f"expected a mapping of settings, got {type_name(raw)}", where, where_key,
+                     path=prefix.rstrip(".") or None)
+        return {}
+    fields = _scalar_fields(cls)
+    values: dict[str, Any] = {}
+    ctx = _Ctx(ctx_base, values)
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key in SECTIONS and cls is Config:
+            continue
+        f = fields.get(key) if isinstance(key, str) else None
+        if f is None:
+            known = ", ".join(sorted(fields) + (sorted(SECTIONS) if cls is Config else []))
+            problems.add(f"unknown key (known keys: {known})", raw, key, path=path)
+            continue
+        try:
+            values[key] = f.metadata["kind"](value, ctx)
+        except _Bad as exc:
+            problems.add(str(exc), raw, key, path=path)
+    return values
+
+
+def _defaults_fill(cfg: Config) -> Config:
+    """Fill the defaults that depend on data_dir."""
+    data = cfg.data_dir
+    http = cfg.http if cfg.http.intercept_ca_dir else dataclasses.replace(
+        cfg.http, intercept_ca_dir=data / "ca")
+    sync = cfg.sync if cfg.sync.token_file else dataclasses.replace(
+        cfg.sync, token_file=data / "sync-token")
+    office = cfg.office if cfg.office.database_url else dataclasses.replace(
+        cfg.office, database_url=f"sqlite:///{data / 'office.db'}")
+    return dataclasses.replace(cfg, http=http, sync=sync, office=office)
+
+
+def default_config() -> Config:
+    """The embedded defaults: 127.0.0.1, unprivileged ports, data under ./var."""
+    return _defaults_fill(Config(data_dir=Path.cwd() / "var"))
+
+
+def parse_config(raw: Any, *, file: str, base: Path) -> Config:
+    """Validate a parsed filterd.yaml document; raise ConfigError(s) listing every problem."""
+    problems = Problems()
+    if raw is None:
+        raw = YMap()
+        raw.file, raw.line, raw.key_lines = file, 1, {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping of settings at the top, got {type_name(raw)}",
+                          file=file, line=getattr(raw, "line", 1))
+    top = _parse_section(Config, raw, base, problems, "", None, None)
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        if name not in raw:
+            continue
+        values = _parse_section(cls, raw[name], base, problems, f"{name}.", raw, name)
+        try:
+            section = cls(**values)
+        except TypeError as exc:  # pragma: no cover - fields and kinds are kept in step
+            problems.add(str(exc), raw, name)
+            continue
+        check = getattr(section, "check", None)
+        for key, message in (check() if check else []):
+            src = raw[name] if isinstance(raw[name], YMap) else raw
+            problems.add(message, src, key, path=f"{name}.{key}")
+        sections[name] = section
+    problems.raise_if_any()
+    top.setdefault("data_dir", base / "var")
+    cfg = Config(**top, **sections, source_file=Path(file))
+    return _defaults_fill(cfg)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load `filterd.yaml` (strict), or the embedded defaults when `path` is None."""
+    if path is None:
+        return default_config()
+    path = Path(path)
+    raw = load_yaml(path)
+    return parse_config(raw, file=str(path), base=path.resolve().parent)
+
+
+__all__ = [
+    "AdminConfig", "Config", "DnsConfig", "EventsConfig", "HttpConfig", "OfficeConfig",
+    "SyncConfig", "YList", "default_config", "load_config", "parse_config", "parse_endpoint",
+]

@@ -1,0 +1,353 @@
+"""The daemon: wires the engine, the DNS server and the event log; handles signals.
+
+SIGHUP reloads the policy and the list index two-phase: the new engine is
+built and validated beside the running one (in a thread, so queries keep
+being answered), then swapped in between two queries. If building fails the
+error is logged and the old engine keeps serving. SIGTERM/SIGINT stop cleanly.
+
+With `dns.workers > 1` the parent validates the configuration, then forks
+that many workers that each bind the same addresses with SO_REUSEPORT; the
+kernel spreads clients across them and the memory-mapped list index is
+shared through the page cache. The parent forwards signals and restarts a
+worker that dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filterd.db import db_path
+from filterd.dns.answers import BlockAnswers
+from filterd.dns.cache import AnswerCache
+from filterd.dns.ratelimit import RateLimiter
+from filterd.dns.resolver import DecisionEngine, Resolver
+from filterd.dns.server import serve
+from filterd.dns.upstream import UpstreamPool
+from filterd.errors import FilterdError
+from filterd.events import EventLog
+
+log = logging.getLogger("filterd.daemon")
+
+PID_FILE = "filterd.pid"
+
+EngineFactory = Callable[[Any], DecisionEngine]
+ConfigLoader = Callable[[], Any]
+
+
+def default_engine_factory(config: Any) -> DecisionEngine:
+    from filterd.policy.build import build_engine
+
+    return build_engine(config)
+
+
+def default_config_loader(path: str | Path | None) -> ConfigLoader:
+    def load() -> Any:
+        from filterd.config import load_config
+
+        return load_config(path)
+
+    return load
+
+
+def pid_file(config: Any) -> Path:
+    return Path(config.data_dir) / PID_FILE
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    """What the DNS part reads from the configuration (Config.dns and the appliance addresses)."""
+
+    listen: tuple[tuple[str, int], ...]
+    upstreams: tuple[tuple[str, int], ...]
+    upstream_timeout: float = 2.0
+    block_ttl: int = 10
+    workers: int = 1
+    cache_size: int = 100_000
+    cache_min_ttl: int = 0
+    cache_max_ttl: int = 86400
+    negative_ttl_max: int = 3600
+    rate_limit_qps: int = 0
+    appliance_ipv4: str | None = None
+    appliance_ipv6: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> DnsSettings:
+        d = config.dns
+        v4 = getattr(config, "appliance_ipv4", None)
+        v6 = getattr(config, "appliance_ipv6", None)
+        return cls(listen=tuple((str(h), int(p)) for h, p in d.listen),
+                   upstreams=tuple((str(h), int(p)) for h, p in d.upstreams),
+                   upstream_timeout=float(d.upstream_timeout), block_ttl=int(d.block_ttl),
+                   workers=int(d.workers), cache_size=int(d.cache_size),
+                   cache_min_ttl=int(d.cache_min_ttl), cache_max_ttl=int(d.cache_max_ttl),
+                   negative_ttl_max=int(d.negative_ttl_max),
+                   rate_limit_qps=int(d.rate_limit_qps),
+                   appliance_ipv4=str(v4) if v4 else None,
+                   appliance_ipv6=str(v6) if v6 else None)
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) how we are; a no-op outside systemd."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(message.encode(), addr)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class Worker:
+    """One serving process: resolver, listeners, event writer, reload on SIGHUP."""
+
+    def __init__(self, config: Any, load_config: ConfigLoader, engine_factory: EngineFactory,
+                 *, reuse_port: bool = False, http: bool = True) -> None:
+        self.config = config
+        self.run_http = http   # one process serves HTTP (block page, proxy) even with N DNS workers
+        self.load_config = load_config
+        self.engine_factory = engine_factory
+        self.reuse_port = reuse_port
+        self.settings = DnsSettings.from_config(config)
+        self.resolver: Resolver | None = None
+        self.events: EventLog | None = None
+        self.reloads = 0
+        self._reloading: asyncio.Task | None = None
+        self._stop: asyncio.Event | None = None
+
+    def build_engine(self) -> DecisionEngine:
+        """Phase one of a reload: read the configuration again and build a new engine."""
+        config = self.load_config()
+        return self.engine_factory(config)
+
+    async def main(self, engine: DecisionEngine | None = None,
+                   ready: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        if engine is None:
+            engine = self.engine_factory(self.config)
+        ev = self.config.events
+        self.events = EventLog(db_path(self.config.data_dir), flush_interval=ev.flush_interval,
+                               queue_max=ev.queue_max, store_allowed=ev.store_allowed,
+                               retention_days=ev.retention_days).start()
+        pool = UpstreamPool(s.upstreams, timeout=s.upstream_timeout)
+        self.resolver = Resolver(
+            engine, pool,
+            cache=AnswerCache(s.cache_size, s.cache_min_ttl, s.cache_max_ttl, s.negative_ttl_max),
+            answers=BlockAnswers(s.block_ttl, s.appliance_ipv4, s.appliance_ipv6),
+            events=self.events,
+            rate_limit=RateLimiter(s.rate_limit_qps) if s.rate_limit_qps else None)
+        listeners = await serve(self.resolver, s.listen, reuse_port=self.reuse_port)
+        self._stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        log.info("filterd DNS serving on %s (pid %d)",
+                 ", ".join(f"{h}:{p}" for h, p in listeners.addresses), os.getpid())
+        http_service = None
+        if self.run_http and getattr(self.config, "http", None) is not None:
+            from filterd.http import service as http_side
+
+            http_service = await http_side.start(self.config, lambda: self.resolver.engine,
+                                                 self.events)
+            log.info("filterd HTTP serving: %s", ", ".join(
+                f"{k} {h}:{p}" for k, (h, p) in http_service.addresses.items()))
+        if ready is not None:
+            ready(listeners.addresses)
+        try:
+            await self._stop.wait()
+        finally:
+            if http_service is not None:
+                await http_service.close()
+            listeners.close()
+            pool.close()
+            self.events.close()
+            log.info("filterd DNS stopped (pid %d)", os.getpid())
+
+    def request_reload(self) -> None:
+        if self._reloading is not None and not self._reloading.done():
+            # One at a time; a reload asked for during one runs right after it.
+            self._reloading.add_done_callback(lambda _t: self.request_reload())
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> bool:
+        """Build a new engine off the event loop; swap it in only if it built."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            engine = await loop.run_in_executor(None, self.build_engine)
+        except FilterdError as exc:
+            log.error("reload refused, the running policy keeps serving: %s", exc)
+            return False
+        except Exception:
+            log.exception("reload failed, the running policy keeps serving")
+            return False
+        assert self.resolver is not None
+        self.resolver.engine = engine
+        self.reloads += 1
+        log.info("reloaded policy and lists in %.2fs", time.monotonic() - started)
+        return True
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+
+def _run_worker(worker: Worker, engine: DecisionEngine | None,
+                ready: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(worker.main(engine, ready))
+    finally:
+        loop.close()
+
+
+def _notify_ready(addresses: list[tuple[str, int]]) -> None:
+    sd_notify("READY=1\nSTATUS=serving DNS on "
+              + ", ".join(f"{h}:{p}" for h, p in addresses))
+
+
+def run(config: Any, *, config_path: str | Path | None = None,
+        load_config: ConfigLoader | None = None,
+        engine_factory: EngineFactory = default_engine_factory) -> int:
+    """Run the daemon until SIGTERM/SIGINT; return the exit status."""
+    loader = load_config or default_config_loader(config_path)
+    settings = DnsSettings.from_config(config)
+    # Fail closed: an engine that does not build means no daemon at all.
+    engine = engine_factory(config)
+    from filterd.db import open_db
+    from filterd.events import init_db
+
+    db = open_db(db_path(config.data_dir))
+    init_db(db)
+    db.conn.close()
+    pidf = pid_file(config)
+    pidf.parent.mkdir(parents=True, exist_ok=True)
+    pidf.write_text(f"{os.getpid()}\n")
+    try:
+        if settings.workers <= 1:
+            _run_worker(Worker(config, loader, engine_factory), engine, _notify_ready)
+            return 0
+        return _supervise(config, loader, engine_factory, settings.workers)
+    finally:
+        with contextlib.suppress(OSError):
+            if pidf.read_text().strip() == str(os.getpid()):
+                pidf.unlink()
+
+
+def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int) -> int:
+    """Fork `n` workers and keep them running; forward SIGHUP after validating."""
+    children: dict[int, int] = {}
+    stopping = False
+    reload_wanted = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            code = 0
+            try:
+                _run_worker(Worker(config, loader, factory, reuse_port=True, http=slot == 0), None)
+            except BaseException:
+                log.exception("worker %d failed", slot)
+                code = 1
+            os._exit(code)
+        children[pid] = slot
+
+    def on_term(_sig: int, _frm: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    def on_hup(_sig: int, _frm: object) -> None:
+        nonlocal reload_wanted
+        reload_wanted = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
+    for slot in range(n):
+        spawn(slot)
+    sd_notify(f"READY=1\nSTATUS={n} DNS workers")
+    while not stopping:
+        if reload_wanted:
+            reload_wanted = False
+            try:
+                factory(loader())   # validate here first: an invalid policy never reaches a worker
+            except Exception as exc:
+                log.error("reload refused, the running policy keeps serving: %s", exc)
+            else:
+                for pid in children:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGHUP)
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            slot = children.pop(pid)
+            if not stopping:
+                log.error("worker %d (pid %d) exited with %d; restarting", slot, pid, status)
+                time.sleep(0.5)
+                spawn(slot)
+            continue
+        time.sleep(0.1)
+    for pid in list(children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while children and time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            children.pop(pid, None)
+        else:
+            time.sleep(0.05)
+    return 0
+
+
+def reload_running(config: Any, *, load_config: ConfigLoader,
+                   engine_factory: EngineFactory = default_engine_factory) -> int:
+    """Validate the new policy and lists, then signal the running daemon; return its pid."""
+    engine_factory(load_config())   # raises with file/line/key when invalid: nothing is signalled
+    pidf = pid_file(config)
+    try:
+        pid = int(pidf.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise DaemonNotRunning(f"no running filterd (no pid in {pidf})") from exc
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError as exc:
+        raise DaemonNotRunning(f"filterd pid {pid} from {pidf} is not running") from exc
+    return pid
+
+
+class DaemonNotRunning(FilterdError):
+    """`filterd reload` found no daemon to signal."""
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")

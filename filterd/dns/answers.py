@@ -1,0 +1,80 @@
+"""Answers filterd makes itself: blocks, RFC 8482 answers to ANY, built from bytes.
+
+A blocked name is answered per the group's block mode: the appliance's own
+address (HTTP then lands on the block page), NXDOMAIN, null (0.0.0.0 / ::) or
+NODATA, with a short TTL and an Extended DNS Error (RFC 8914) naming why.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+from filterd.dns import wire
+from filterd.dns.edns import ede_option
+from filterd.dns.wire import TYPE_A, TYPE_AAAA, TYPE_HINFO, TYPE_SOA, Question, Rcode
+from filterd.policy.decision import BlockMode, Decision, Reason
+
+EDE_BLOCKED = 15    # RFC 8914: blocked by the operator's policy
+EDE_FILTERED = 17   # RFC 8914: filtered as the client's (here: age tier's) policy asks
+EDE_NO_REACHABLE_AUTHORITY = 22
+
+# The age tier's category filters are "Filtered"; everything else the school blocks is "Blocked".
+_FILTERED_REASONS = frozenset({Reason.CATEGORY, Reason.SCHEDULED_CATEGORY})
+
+_SOA_NAMES = wire.encode_name("filterd.invalid") + wire.encode_name("hostmaster.filterd.invalid")
+
+
+def ede_for(decision: Decision) -> tuple[int, str]:
+    code = EDE_FILTERED if decision.reason in _FILTERED_REASONS else EDE_BLOCKED
+    what = f"category {decision.category}" if decision.category else f"rule {decision.rule}"
+    return code, f"filterd: {decision.reason.value}, {what}, group {decision.group}"
+
+
+class BlockAnswers:
+    """Builds block answers; immutable once made (a reload makes a new one)."""
+
+    def __init__(self, ttl: int = 10, ipv4: str | None = None, ipv6: str | None = None) -> None:
+        if not 0 <= ttl <= 86400:
+            raise ValueError(f"block TTL {ttl} out of range 0..86400")
+        self.ttl = ttl
+        self.ipv4 = ipaddress.IPv4Address(ipv4).packed if ipv4 else None
+        self.ipv6 = ipaddress.IPv6Address(ipv6).packed if ipv6 else None
+        self._soa = wire.rr(TYPE_SOA, ttl, _SOA_NAMES + struct.pack("!IIIII", 1, 3600, 600,
+                                                                     86400, ttl))
+        self._null4 = wire.rr(TYPE_A, ttl, bytes(4))
+        self._null6 = wire.rr(TYPE_AAAA, ttl, bytes(16))
+        self._addr4 = wire.rr(TYPE_A, ttl, self.ipv4) if self.ipv4 else None
+        self._addr6 = wire.rr(TYPE_AAAA, ttl, self.ipv6) if self.ipv6 else None
+
+    def block(self, q: Question, decision: Decision) -> bytes:
+        mode = decision.block_mode or BlockMode.NXDOMAIN
+        record = None
+        if mode is BlockMode.ADDRESS:
+            # No appliance address of that family: NODATA, so the client uses the other one.
+            record = self._addr4 if q.qtype == TYPE_A else (
+                self._addr6 if q.qtype == TYPE_AAAA else None)
+        elif mode is BlockMode.NULL:
+            record = self._null4 if q.qtype == TYPE_A else (
+                self._null6 if q.qtype == TYPE_AAAA else None)
+        options = b""
+        if q.edns is not None:
+            code, text = ede_for(decision)
+            options = ede_option(code, text)
+        opt = wire.opt_for(q, options=options)
+        ar = 1 if opt else 0
+        if record is not None:
+            return wire.header(q, Rcode.NOERROR, an=1, ar=ar) + q.question + record + opt
+        rcode = Rcode.NXDOMAIN if mode is BlockMode.NXDOMAIN else Rcode.NOERROR
+        # An SOA lets stub resolvers cache the negative answer for the block TTL (RFC 2308).
+        return wire.header(q, rcode, ns=1, ar=ar) + q.question + self._soa + opt
+
+    def any_answer(self, q: Question) -> bytes:
+        """RFC 8482: answer ANY with one synthesized HINFO instead of everything."""
+        rec = wire.rr(TYPE_HINFO, 3600, b"\x07RFC8482\x00")
+        opt = wire.opt_for(q)
+        return wire.header(q, Rcode.NOERROR, an=1, ar=1 if opt else 0) + q.question + rec + opt
+
+    def servfail(self, q: Question, text: str = "no upstream answered") -> bytes:
+        options = ede_option(EDE_NO_REACHABLE_AUTHORITY, text) if q.edns is not None else b""
+        return wire.error_answer(q, Rcode.SERVFAIL, options=options)

@@ -1,0 +1,167 @@
+"""Answer cache: TTLs honoured with a floor and a cap, negative caching per RFC 2308.
+
+An upstream answer is kept as bytes (the records after the question, the
+upstream's OPT removed) plus the offsets of every TTL, so a hit is rendered by
+copying bytes and patching the TTLs down by the entry's age.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Hashable
+
+from filterd.dns import wire
+from filterd.dns.wire import AD, CD, QR, RA, RD, Layout, Question, Rcode
+
+_U32 = struct.Struct("!I")
+
+
+class Entry:
+    """A normalized answer: upstream flags and records, ready to render for any client."""
+
+    __slots__ = ("body", "counts", "expires", "flags", "last_age", "last_body", "lifetime",
+                 "stored_at", "ttl_offsets", "ttls")
+
+    def __init__(self, flags: int, counts: tuple[int, int, int], body: bytes,
+                 ttl_offsets: list[int], ttls: list[int]) -> None:
+        self.flags = flags
+        self.counts = counts
+        self.body = body
+        self.ttl_offsets = ttl_offsets
+        self.ttls = ttls
+        self.stored_at = 0.0
+        self.expires = 0.0
+        self.lifetime = 0
+        self.last_age = 0
+        self.last_body = body
+
+    @property
+    def rcode(self) -> int:
+        return self.flags & 0xF
+
+    @classmethod
+    def from_response(cls, data: bytes, lay: Layout) -> Entry:
+        """Normalize an upstream response scanned by wire.scan_response.
+
+        Upstream's OPT is dropped (the client gets ours). Compression pointers in the
+        records stay valid because the question we put back has the same length.
+        """
+        if lay.opt_start >= 0 and lay.opt_end != len(data):
+            # OPT in the middle: removing it would shift names that later records point at.
+            from filterd.dns.codec import repack_without_opt
+
+            data = repack_without_opt(data)
+            lay = wire.scan_response(data)
+        end = lay.opt_start if lay.opt_start >= 0 else len(data)
+        qend = lay.question_end
+        body = bytes(data[qend:end])
+        offsets = [o - qend for o in lay.ttl_offsets]
+        ttls = [min(_U32.unpack_from(data, o)[0], 0x7FFFFFFF) for o in lay.ttl_offsets]
+        rcode = lay.rcode if lay.rcode < 16 else Rcode.SERVFAIL
+        return cls((lay.flags & (AD | wire.TC | 0x0400)) | rcode, lay.counts, body, offsets, ttls)
+
+    def body_at(self, age: int) -> bytes:
+        if age == self.last_age:
+            return self.last_body
+        buf = bytearray(self.body)
+        pack = _U32.pack_into
+        for off, ttl in zip(self.ttl_offsets, self.ttls, strict=True):
+            pack(buf, off, ttl - age if ttl > age else 0)
+        out = bytes(buf)
+        self.last_age = age
+        self.last_body = out
+        return out
+
+    def render(self, q: Question, age: int = 0, limit: int = 65535) -> bytes:
+        """The answer for `q`: its ID and question, our OPT, TTLs aged; TC if over `limit`."""
+        flags = QR | RA | (q.flags & (RD | CD)) | (self.flags & 0xF)
+        if self.flags & AD and (q.do or q.flags & AD):  # RFC 6840 5.8
+            flags |= AD
+        opt = wire.opt_for(q)
+        an, ns, ar = self.counts
+        msg = b"".join((wire.HEADER.pack(q.id, flags, 1, an, ns, ar + (1 if opt else 0)),
+                        q.question, self.body_at(age), opt))
+        if len(msg) > limit:
+            return wire.truncated_answer(q)
+        return msg
+
+
+class AnswerCache:
+    """A bounded map from (name, type, DO[, rewrite target]) to Entry."""
+
+    def __init__(self, max_entries: int = 100_000, min_ttl: int = 0, max_ttl: int = 86400,
+                 negative_ttl_max: int = 3600, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_entries < 0 or min_ttl < 0 or max_ttl < min_ttl or negative_ttl_max < 0:
+            raise ValueError("bad cache limits")
+        self.max_entries = max_entries
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self.negative_ttl_max = negative_ttl_max
+        self.clock = clock
+        self._map: dict[Hashable, Entry] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def clear(self) -> None:
+        self._map.clear()
+
+    def lifetime(self, entry: Entry, min_ttl: int | None, negative_ttl: int | None) -> int:
+        """Seconds to keep `entry`; 0 means do not cache."""
+        if entry.flags & wire.TC:
+            return 0
+        rcode = entry.rcode
+        if rcode == Rcode.NOERROR and entry.counts[0]:
+            ttl = min_ttl if min_ttl is not None else 0
+            return min(max(ttl, self.min_ttl), self.max_ttl)
+        if rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
+            # RFC 2308 5: negative answers are cached for min(SOA TTL, SOA MINIMUM);
+            # without an SOA they are not cached at all.
+            if negative_ttl is None:
+                return 0
+            return min(max(negative_ttl, self.min_ttl), self.negative_ttl_max)
+        return 0   # SERVFAIL, REFUSED...: never cached
+
+    def put(self, key: Hashable, entry: Entry, lay: Layout) -> int:
+        life = self.lifetime(entry, lay.min_ttl, lay.negative_ttl)
+        if life <= 0 or not self.max_entries:
+            return 0
+        now = self.clock()
+        entry.stored_at = now
+        entry.expires = now + life
+        entry.lifetime = life
+        # Records are never shown with more TTL than the time we keep them.
+        entry.ttls = [min(t, life) for t in entry.ttls]
+        entry.last_age = -1
+        m = self._map
+        m.pop(key, None)
+        if len(m) >= self.max_entries:
+            self._evict(now)
+        m[key] = entry
+        return life
+
+    def _evict(self, now: float) -> None:
+        m = self._map
+        # Oldest insertions first (dicts keep insertion order); expired ones go too.
+        for _ in range(max(1, len(m) // 64)):
+            if not m:
+                return
+            del m[next(iter(m))]
+
+    def get(self, key: Hashable) -> tuple[Entry, int] | None:
+        """The entry and its age in whole seconds, or None when absent or expired."""
+        entry = self._map.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        now = self.clock()
+        if now >= entry.expires:
+            del self._map[key]
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry, int(now - entry.stored_at)
+

@@ -1,0 +1,188 @@
+"""The query pipeline, independent of transport: parse, decide, answer or forward.
+
+`handle()` returns bytes at once for everything answered locally (blocks,
+errors, cache hits), None for packets never answered, or an awaitable for a
+query that needs an upstream. The engine is read once per query from
+`self.engine`, so a reload swaps it between two queries and none is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Hashable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from filterd.dns import codec, wire
+from filterd.dns.answers import BlockAnswers
+from filterd.dns.cache import AnswerCache, Entry
+from filterd.dns.edns import OUR_UDP_SIZE
+from filterd.dns.ratelimit import RateLimiter
+from filterd.dns.upstream import UpstreamError, UpstreamPool
+from filterd.dns.wire import (
+    CLASS_IN,
+    RD,
+    TYPE_ANY,
+    TYPE_AXFR,
+    TYPE_IXFR,
+    BadQuery,
+    Drop,
+    Question,
+    Rcode,
+)
+from filterd.policy.decision import Action, Decision, Query
+
+log = logging.getLogger(__name__)
+
+# Meta types a query may not ask for (RFC 6895 3.1: OPT, TSIG, TKEY, MAILA, MAILB, 128-248...).
+_FORMERR_TYPES = frozenset({41, 249, 250, 253, 254, *range(128, 249)})
+_REFUSED_TYPES = frozenset({TYPE_AXFR, TYPE_IXFR})
+
+
+class DecisionEngine(Protocol):
+    def decide(self, query: Query) -> Decision: ...
+
+
+class EventSink(Protocol):
+    def record(self, decision: Decision, query: Query) -> None: ...
+
+
+class _NoEvents:
+    def record(self, decision: Decision, query: Query) -> None:
+        pass
+
+
+class Resolver:
+    def __init__(self, engine: DecisionEngine, upstreams: UpstreamPool, *,
+                 cache: AnswerCache | None = None, answers: BlockAnswers | None = None,
+                 events: EventSink | None = None, rate_limit: RateLimiter | None = None,
+                 rewrite_ttl: int | None = None) -> None:
+        self.engine = engine
+        self.upstreams = upstreams
+        self.cache = cache if cache is not None else AnswerCache()
+        self.answers = answers if answers is not None else BlockAnswers()
+        self.events: EventSink = events if events is not None else _NoEvents()
+        self.rate_limit = rate_limit
+        self.rewrite_ttl = rewrite_ttl if rewrite_ttl is not None else self.answers.ttl
+        self._inflight: dict[Hashable, asyncio.Future] = {}
+        self.stats = {"queries": 0, "dropped": 0, "errors": 0, "blocked": 0, "forwarded": 0,
+                      "servfail": 0, "rate_limited": 0}
+
+    # -- the hot path ------------------------------------------------------
+
+    def handle(self, data: bytes, client_ip: str, tcp: bool = False
+               ) -> bytes | Awaitable[bytes | None] | None:
+        stats = self.stats
+        stats["queries"] += 1
+        try:
+            q = wire.parse_query(data)
+        except Drop:
+            stats["dropped"] += 1
+            return None
+        except BadQuery as exc:
+            stats["errors"] += 1
+            if exc.question is not None:
+                return wire.error_answer(exc.question, exc.rcode)
+            return wire.bare_error(data, exc.rcode)
+        if self.rate_limit is not None and not self.rate_limit.allow(client_ip):
+            stats["rate_limited"] += 1
+            # UDP: silence (an answer would still cost us and could amplify); TCP: say so.
+            return wire.error_answer(q, Rcode.REFUSED) if tcp else None
+        qtype = q.qtype
+        if qtype in _FORMERR_TYPES:
+            return wire.error_answer(q, Rcode.FORMERR)
+        if q.qclass != CLASS_IN or qtype in _REFUSED_TYPES:
+            return wire.error_answer(q, Rcode.REFUSED)
+        limit = 65535 if tcp else min(q.max_payload, OUR_UDP_SIZE)
+        if not q.name:
+            return self._answer(q, (q.name, qtype, q.do), limit)   # the root: nothing to filter
+        query = Query(q.name, client_ip, datetime.now(UTC), qtype=codec.type_name(qtype))
+        decision = self.engine.decide(query)
+        self.events.record(decision, query)
+        action = decision.action
+        if action is Action.BLOCK:
+            stats["blocked"] += 1
+            return self.answers.block(q, decision)
+        if qtype == TYPE_ANY:
+            return self.answers.any_answer(q)
+        if action is Action.REWRITE and decision.rewrite_target:
+            return self._rewrite(q, decision.rewrite_target.rstrip(".").lower(), limit)
+        return self._answer(q, (q.name, qtype, q.do), limit)
+
+    def _answer(self, q: Question, key: Hashable, limit: int
+                ) -> bytes | Awaitable[bytes | None]:
+        hit = self.cache.get(key)
+        if hit is not None:
+            entry, age = hit
+            return entry.render(q, age, limit)
+        return self._forward(q, key, limit)
+
+    # -- upstream ------------------------------------------------------------
+
+    async def _entry(self, q: Question, key: Hashable) -> Entry:
+        """The cached or freshly resolved Entry for `q`; identical misses share one query."""
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit[0]
+        fut = self._inflight.get(key)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._inflight[key] = fut
+            try:
+                self.stats["forwarded"] += 1
+                data, lay = await self.upstreams.resolve(q)
+                entry = Entry.from_response(data, lay)
+                self.cache.put(key, entry, lay)
+                fut.set_result(entry)
+            except asyncio.CancelledError:
+                fut.cancel()
+                raise
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()   # mark retrieved: waiters may all be gone
+                raise
+            finally:
+                self._inflight.pop(key, None)
+            return entry
+        return await asyncio.shield(fut)
+
+    async def _forward(self, q: Question, key: Hashable, limit: int) -> bytes | None:
+        try:
+            entry = await self._entry(q, key)
+        except UpstreamError:
+            self.stats["servfail"] += 1
+            return self.answers.servfail(q)
+        except (BadQuery, ValueError) as exc:
+            log.warning("unusable upstream answer for %s: %s", q.name, exc)
+            self.stats["servfail"] += 1
+            return self.answers.servfail(q, "upstream answer unusable")
+        age = int(self.cache.clock() - entry.stored_at) if entry.stored_at else 0
+        return entry.render(q, age, limit)
+
+    def _rewrite(self, q: Question, target: str, limit: int) -> bytes | Awaitable[bytes | None]:
+        """Safe search: answer `q.name CNAME target` plus the target's records."""
+        key = (q.name, q.qtype, q.do, target)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit[0].render(q, hit[1], limit)
+        return self._rewrite_slow(q, target, key, limit)
+
+    async def _rewrite_slow(self, q: Question, target: str, key: Hashable,
+                            limit: int) -> bytes | None:
+        tq = Question(0, RD, target, q.qtype, q.qclass,
+                      wire.encode_name(target) + q.question[-4:], q.edns)
+        try:
+            entry = await self._entry(tq, (target, q.qtype, q.do))
+        except (UpstreamError, BadQuery, ValueError):
+            self.stats["servfail"] += 1
+            return self.answers.servfail(q)
+        chain = codec.cname_chain(q, target, entry.render(tq), self.rewrite_ttl)
+        lay = wire.scan_response(chain)
+        chained = Entry.from_response(chain, lay)
+        self.cache.put(key, chained, lay)
+        return chained.render(q, 0, limit)
+
+    def status(self) -> dict[str, Any]:
+        return {**self.stats, "cache_entries": len(self.cache), "cache_hits": self.cache.hits,
+                "cache_misses": self.cache.misses, "upstreams": self.upstreams.status()}

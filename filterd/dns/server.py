@@ -1,0 +1,230 @@
+"""UDP and TCP listeners (RFC 7766 pipelining) around a Resolver.
+
+Nothing a client sends can crash a listener: every packet is handled inside
+its own try, and a TCP connection that sends nonsense is closed, not waited on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+from collections.abc import Sequence
+
+from filterd.dns.resolver import Resolver
+
+log = logging.getLogger(__name__)
+
+# Strong references to pending answers: the loop keeps only weak ones to tasks.
+_pending: set[asyncio.Future] = set()
+
+
+def _spawn(coro: object) -> None:
+    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+TCP_IDLE_TIMEOUT = 10.0        # RFC 7766 6.2.3: seconds, not minutes
+TCP_MAX_CONNECTIONS = 512
+TCP_MAX_INFLIGHT = 64          # per connection; reading pauses beyond this
+MIN_FRAME = 12                 # a frame shorter than a DNS header ends the connection
+RCVBUF = 4 * 1024 * 1024       # absorbs bursts (e.g. while a reload builds the new engine)
+
+
+class UdpServer(asyncio.DatagramProtocol):
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        try:
+            res = self.resolver.handle(data, addr[0], False)
+        except Exception:
+            log.exception("query from %s failed", addr[0])
+            return
+        if res is None:
+            return
+        if type(res) is bytes:
+            self.transport.sendto(res, addr)  # type: ignore[union-attr]
+        else:
+            _spawn(self._later(res, addr))
+
+    async def _later(self, res: object, addr: tuple) -> None:
+        try:
+            out = await res  # type: ignore[misc]
+        except Exception:
+            log.exception("query from %s failed", addr[0])
+            return
+        if out is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(out, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        pass   # ICMP errors about a client that went away: nothing to do
+
+
+class TcpServer(asyncio.Protocol):
+    """One client connection: frames in, answers out in completion order (RFC 7766 6.2.1.1)."""
+
+    connections = 0
+
+    def __init__(self, resolver: Resolver, idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
+        self.resolver = resolver
+        self.idle_timeout = idle_timeout
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.inflight = 0
+        self.paused = False
+        self.eof = False
+        self.client = ""
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        TcpServer.connections += 1
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else ""
+        if TcpServer.connections > TCP_MAX_CONNECTIONS:
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        TcpServer.connections -= 1
+        if self._timer is not None:
+            self._timer.cancel()
+        self.transport = None
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.idle_timeout, self._idle)
+
+    def _idle(self) -> None:
+        if self.transport is not None:
+            if self.inflight:
+                self._arm()
+            else:
+                self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self._arm()
+        buf = self.buf
+        while len(buf) >= 2:
+            size = (buf[0] << 8) | buf[1]
+            if size < MIN_FRAME:
+                self._abort()
+                return
+            if len(buf) < 2 + size:
+                break   # wait for the rest; the idle timer closes a frame that never completes
+            frame = bytes(buf[2:2 + size])
+            del buf[:2 + size]
+            self._query(frame)
+            if self.transport is None:
+                return
+        if self.inflight >= TCP_MAX_INFLIGHT and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        # Half-close: finish the answers still pending, then close.
+        return bool(self.inflight)
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _query(self, frame: bytes) -> None:
+        try:
+            res = self.resolver.handle(frame, self.client, True)
+        except Exception:
+            log.exception("TCP query from %s failed", self.client)
+            self._abort()
+            return
+        if res is None:
+            return
+        if type(res) is bytes:
+            self._send(res)
+        else:
+            self.inflight += 1
+            _spawn(self._later(res))
+
+    async def _later(self, res: object) -> None:
+        try:
+            out = await res  # type: ignore[misc]
+        except Exception:
+            log.exception("TCP query from %s failed", self.client)
+            out = None
+        self.inflight -= 1
+        if out is not None:
+            self._send(out)
+        if self.transport is None:
+            return
+        if self.paused and self.inflight < TCP_MAX_INFLIGHT // 2:
+            self.paused = False
+            self.transport.resume_reading()
+        if self.eof and not self.inflight:
+            self.transport.close()
+
+    def _send(self, msg: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(struct.pack("!H", len(msg)) + msg)
+
+
+def _socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    if kind == socket.SOCK_DGRAM:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+class Listeners:
+    """The sockets one worker serves on."""
+
+    def __init__(self) -> None:
+        self.udp: list[asyncio.BaseTransport] = []
+        self.tcp: list[asyncio.AbstractServer] = []
+        self.addresses: list[tuple[str, int]] = []
+
+    def close(self) -> None:
+        for t in self.udp:
+            t.close()
+        for s in self.tcp:
+            s.close()
+
+
+async def serve(resolver: Resolver, listen: Sequence[tuple[str, int]], *,
+                reuse_port: bool = False,
+                tcp_idle_timeout: float = TCP_IDLE_TIMEOUT) -> Listeners:
+    """Listen on UDP and TCP at every address (port 0: TCP takes the port UDP got)."""
+    loop = asyncio.get_running_loop()
+    out = Listeners()
+    for host, port in listen:
+        usock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
+        port = usock.getsockname()[1]
+        transport, _ = await loop.create_datagram_endpoint(lambda: UdpServer(resolver),
+                                                           sock=usock)
+        out.udp.append(transport)
+        tsock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
+        tsock.listen(1024)
+        server = await loop.create_server(lambda: TcpServer(resolver, tcp_idle_timeout),
+                                          sock=tsock)
+        out.tcp.append(server)
+        out.addresses.append((host, port))
+    return out

@@ -1,0 +1,255 @@
+"""The event log: what was blocked, rewritten or hit a bypass name, and counts of the rest.
+
+Writes never happen on the query path: `record()` puts a small tuple on a
+bounded queue (and counts what it must drop when the queue is full), and one
+writer thread batches the rows into SQLite every `flush_interval` seconds.
+With WAL and one transaction per batch, a `kill -9` loses at most the batch
+not yet written and never corrupts the file.
+
+Allowed queries are only counted per hour, group, category, action and path
+(children's privacy); storing them one by one is the explicit
+`store_allowed` setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from filterd.db import migrate, open_db
+from filterd.policy.decision import Action, Decision, Query, Reason
+
+log = logging.getLogger(__name__)
+
+MODULE = "events"
+PURGE_EVERY = 24 * 3600.0
+
+EVENT_COLUMNS = ("ts", "client_ip", "client_mac", "group_id", "name", "qtype", "action",
+                 "reason", "category", "rule", "source", "list_version", "path", "url",
+                 "search_term")
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.execute("""CREATE TABLE events (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, client_ip TEXT, client_mac TEXT,
+        group_id TEXT, name TEXT, qtype TEXT, action TEXT, reason TEXT, category TEXT,
+        rule TEXT, source TEXT, list_version TEXT, path TEXT, url TEXT, search_term TEXT)""")
+    db.execute("CREATE INDEX events_ts ON events (ts)")
+    db.execute("CREATE INDEX events_group_ts ON events (group_id, ts)")
+    db.execute("""CREATE TABLE counts (
+        hour TEXT NOT NULL, group_id TEXT NOT NULL, category TEXT NOT NULL, action TEXT NOT NULL,
+        path TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (hour, group_id, category, action, path))""")
+
+
+MIGRATIONS = [_v1]
+
+
+def init_db(db: sqlite_utils.Database) -> None:
+    migrate(db, MODULE, MIGRATIONS)
+
+
+def hour_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H")
+
+
+def _stored(decision: Decision, store_allowed: bool) -> bool:
+    return (decision.action in (Action.BLOCK, Action.REWRITE) or decision.reason is Reason.BYPASS
+            or store_allowed)
+
+
+def event_row(decision: Decision, query: Query, ts: float,
+              search_term: str | None = None) -> tuple:
+    src = decision.source
+    return (ts, query.client_ip, query.client_mac, decision.group, decision.name, query.qtype,
+            decision.action.value, decision.reason.value, decision.category, decision.rule,
+            str(src), src.version if src.kind == "list" else None, query.path,
+            query.url if query.path == "intercept" else None, search_term)
+
+
+class EventLog:
+    """Batched, bounded, crash-safe event writer. Thread-safe `record()`."""
+
+    def __init__(self, db_path: str | Path, flush_interval: float = 1.0, queue_max: int = 100_000,
+                 *, store_allowed: bool = False, retention_days: int = 30) -> None:
+        if flush_interval <= 0:
+            raise ValueError("flush_interval must be positive")
+        if queue_max <= 0:
+            raise ValueError("queue_max must be positive")
+        if retention_days < 1:
+            raise ValueError("retention_days must be at least 1")
+        self.db_path = Path(db_path)
+        self.flush_interval = flush_interval
+        self.store_allowed = store_allowed
+        self.retention_days = retention_days
+        self._hour = (-1, "")
+        self._queue: queue.Queue[tuple] = queue.Queue(maxsize=queue_max)
+        self._counts: dict[tuple[str, str, str, str, str], int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flushed = threading.Condition()
+        self._generation = 0
+        self.dropped = 0
+        self.written = 0
+        self._thread: threading.Thread | None = None
+        db = open_db(self.db_path)
+        init_db(db)
+        db.conn.close()
+
+    # -- hot path ---------------------------------------------------------------
+
+    def record(self, decision: Decision, query: Query, *, search_term: str | None = None) -> None:
+        """Log one decision. Never blocks and never raises on overload."""
+        ts = time.time()
+        n = int(ts // 3600)
+        if n != self._hour[0]:
+            self._hour = (n, hour_of(ts))
+        key = (self._hour[1], decision.group, decision.category or "", decision.action.value,
+               query.path)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+        if _stored(decision, self.store_allowed):
+            try:
+                self._queue.put_nowait(event_row(decision, query, ts, search_term))
+            except queue.Full:
+                self.dropped += 1
+
+    # -- writer -------------------------------------------------------------------
+
+    def start(self) -> EventLog:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush what is queued and stop the writer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything recorded before this call is written (for tests and shutdown)."""
+        if self._thread is None:
+            db = open_db(self.db_path)
+            try:
+                self._write(db)
+            finally:
+                db.conn.close()
+            return
+        with self._flushed:
+            target = self._generation + 2   # the batch in progress may predate this call
+            self._flushed.wait_for(lambda: self._generation >= target or self._thread is None,
+                                   timeout)
+
+    def _run(self) -> None:
+        db = open_db(self.db_path)
+        next_purge = 0.0
+        try:
+            while not self._stop.is_set():
+                self._stop.wait(self.flush_interval)
+                try:
+                    self._write(db)
+                    if time.monotonic() >= next_purge:
+                        self.purge(self.retention_days, db=db)
+                        next_purge = time.monotonic() + PURGE_EVERY
+                except Exception:
+                    log.exception("event log write failed; will retry")
+                with self._flushed:
+                    self._generation += 1
+                    self._flushed.notify_all()
+            self._write(db)
+        finally:
+            db.conn.close()
+            with self._flushed:
+                self._generation += 1
+                self._flushed.notify_all()
+
+    def _drain(self) -> list[tuple]:
+        rows = []
+        get = self._queue.get_nowait
+        try:
+            while True:
+                rows.append(get())
+        except queue.Empty:
+            pass
+        return rows
+
+    def _write(self, db: sqlite_utils.Database) -> None:
+        rows = self._drain()
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        if not rows and not counts:
+            return
+        cols = ", ".join(EVENT_COLUMNS)
+        marks = ", ".join("?" * len(EVENT_COLUMNS))
+        try:
+            with db.conn:
+                db.conn.execute("BEGIN IMMEDIATE")
+                db.conn.executemany(f"INSERT INTO events ({cols}) VALUES ({marks})", rows)
+                db.conn.executemany(
+                    "INSERT INTO counts (hour, group_id, category, action, path, n)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hour, group_id, category, action,"
+                    " path) DO UPDATE SET n = n + excluded.n",
+                    [(*k, n) for k, n in counts.items()])
+        except Exception:
+            # Put the counts back so a busy database costs a delay, not data.
+            with self._lock:
+                for k, n in counts.items():
+                    self._counts[k] = self._counts.get(k, 0) + n
+            for r in rows:
+                try:
+                    self._queue.put_nowait(r)
+                except queue.Full:
+                    self.dropped += 1
+            raise
+        self.written += len(rows)
+
+    # -- maintenance ------------------------------------------------------------
+
+    def purge(self, retention_days: int | None = None, *,
+              db: sqlite_utils.Database | None = None, now: float | None = None) -> int:
+        """Delete events and counts older than the retention; return events deleted."""
+        days = retention_days if retention_days is not None else self.retention_days
+        cutoff = (now if now is not None else time.time()) - days * 86400
+        own = db is None
+        db = db or open_db(self.db_path)
+        try:
+            with db.conn:
+                db.conn.execute("BEGIN IMMEDIATE")
+                n = db.conn.execute("DELETE FROM events WHERE ts < ?", [cutoff]).rowcount
+                db.conn.execute("DELETE FROM counts WHERE hour < ?", [hour_of(cutoff)])
+            return n
+        finally:
+            if own:
+                db.conn.close()
+
+
+def recent(db_path: str | Path, *, limit: int = 100, group: str | None = None,
+           since: float | None = None) -> Iterable[dict]:
+    """The newest events first (for the admin page and `filterd` commands)."""
+    db = open_db(db_path)
+    try:
+        where, args = [], []
+        if group:
+            where.append("group_id = ?")
+            args.append(group)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY ts DESC LIMIT ?"
+        cur = db.conn.execute(sql, [*args, limit])
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        db.conn.close()
+

@@ -1,0 +1,1 @@
+"""On the gateway: nftables rules, the bypass monitor, the neighbour table, doctor."""

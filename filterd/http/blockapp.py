@@ -1,0 +1,243 @@
+"""The block page application: routes one HTTP request to a response.
+
+Shared by the block page server (requests DNS steered to the appliance), the SNI
+relay's plain-HTTP path and the intercepting addon, so all three show the same
+page for the same Decision. Synchronous and small; the review insert is the only
+I/O, and the async callers run it off the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from filterd.http.blockpage import (
+    REVIEW_PATH,
+    BlockPageRenderer,
+    CsrfSigner,
+    PageContext,
+    choose_lang,
+)
+from filterd.http.ca import SchoolCA
+from filterd.http.decider import Decider, is_ip
+from filterd.http.http11 import Request, normalize_host
+from filterd.http.reviews import (
+    MAX_MESSAGE,
+    RateLimited,
+    ReviewError,
+    ReviewRequest,
+    ReviewStore,
+    clean_message,
+)
+from filterd.policy.decision import Decision
+
+MAX_FORM = 8 * 1024
+SECURITY_HEADERS = [
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),  # "no-referrer" would make a form post's Origin "null"
+    ("X-Frame-Options", "DENY"),
+    # No external resources at all; inline style only; forms post to this origin only.
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
+        "base-uri 'none'; "
+        "frame-ancestors 'none'",
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def all_headers(self) -> list[tuple[str, str]]:
+        return [*SECURITY_HEADERS, *self.headers]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyInfo:
+    """Where the PAC file points browsers (host empty = the host the PAC was fetched from)."""
+
+    host: str = ""
+    port: int = 3128
+
+
+class BlockApp:
+    def __init__(
+        self,
+        renderer: BlockPageRenderer,
+        decider: Decider,
+        *,
+        csrf: CsrfSigner,
+        reviews: ReviewStore | None = None,
+        ca: SchoolCA | None = None,
+        proxy: ProxyInfo | None = None,
+    ) -> None:
+        self.renderer = renderer
+        self.decider = decider
+        self.csrf = csrf
+        self.reviews = reviews
+        self.ca = ca
+        self.proxy = proxy or ProxyInfo()
+
+    # -- routing -------------------------------------------------------------------------
+    def respond(
+        self,
+        req: Request,
+        *,
+        client_ip: str,
+        body: bytes = b"",
+        scheme: str = "http",
+        decision: Decision | None = None,
+        host: str | None = None,
+    ) -> Response:
+        parts = urlsplit(req.target)
+        path = parts.path or "/"
+        host = host or normalize_host(req.header("host") or (parts.netloc or None))
+        lang = choose_lang(_first(parse_qs(parts.query).get("lang")), req.header("accept-language"))
+        if path == REVIEW_PATH:
+            return self.review(req, body, client_ip=client_ip, host=host, scheme=scheme, lang=lang)
+        if path in ("/proxy.pac", "/wpad.dat"):
+            return self.pac(host)
+        if path == "/ca" or path.startswith("/ca/"):
+            return self.ca_page(path, lang)
+        if host is None:
+            return Response(400, b"400 Bad Request\n", "text/plain; charset=utf-8")
+        if decision is None:
+            if is_ip(host):
+                return self.ca_page("/ca", lang)  # someone typed the appliance's address
+            url = f"{scheme}://{host}{req.target if req.target.startswith('/') else path}"
+            decision = self.decider.decide(self.decider.query(host, client_ip, "http", url=url))
+        if not decision.blocked:
+            html = self.renderer.render_notice(lang, "not_blocked", status_ok=True)
+            return Response(200, html.encode())
+        return self.block_page(
+            decision,
+            client_ip=client_ip,
+            lang=lang,
+            target=req.target,
+            url=f"{scheme}://{host}{path}",
+        )
+
+    def block_page(
+        self,
+        decision: Decision,
+        *,
+        client_ip: str,
+        lang: str,
+        target: str = "/",
+        url: str | None = None,
+    ) -> Response:
+        parts = urlsplit(target)
+        ctx = PageContext(
+            client_ip=client_ip,
+            lang=lang,
+            staff=self.decider.is_staff(decision.group),
+            url=url,
+            csrf_token=self.csrf.token(client_ip, decision.name, time.time())
+            if self.reviews
+            else None,
+            path_and_query=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+        )
+        return Response(403, self.renderer.render(decision, ctx).encode())
+
+    # -- review form ---------------------------------------------------------------------
+    def review(
+        self, req: Request, body: bytes, *, client_ip: str, host: str | None, scheme: str, lang: str
+    ) -> Response:
+        if req.method != "POST" or self.reviews is None:
+            return Response(
+                405, b"405 Method Not Allowed\n", "text/plain; charset=utf-8", (("Allow", "POST"),)
+            )
+        if not _same_origin(req, host, scheme):
+            return self._notice(403, lang, "bad_form")
+        if len(body) > MAX_FORM:
+            return self._notice(413, lang, "review_refused")
+        form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+        name = normalize_host(_first(form.get("name"))) or ""
+        token = _first(form.get("csrf")) or ""
+        if not name or not self.csrf.check(token, client_ip, name, time.time()):
+            return self._notice(403, lang, "bad_form")
+        decision = self.decider.decide(self.decider.query(name, client_ip, "http"))
+        url = (_first(form.get("url")) or "")[:2000] or None
+        message = clean_message((_first(form.get("message")) or "")[: MAX_MESSAGE * 4])
+        try:
+            self.reviews.add(
+                ReviewRequest(
+                    name=name,
+                    url=url,
+                    group_id=decision.group,
+                    category=decision.category,
+                    reason=decision.reason.value,
+                    message=message,
+                    client_ip=client_ip,
+                )
+            )
+        except RateLimited:
+            return self._notice(429, lang, "too_many")
+        except ReviewError:
+            return self._notice(400, lang, "review_refused")
+        return self._notice(200, lang, "thanks")
+
+    def _notice(self, status: int, lang: str, key: str) -> Response:
+        return Response(
+            status, self.renderer.render_notice(lang, key, status_ok=status == 200).encode()
+        )
+
+    # -- CA and PAC ----------------------------------------------------------------------
+    def ca_page(self, path: str, lang: str) -> Response:
+        if self.ca is None:
+            return Response(404, b"404 Not Found\n", "text/plain; charset=utf-8")
+        if path == "/ca/filterd-ca.pem":
+            return Response(
+                200,
+                self.ca.pem(),
+                "application/x-pem-file",
+                (("Content-Disposition", 'attachment; filename="filterd-ca.pem"'),),
+            )
+        if path == "/ca/filterd-ca.crt":
+            return Response(
+                200,
+                self.ca.der(),
+                "application/x-x509-ca-cert",
+                (("Content-Disposition", 'attachment; filename="filterd-ca.crt"'),),
+            )
+        html = self.renderer.render_template(
+            "ca.html",
+            lang=lang,
+            fingerprint=self.ca.fingerprint(),
+            school_name=self.renderer.school_name,
+        )
+        return Response(200, html.encode())
+
+    def pac(self, host: str | None) -> Response:
+        proxy_host = self.proxy.host or host or "127.0.0.1"
+        body = (
+            "function FindProxyForURL(url, host) {\n"
+            '  if (isPlainHostName(host) || shExpMatch(host, "localhost") ||\n'
+            '      isInNet(host, "127.0.0.0", "255.0.0.0")) { return "DIRECT"; }\n'
+            f'  return "PROXY {proxy_host}:{self.proxy.port}";\n'
+            "}\n"
+        )
+        return Response(200, body.encode(), "application/x-ns-proxy-autoconfig")
+
+
+def _first(values: list[str] | None) -> str | None:
+    return values[0] if values else None
+
+
+def _same_origin(req: Request, host: str | None, scheme: str) -> bool:
+    """A browser's form post carries Origin (or Referer); it must be this very page's origin."""
+    origin = req.header("origin")
+    if origin is None or origin == "null":
+        referer = req.header("referer")
+        if referer is None:
+            return origin is None  # non-browser clients: the CSRF token alone protects them
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(referer))
+    o = urlsplit(origin)
+    return o.scheme == scheme and host is not None and normalize_host(o.netloc) == host

@@ -1,0 +1,97 @@
+"""Download one list: timeouts, a size cap, conditional requests, truncation checks.
+
+Returns the bytes (or "not modified"); every failure is a ListError that says why,
+so the updater can keep the last good data and report it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from filterd import __version__
+from filterd.errors import ListError
+
+CHUNK = 1 << 16
+USER_AGENT = f"filterd/{__version__} (school content filter list updater)"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A download: `data` is None when the server said 304 Not Modified."""
+
+    data: bytes | None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.data is None
+
+
+def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None,
+          timeout: float = 120.0, max_bytes: int = 300 * 1024 * 1024,
+          source: str | None = None) -> Fetched:
+    """GET `url`. `etag` / `last_modified` from the previous download make it conditional."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT,
+                                                   "Accept-Encoding": "identity"})
+    if etag:
+        request.add_header("If-None-Match", etag)
+    if last_modified:
+        request.add_header("If-Modified-Since", last_modified)
+    handlers: list[urllib.request.BaseHandler] = []
+    if _is_loopback(url):
+        handlers.append(urllib.request.ProxyHandler({}))  # a local mirror never goes via a proxy
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            length_header = response.headers.get("Content-Length")
+            expected = int(length_header) if length_header and length_header.isdigit() else None
+            if expected is not None and expected > max_bytes:
+                raise ListError(f"download is {expected} bytes, more than the {max_bytes} cap",
+                                source=source)
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except http.client.IncompleteRead as exc:
+                    raise ListError(f"truncated download: connection closed after "
+                                    f"{size + len(exc.partial)} of {expected} bytes",
+                                    source=source) from exc
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ListError(f"download exceeds the {max_bytes} byte cap", source=source)
+                chunks.append(chunk)
+            if expected is not None and size != expected:
+                raise ListError(f"truncated download: {size} of {expected} bytes", source=source)
+            return Fetched(b"".join(chunks), response.headers.get("ETag"),
+                           response.headers.get("Last-Modified"))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 304:
+            return Fetched(None, exc.headers.get("ETag") or etag,
+                           exc.headers.get("Last-Modified") or last_modified)
+        raise ListError(f"HTTP {exc.code} {exc.reason} from {url}", source=source) from exc
+    except urllib.error.URLError as exc:
+        raise ListError(f"cannot reach {url}: {exc.reason}", source=source) from exc
+    except TimeoutError as exc:
+        raise ListError(f"timed out after {timeout:g} s without data from {url}",
+                        source=source) from exc
+    except (http.client.HTTPException, OSError) as exc:
+        raise ListError(f"download failed: {type(exc).__name__}: {exc}", source=source) from exc
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

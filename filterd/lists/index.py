@@ -1,0 +1,490 @@
+"""The compiled list index: every listed name with its categories, on disk, memory-mapped.
+
+Layout of one index directory (written whole to a temp dir, then renamed):
+
+- `names.marisa`: a marisa trie of keys. A name is stored reversed by label, so
+  every parent domain of a query is a prefix of the query's key and one
+  `prefixes()` call finds them all:
+    `com.example.`   example.com and every subdomain (subtree entry)
+    `com.example.=`  the host example.com only (exact entry)
+    `#192.0.2.1`     a bare IPv4 entry (for the proxy)
+- `names.values`: for every trie key id, an index (uint16, or uint32 when needed)
+  into the table of distinct (block categories, allow categories, sources) tuples
+  held in `meta.json`. About 10-12 bytes per name in total, shared by every worker
+  process through mmap.
+- `urls.marisa` + `urls.values`: UT1 `urls` entries (`host/path` prefixes).
+- `meta.json`: magic, format, version, sources, the tuple table, URL expressions,
+  and the size of every binary file (checked on open).
+
+`<data_dir>/lists/current` is a symlink to the live index directory, replaced
+atomically with os.replace so readers see the old index or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import hashlib
+import json
+import mmap
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+import marisa_trie
+
+from filterd.errors import IndexFormatError, ListError
+from filterd.lists.model import ListHit, ParseResult, SourceInfo
+
+MAGIC = "filterd-list-index"
+FORMAT = 1
+META = "meta.json"
+NAMES = "names.marisa"
+NAME_VALUES = "names.values"
+URLS = "urls.marisa"
+URL_VALUES = "urls.values"
+
+SUBTREE_MARK = "."
+EXACT_MARK = ".="
+IP_MARK = "#"
+
+_Combo = tuple[frozenset[str], frozenset[str], tuple[str, ...]]  # block cats, allow cats, sources
+
+
+@dataclass(frozen=True)
+class CompileSource:
+    """One source's parsed data, as `compile_index` takes it."""
+
+    info: SourceInfo
+    result: ParseResult
+
+
+def reverse_key(name: str) -> str:
+    """`www.example.com` -> `com.example.www` (parents become prefixes)."""
+    labels = name.split(".")
+    labels.reverse()
+    return ".".join(labels)
+
+
+class _IpTable(Mapping[str, ListHit]):
+    """Bare IPv4 entries, read from the same trie (keys `#<ip>`)."""
+
+    def __init__(self, index: ListIndex) -> None:
+        self._index = index
+
+    def __getitem__(self, ip: str) -> ListHit:
+        kid = self._index._trie.get(IP_MARK + ip)
+        if kid is None:
+            raise KeyError(ip)
+        return self._index._hit(ip, kid, exact=True)
+
+    def __contains__(self, ip: object) -> bool:
+        return isinstance(ip, str) and (IP_MARK + ip) in self._index._trie
+
+    def __iter__(self) -> Iterator[str]:
+        return (k[1:] for k in self._index._trie.iterkeys(IP_MARK))
+
+    def __len__(self) -> int:
+        return int(self._index._meta.get("counts", {}).get("ips", 0))
+
+
+class ListIndex:
+    """A read-only compiled index. `open()` maps it from disk; `MemoryIndex` builds one in RAM."""
+
+    def __init__(self, trie: marisa_trie.Trie, values: memoryview, url_trie: marisa_trie.Trie,
+                 url_values: memoryview, meta: Mapping[str, object],
+                 path: Path | None = None, keepalive: tuple[object, ...] = ()) -> None:
+        self._trie = trie
+        self._values = values
+        self._url_trie = url_trie
+        self._url_values = url_values
+        self._meta = meta
+        self.path = path
+        self._keepalive = keepalive  # mmaps backing the memoryviews
+        table = meta["table"]
+        self._table: tuple[tuple[frozenset[str], tuple[str, ...], frozenset[str]], ...] = tuple(
+            (frozenset(b), tuple(s), frozenset(a)) for b, a, s in table)  # type: ignore[union-attr]
+        self.version: str = str(meta["version"])
+        self.sources: Mapping[str, SourceInfo] = MappingProxyType({
+            d["name"]: SourceInfo.from_dict(d) for d in meta["sources"]})  # type: ignore[union-attr,index]
+        self.ips: Mapping[str, ListHit] = _IpTable(self)
+        self._expressions: tuple[tuple[re.Pattern[str], int], ...] = tuple(
+            (re.compile(e["pattern"]), int(e["combo"])) for e in meta.get("expressions", ()))  # type: ignore[union-attr,index]
+
+    # -- opening -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> ListIndex:
+        """Map a compiled index directory (or the `current` symlink to one). Validates it."""
+        base = Path(path)
+        try:
+            real = base.resolve(strict=True)
+            meta = json.loads((real / META).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise IndexFormatError(f"no list index at {base}") from exc
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"unreadable index metadata in {base}: {exc}") from exc
+        if not isinstance(meta, dict) or meta.get("magic") != MAGIC:
+            raise IndexFormatError(f"{base} is not a filterd list index")
+        if meta.get("byteorder") != sys.byteorder:
+            raise IndexFormatError(f"{base}: compiled on a {meta.get('byteorder')}-endian machine")
+        if meta.get("format") != FORMAT:
+            raise IndexFormatError(f"{base}: index format {meta.get('format')!r}, "
+                                   f"this filterd reads format {FORMAT}")
+        try:
+            sizes = meta["files"]
+            for fname in (NAMES, NAME_VALUES, URLS, URL_VALUES):
+                actual = (real / fname).stat().st_size
+                if actual != sizes[fname]:
+                    raise IndexFormatError(
+                        f"{base}/{fname}: {actual} bytes, expected {sizes[fname]}")
+            trie = marisa_trie.Trie().mmap(str(real / NAMES))
+            url_trie = marisa_trie.Trie().mmap(str(real / URLS))
+            values, vmap = _map_values(real / NAME_VALUES, meta["value_type"])
+            url_values, umap = _map_values(real / URL_VALUES, meta["value_type"])
+            if len(values) != len(trie) or len(url_values) != len(url_trie):
+                raise IndexFormatError(f"{base}: value arrays do not match the tries")
+            if len(trie) != meta["counts"]["keys"]:
+                raise IndexFormatError(
+                    f"{base}: {len(trie)} keys, expected {meta['counts']['keys']}")
+            index = cls(trie, values, url_trie, url_values, meta, path=real,
+                        keepalive=(vmap, umap))
+        except IndexFormatError:
+            raise
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError, re.error) as exc:
+            raise IndexFormatError(
+                f"{base}: damaged list index ({type(exc).__name__}: {exc})") from exc
+        return index
+
+    # -- queries -------------------------------------------------------------------
+
+    def lookup(self, name: str) -> tuple[ListHit, ...]:
+        """Every entry matching `name` or a parent domain, most specific first.
+
+        Subtree entries match the name and all its subdomains; exact entries only
+        the name itself. An exact and a subtree entry for the same name are both
+        returned (exact first).
+        """
+        if name.endswith("."):
+            name = name[:-1]
+        labels = name.lower().split(".")
+        labels.reverse()
+        found = self._trie.prefixes(".".join(labels) + EXACT_MARK)
+        if not found:
+            return ()
+        trie = self._trie
+        hits = []
+        for key in reversed(found):
+            exact = key.endswith("=")
+            domain = reverse_key(key[:-2] if exact else key[:-1])
+            hits.append(self._hit(domain, trie[key], exact=exact))
+        return tuple(hits)
+
+    def url_match(self, url: str) -> ListHit | None:
+        """The most specific UT1 `urls` prefix or `expressions` pattern matching `url`."""
+        try:
+            parts = urlsplit(url if "://" in url else "http://" + url)
+            host = (parts.hostname or "").rstrip(".")
+        except ValueError:
+            return None
+        rest = parts.path or "/"
+        if parts.query:
+            rest += "?" + parts.query
+        if host and len(self._url_trie):
+            labels = host.split(".")
+            if labels[0] == "www":  # squidGuard matches urls entries without the www. prefix
+                labels = labels[1:]
+            for i in range(len(labels) - 1):
+                h = ".".join(labels[i:])
+                found = [k for k in self._url_trie.prefixes(h + rest) if len(k) > len(h)]
+                if found:
+                    best = max(found, key=len)
+                    return self._url_hit(best, self._url_values[self._url_trie[best]])
+        if self._expressions:
+            target = url.lower()
+            for pattern, combo in self._expressions:
+                if pattern.search(target):
+                    return self._url_hit(pattern.pattern, combo)
+        return None
+
+    def __len__(self) -> int:
+        """Number of names (subtree and exact entries, not IPs or URLs)."""
+        counts = self._meta["counts"]
+        return int(counts["subtree"]) + int(counts["exact"])  # type: ignore[index]
+
+    @property
+    def counts(self) -> Mapping[str, int]:
+        return MappingProxyType(dict(self._meta["counts"]))  # type: ignore[arg-type]
+
+    def entries(self) -> Iterator[tuple[str, bool, ListHit]]:
+        """Every (name, exact, hit) (for tests and `lists status`; slow on big indexes)."""
+        for key, kid in self._trie.iteritems():
+            if key.startswith(IP_MARK):
+                continue
+            exact = key.endswith("=")
+            domain = reverse_key(key[:-2] if exact else key[:-1])
+            yield domain, exact, self._hit(domain, kid, exact=exact)
+
+    def _hit(self, domain: str, kid: int, *, exact: bool) -> ListHit:
+        block, sources, allow = self._table[self._values[kid]]
+        return ListHit(domain, block, sources, exact, allow)
+
+    def _url_hit(self, entry: str, combo: int) -> ListHit:
+        block, sources, allow = self._table[combo]
+        return ListHit(entry, block, sources, False, allow)
+
+
+class MemoryIndex(ListIndex):
+    """An index built in RAM, for tests: `MemoryIndex.from_entries({"example.com": {"adult"}})`."""
+
+    @classmethod
+    def from_entries(cls, entries: Mapping[str, Iterable[str]], *, exact: Iterable[str] = (),
+                     urls: Mapping[str, Iterable[str]] | None = None,
+                     ips: Mapping[str, Iterable[str]] | None = None,
+                     allow: Mapping[str, Iterable[str]] | None = None,
+                     version: str = "memory") -> MemoryIndex:
+        """Names -> categories (domain and subdomains; names in `exact` match the host only).
+
+        Each category becomes a source `memory-<category>`; `allow` entries come from
+        white (allow) lists.
+        """
+        exact_names = set(exact)
+        per_cat: dict[tuple[str, str], dict[str, list[str]]] = {}
+
+        def add(usage: str, kind: str, name: str, cats: Iterable[str]) -> None:
+            for cat in cats:
+                per_cat.setdefault((cat, usage), {}).setdefault(kind, []).append(name)
+
+        for name, cats in entries.items():
+            add("black", "exact" if name in exact_names else "subtree", name, cats)
+        for name, cats in (allow or {}).items():
+            add("white", "exact" if name in exact_names else "subtree", name, cats)
+        for url, cats in (urls or {}).items():
+            add("black", "urls", url, cats)
+        for ip, cats in (ips or {}).items():
+            add("black", "ips", ip, cats)
+        sources = []
+        for (cat, usage), kinds in sorted(per_cat.items()):
+            name = f"memory-{cat}" if usage == "black" else f"memory-allow-{cat}"
+            result = ParseResult(**{k: tuple(v) for k, v in kinds.items()}, usage=usage)
+            sources.append(CompileSource(SourceInfo(name, cat, version, result.count,
+                                                    usage=usage), result))
+        parts = _build(sources, version=version)
+        trie = marisa_trie.Trie().frombytes(parts.names)
+        url_trie = marisa_trie.Trie().frombytes(parts.urls)
+        return cls(trie, memoryview(parts.values), url_trie, memoryview(parts.url_values),
+                   parts.meta)
+
+
+# -- compiling -------------------------------------------------------------------------
+
+
+@dataclass
+class _Parts:
+    names: bytes
+    values: array.array
+    urls: bytes
+    url_values: array.array
+    meta: dict[str, object]
+
+
+def _build(sources: Iterable[CompileSource], *, version: str | None = None,
+           created: float | None = None) -> _Parts:
+    combos: list[_Combo] = []
+    combo_ids: dict[_Combo, int] = {}
+    step: dict[tuple[int, int], int] = {}   # (old combo, source number) -> merged combo
+    empty: _Combo = (frozenset(), frozenset(), ())
+    srcs: list[SourceInfo] = []
+    first_for: list[int] = []               # combo for a key seen only in source i
+
+    def intern(c: _Combo) -> int:
+        cid = combo_ids.get(c)
+        if cid is None:
+            cid = combo_ids[c] = len(combos)
+            combos.append(c)
+        return cid
+
+    def add_source(c: _Combo, info: SourceInfo) -> _Combo:
+        block, allow, names = c
+        if info.usage == "white":
+            allow = allow | {info.category}
+        else:
+            block = block | {info.category}
+        return block, allow, names if info.name in names else (*names, info.name)
+
+    keys: dict[str, int] = {}
+    urls: dict[str, int] = {}
+    expressions: dict[str, int] = {}
+    digest = hashlib.sha256()
+    counts = {"subtree": 0, "exact": 0, "ips": 0, "urls": 0, "expressions": 0}
+    for number, src in enumerate(sources):
+        info, res = src.info, src.result
+        if info.name in {s.name for s in srcs}:
+            raise ListError("source listed twice", source=info.name)
+        srcs.append(info)
+        digest.update(f"{info.name}\0{info.version}\0{info.category}\0{info.usage}\n".encode())
+        first_for.append(intern(add_source(empty, info)))
+        first = first_for[number]
+
+        def merge(old: int | None, number: int = number, first: int = first) -> int:
+            if old is None:
+                return first
+            m = step.get((old, number))
+            if m is None:
+                m = step[(old, number)] = intern(add_source(combos[old], srcs[number]))
+            return m
+
+        for target, items, mark_fn in (
+            (keys, res.subtree, lambda n: reverse_key(n) + SUBTREE_MARK),
+            (keys, res.exact, lambda n: reverse_key(n) + EXACT_MARK),
+            (keys, res.ips, lambda n: IP_MARK + n),
+            (urls, res.urls, lambda n: n),
+        ):
+            for item in items:
+                key = mark_fn(item)
+                target[key] = merge(target.get(key))
+        for pattern in res.expressions:
+            expressions[pattern] = merge(expressions.get(pattern))
+        if not version:
+            digest.update(str(res.count).encode())
+    for key in keys:
+        if key.startswith(IP_MARK):
+            counts["ips"] += 1
+        elif key.endswith("="):
+            counts["exact"] += 1
+        else:
+            counts["subtree"] += 1
+    counts["urls"] = len(urls)
+    counts["expressions"] = len(expressions)
+    created = time.time() if created is None else created
+    if not version:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
+        version = f"{stamp}-{digest.hexdigest()[:8]}"
+    typecode = "H" if len(combos) <= 0xFFFF else "I"
+    trie = marisa_trie.Trie(keys.keys())
+    values = array.array(typecode, bytes(array.array(typecode, [0]).itemsize * len(trie)))
+    for key, kid in trie.iteritems():
+        values[kid] = keys[key]
+    del keys
+    url_trie = marisa_trie.Trie(urls.keys())
+    url_values = array.array(typecode, bytes(array.array(typecode, [0]).itemsize * len(url_trie)))
+    for key, kid in url_trie.iteritems():
+        url_values[kid] = urls[key]
+    good_expressions = []
+    for pattern, combo in expressions.items():
+        try:
+            re.compile(pattern)
+        except re.error:
+            continue  # UT1 expressions are POSIX EREs; the rare one Python rejects is skipped
+        good_expressions.append({"pattern": pattern, "combo": combo})
+    counts["keys"] = len(trie)
+    meta: dict[str, object] = {
+        "magic": MAGIC, "format": FORMAT, "version": version, "created": created,
+        "value_type": typecode, "byteorder": sys.byteorder, "counts": counts,
+        "sources": [s.to_dict() for s in srcs],
+        "table": [[sorted(b), sorted(a), list(s)] for b, a, s in combos],
+        "expressions": good_expressions,
+    }
+    return _Parts(trie.tobytes(), values, url_trie.tobytes(), url_values, meta)
+
+
+def compile_index(sources: Iterable[CompileSource], out_dir: str | os.PathLike[str], *,
+                  version: str | None = None) -> Path:
+    """Compile `sources` into a new index directory inside `out_dir`; return its path.
+
+    Written to a temporary directory first and renamed into place, so a crash leaves
+    no half-written index under a real name. Use `swap_current` to make it live.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = _build(sources, version=version)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=out))
+    try:
+        files = {NAMES: parts.names, NAME_VALUES: parts.values.tobytes(),
+                 URLS: parts.urls, URL_VALUES: parts.url_values.tobytes()}
+        for fname, data in files.items():
+            _write_synced(tmp / fname, data)
+        parts.meta["files"] = {k: len(v) for k, v in files.items()}
+        _write_synced(tmp / META, json.dumps(parts.meta, ensure_ascii=False, indent=1).encode())
+        final = out / f"index-{parts.meta['version']}"
+        if final.exists():  # same content compiled again in the same second: keep one copy
+            final = out / f"index-{parts.meta['version']}-{os.getpid()}-{time.monotonic_ns()}"
+        os.rename(tmp, final)
+        _fsync_dir(out)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def swap_current(lists_dir: str | os.PathLike[str], index_dir: str | os.PathLike[str], *,
+                 keep: int = 2) -> Path:
+    """Point `<lists_dir>/current` at `index_dir` atomically; prune older index directories.
+
+    The new index is opened (validated) first, so `current` never points at a broken one.
+    The previous `keep - 1` indexes stay (a process may still map them; unlinking
+    mapped files is safe on POSIX anyway).
+    """
+    base = Path(lists_dir)
+    target = Path(index_dir)
+    ListIndex.open(target)
+    link = base / "current"
+    tmp_link = base / f".current-{os.getpid()}-{time.monotonic_ns()}"
+    os.symlink(target.name if target.parent.resolve() == base.resolve() else target.resolve(),
+               tmp_link)
+    os.replace(tmp_link, link)
+    _fsync_dir(base)
+    _prune(base, target.resolve(), keep)
+    return link
+
+
+def open_current(lists_dir: str | os.PathLike[str]) -> ListIndex:
+    """The live index of a data directory's lists (`<data_dir>/lists/current`)."""
+    return ListIndex.open(Path(lists_dir) / "current")
+
+
+def _prune(base: Path, live: Path, keep: int) -> None:
+    olds = sorted((p for p in base.glob("index-*") if p.is_dir() and p.resolve() != live),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in olds[max(keep - 1, 0):]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in base.glob(".building-*"):
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _map_values(path: Path, typecode: str) -> tuple[memoryview, mmap.mmap | None]:
+    if typecode not in ("H", "I"):
+        raise IndexFormatError(f"{path}: unknown value type {typecode!r}")
+    size = path.stat().st_size
+    if size == 0:
+        return memoryview(b"").cast("B").cast(typecode), None
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if size % array.array(typecode).itemsize:
+        raise IndexFormatError(f"{path}: size {size} is not a multiple of the value width")
+    return memoryview(mm).cast(typecode), mm
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

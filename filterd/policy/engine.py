@@ -1,0 +1,315 @@
+"""The engine: `Engine.decide(Query) -> Decision`, pure and fast.
+
+Precedence (the one table is docs/precedence.md; keep both in step):
+
+  1 protected list (policy file, authority feed, list category `illegal`)  -> BLOCK
+  2 bypass names (DoH canary, iCloud Private Relay, resolver.arpa)         -> BLOCK
+  3 a teacher's temporary override for the client's group                  -> ALLOW
+  4 education allowlist                                                    -> ALLOW
+  5 group allow                                                            -> ALLOW
+  6 group deny                                                             -> BLOCK
+  7 category blocked always / inside an active schedule                    -> BLOCK
+  8 safe search / YouTube restriction                                      -> REWRITE/ENFORCE
+  9 nothing matched                                                        -> ALLOW
+
+Everything that can be computed before a query is computed at build time: per
+group and per combination of active schedules, the dict of blocked categories
+with the rule that blocks each; the schedule state is recomputed once per
+wall-clock minute; the client -> group lookup is memoised per (ip, mac).
+decide() does no I/O: the list index lookup is an in-memory (mmap) operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from types import MappingProxyType
+from typing import Protocol
+
+from filterd.policy.catalog import Catalog
+from filterd.policy.clients import ClientMap, NeighbourTable
+from filterd.policy.decision import Action, Decision, Query, Reason, RuleSource
+from filterd.policy.domains import DomainTable
+from filterd.policy.loader import Group, Policy
+from filterd.policy.names import InvalidName, normalize_name, parents
+from filterd.policy.overrides import EMPTY, OverrideSet
+from filterd.policy.schedules import Schedule
+
+PROTECTED_CATEGORY = "illegal"
+_REWRITE_PATHS = frozenset(("dns", "check"))
+_CLIENT_CACHE_MAX = 8192
+
+
+class ListHitLike(Protocol):
+    domain: str
+    categories: frozenset[str]
+    sources: tuple[str, ...]
+
+
+class CategoryIndex(Protocol):
+    """What the engine needs of `filterd.lists.index.ListIndex` (see CONTRACTS.md)."""
+
+    version: str
+
+    def lookup(self, name: str) -> tuple[ListHitLike, ...]: ...
+
+
+class EmptyIndex:
+    """No category lists at all (used only when the caller passes none)."""
+
+    version = "none"
+    sources: Mapping[str, object] = MappingProxyType({})
+
+    def lookup(self, name: str) -> tuple[ListHitLike, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class _CatBlock:
+    """Why a category is blocked for a group right now."""
+
+    rank: int
+    reason: Reason
+    policy_source: RuleSource
+    schedule: Schedule | None
+
+
+class _GroupRuntime:
+    """A group compiled for the hot path."""
+
+    __slots__ = ("allow", "block_mode", "blocks_by_mask", "group", "label_en", "label_vi",
+                 "schedules", "ss_level", "yt_level")
+
+    def __init__(self, group: Group, schedules: Mapping[str, Schedule], catalog: Catalog):
+        self.group = group
+        self.label_vi = group.label_vi
+        self.label_en = group.label_en
+        self.block_mode = group.block_mode
+        self.ss_level = group.safe_search
+        self.yt_level = group.youtube
+        self.schedules = tuple(schedules[s] for s in sorted(group.block_during))
+        blocks = []
+        for mask in range(1 << len(self.schedules)):
+            cats: dict[str, _CatBlock] = {}
+            for bit, sched in enumerate(self.schedules):
+                if mask & (1 << bit):
+                    for cat, src in group.block_during[sched.id].items():
+                        cats.setdefault(cat, _CatBlock(catalog.rank(cat),
+                                                       Reason.SCHEDULED_CATEGORY, src, sched))
+            for cat, src in group.block_always.items():  # always wins over a schedule
+                cats[cat] = _CatBlock(catalog.rank(cat), Reason.CATEGORY, src, None)
+            blocks.append(cats)
+        self.blocks_by_mask = tuple(blocks)
+        self.allow = group.allow
+
+    def blocks_at(self, minute_of_week: int) -> dict[str, _CatBlock]:
+        mask = 0
+        for bit, sched in enumerate(self.schedules):
+            if sched.minutes[minute_of_week]:
+                mask |= 1 << bit
+        return self.blocks_by_mask[mask]
+
+
+class Engine:
+    """An immutable, validated policy snapshot that answers `decide(query)`."""
+
+    def __init__(self, policy: Policy, catalog: Catalog, *, timezone: tzinfo,
+                 index: CategoryIndex | None = None, overrides: OverrideSet = EMPTY,
+                 neighbours: NeighbourTable | None = None,
+                 bypass: DomainTable, safe_search: DomainTable, youtube: DomainTable) -> None:
+        self.policy = policy
+        self.catalog = catalog
+        self.timezone = timezone
+        self.index: CategoryIndex = index if index is not None else EmptyIndex()
+        self.overrides = overrides
+        self.neighbours = neighbours
+        self.groups: Mapping[str, Group] = policy.groups
+        self.schedules = policy.schedules
+        self._bypass = bypass
+        self._safe_search = safe_search
+        self._youtube = youtube
+        self._clients: ClientMap = policy.clients
+        self._runtime = {gid: _GroupRuntime(g, policy.schedules, catalog)
+                         for gid, g in policy.groups.items()}
+        self._default = self._runtime[policy.default_group]
+        self._client_cache: dict[tuple[str, str | None], _GroupRuntime] = {}
+        self._minute: tuple[int, int] = (-1, 0)   # (unix minute, minute of week)
+        self._list_sources = self._source_versions()
+
+    def _source_versions(self) -> dict[str, tuple[str | None, RuleSource]]:
+        """source name -> (its category, RuleSource with its version), computed once."""
+        out = {}
+        for name, info in getattr(self.index, "sources", {}).items():
+            version = getattr(info, "version", None) or getattr(self.index, "version", None)
+            out[name] = (getattr(info, "category", None), RuleSource("list", name,
+                                                                     version=version))
+        return out
+
+    # -- building variants ----------------------------------------------------------------------
+
+    def with_overrides(self, overrides: OverrideSet) -> Engine:
+        """A copy sharing everything compiled, with another set of overrides."""
+        clone = object.__new__(Engine)
+        clone.__dict__.update(self.__dict__)
+        clone.overrides = overrides
+        clone._client_cache = {}
+        return clone
+
+    # -- clients --------------------------------------------------------------------------------
+
+    def _runtime_for(self, ip: str, mac: str | None) -> _GroupRuntime:
+        key = (ip, mac)
+        rt = self._client_cache.get(key)
+        if rt is not None:
+            return rt
+        ask_neighbours = (mac is None and self.neighbours is not None
+                          and self._clients.has_mac_rules)
+        if ask_neighbours:
+            mac = self.neighbours.mac_for(ip)
+        rule = self._clients.lookup(ip, mac)
+        rt = self._runtime[rule.group] if rule is not None else self._default
+        if not ask_neighbours:  # the MAC behind an IP may change: those are not memoised
+            if len(self._client_cache) >= _CLIENT_CACHE_MAX:
+                self._client_cache.clear()
+            self._client_cache[key] = rt
+        return rt
+
+    def group_for(self, client_ip: str, client_mac: str | None = None) -> Group:
+        return self._runtime_for(client_ip, client_mac).group
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def _minute_of_week(self, at: datetime) -> int:
+        minute = int(at.timestamp()) // 60
+        cached = self._minute
+        if cached[0] == minute:
+            return cached[1]
+        local = at.astimezone(self.timezone)
+        mow = local.weekday() * 1440 + local.hour * 60 + local.minute
+        self._minute = (minute, mow)
+        return mow
+
+    # -- the decision ---------------------------------------------------------------------------
+
+    def _list_source(self, hit: ListHitLike, category: str) -> RuleSource:
+        """The list that put `hit` in `category` (a name may be in several lists)."""
+        known = self._list_sources
+        for name in hit.sources:
+            entry = known.get(name)
+            if entry is not None and entry[0] == category:
+                return entry[1]
+        name = hit.sources[0] if hit.sources else "lists"
+        entry = known.get(name)
+        if entry is not None:
+            return entry[1]
+        return RuleSource("list", name, version=getattr(self.index, "version", None))
+
+    def _categories(self, hits: tuple[ListHitLike, ...]) -> tuple[str, ...]:
+        if not hits:
+            return ()
+        if len(hits) == 1:
+            cats = hits[0].categories
+        else:
+            cats = frozenset().union(*(h.categories for h in hits))
+        return tuple(sorted(cats, key=self.catalog.rank))
+
+    def decide(self, query: Query) -> Decision:
+        name = query.name
+        if not name.isascii():
+            try:
+                name = normalize_name(name)
+            except InvalidName:
+                name = name.lower()
+        else:
+            name = name.rstrip(".").lower()
+        at = query.at
+        rt = self._runtime_for(query.client_ip, query.client_mac)
+        g = rt.group
+        chain = parents(name)
+        hits = self.index.lookup(name)
+
+        # 1 protected: nothing below can unblock it
+        e = self.policy.protected.match(chain)
+        if e is not None:
+            return Decision(Action.BLOCK, Reason.PROTECTED, name, g.id, at, e.rule, e.source,
+                            PROTECTED_CATEGORY, rt.label_vi, rt.block_mode, None,
+                            self._categories(hits), rt.label_en)
+        for hit in hits:
+            if PROTECTED_CATEGORY in hit.categories:
+                return Decision(Action.BLOCK, Reason.PROTECTED, name, g.id, at, hit.domain,
+                                self._list_source(hit, PROTECTED_CATEGORY), PROTECTED_CATEGORY,
+                                rt.label_vi, rt.block_mode, None, self._categories(hits),
+                                rt.label_en)
+        # 2 bypass names
+        e = self._bypass.match(chain)
+        if e is not None:
+            return Decision(Action.BLOCK, Reason.BYPASS, name, g.id, at, e.rule, e.source,
+                            None, rt.label_vi, e.value, None, self._categories(hits),
+                            rt.label_en)
+        # 3 teacher override
+        if self.overrides:
+            o = self.overrides.match(g.id, chain, at)
+            if o is not None:
+                return Decision(Action.ALLOW, Reason.OVERRIDE, name, g.id, at, o.domain,
+                                RuleSource("override", o.id), None, rt.label_vi, None, None,
+                                self._categories(hits), rt.label_en)
+        # 4 education allowlist
+        e = self.policy.education.match(chain)
+        if e is not None:
+            return Decision(Action.ALLOW, Reason.EDUCATION, name, g.id, at, e.rule, e.source,
+                            None, rt.label_vi, None, None, self._categories(hits), rt.label_en)
+        # 5 group allow, 6 group deny
+        e = g.allow.match(chain)
+        if e is not None:
+            return Decision(Action.ALLOW, Reason.GROUP_ALLOW, name, g.id, at, e.rule, e.source,
+                            None, rt.label_vi, None, None, self._categories(hits), rt.label_en)
+        e = g.deny.match(chain)
+        if e is not None:
+            return Decision(Action.BLOCK, Reason.GROUP_DENY, name, g.id, at, e.rule, e.source,
+                            None, rt.label_vi, rt.block_mode, None, self._categories(hits),
+                            rt.label_en)
+        # 7 categories: the most specific list entry first; within it, the most serious
+        if hits:
+            blocks = rt.blocks_at(self._minute_of_week(at))
+            if blocks:
+                for hit in hits:
+                    best: _CatBlock | None = None
+                    best_cat = ""
+                    for cat in hit.categories:
+                        b = blocks.get(cat)
+                        if b is not None and (best is None or b.rank < best.rank
+                                              or (b.rank == best.rank and cat < best_cat)):
+                            best, best_cat = b, cat
+                    if best is not None:
+                        s = best.schedule
+                        return Decision(
+                            Action.BLOCK, best.reason, name, g.id, at, hit.domain,
+                            self._list_source(hit, best_cat), best_cat, rt.label_vi,
+                            rt.block_mode, None,
+                            self._categories(hits), rt.label_en,
+                            s.id if s else None, s.label_vi if s else None,
+                            s.label_en if s else None)
+        # 8 safe search and YouTube restriction
+        if rt.ss_level != "off":
+            e = self._safe_search.match(chain)
+            if e is not None:
+                return self._rewrite(query, name, rt, e, Reason.SAFE_SEARCH, rt.ss_level, hits)
+        if rt.yt_level != "off":
+            e = self._youtube.match(chain)
+            if e is not None:
+                return self._rewrite(query, name, rt, e, Reason.YOUTUBE, rt.yt_level, hits)
+        # 9 nothing matched
+        return Decision(Action.ALLOW, Reason.DEFAULT, name, g.id, at, "", _DEFAULT_SOURCE,
+                        None, rt.label_vi, None, None, self._categories(hits), rt.label_en)
+
+    def _rewrite(self, query: Query, name: str, rt: _GroupRuntime, e, reason: Reason,
+                 level: str, hits) -> Decision:
+        target = e.value.get(level)
+        action = Action.REWRITE if target and query.path in _REWRITE_PATHS else Action.ENFORCE
+        return Decision(action, reason, name, rt.group.id, query.at, f"{reason.value}: {level}",
+                        e.source, None, rt.label_vi, None, target, self._categories(hits),
+                        rt.label_en)
+
+
+_DEFAULT_SOURCE = RuleSource("builtin", "default")

@@ -1,0 +1,224 @@
+"""The listeners against a real unbound upstream: UDP, TCP pipelining, limits, bad input.
+
+The malformed-packet corpus is sent to unbound and to filterd; both must agree on
+whether to answer and with which rcode, except where filterd is deliberately stricter
+(listed in DIFFERENCES with the reason).
+"""
+
+import socket
+import struct
+import time
+
+import dns.message
+import dns.query
+import pytest
+from dnshelpers import FakeEngine, ServerThread, Unbound
+
+pytestmark = pytest.mark.integration
+
+
+def hdr(qid=0x1111, flags=0x0100, qd=1, an=0, ns=0, ar=0):
+    return struct.pack("!HHHHHH", qid, flags, qd, an, ns, ar)
+
+
+Q = b"\x07allowed\x04test\x00\x00\x01\x00\x01"
+OPT0 = b"\x00" + struct.pack("!HHBBHH", 41, 1232, 0, 0, 0, 0)
+RR_A = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x10\x00\x04\x01\x02\x03\x04"
+
+CORPUS = {
+    "short": b"\x12\x34\x01",
+    "header_only": hdr(qd=0),
+    "response": hdr(flags=0x8180) + Q,
+    "qdcount0": hdr(qd=0) + Q,
+    "qdcount2": hdr(qd=2) + Q + Q,
+    "opcode_update": hdr(flags=0x0100 | (5 << 11)) + Q,
+    "opcode_unassigned": hdr(flags=0x0100 | (3 << 11)) + Q,
+    "opcode_notify": hdr(flags=4 << 11) + Q,
+    "opcode_iquery": hdr(flags=1 << 11) + Q,
+    "opcode_status": hdr(flags=2 << 11) + Q,
+    "compression_loop": hdr() + b"\xc0\x0c\x00\x01\x00\x01",
+    "pointer_forward": hdr() + b"\xc0\x20\x00\x01\x00\x01" + b"\x00" * 20,
+    "question_truncated": hdr() + b"\x07allowed\x04test\x00\x00",
+    "label_past_end": hdr() + b"\x3fabc",
+    "name_too_long": hdr() + (b"\x3f" + b"a" * 63) * 4 + b"\x00\x00\x01\x00\x01",
+    "edns_version_1": hdr(ar=1) + Q + b"\x00" + struct.pack("!HHBBHH", 41, 1232, 0, 1, 0, 0),
+    "opt_bad_option_length": hdr(ar=1) + Q + b"\x00"
+    + struct.pack("!HHBBHH", 41, 1232, 0, 0, 0, 4) + b"\x00\x08\x00\x09",
+    "opt_rdlen_past_end": hdr(ar=1) + Q + b"\x00" + struct.pack("!HHBBHH", 41, 1232, 0, 0, 0, 40),
+    "two_opts": hdr(ar=2) + Q + OPT0 + OPT0,
+    "opt_owner_not_root": hdr(ar=1) + Q + b"\x01x\x00"
+    + struct.pack("!HHBBHH", 41, 1232, 0, 0, 0, 0),
+    "ancount_1": hdr(an=1) + Q + RR_A,
+    "nscount_1": hdr(ns=1) + Q + RR_A,
+    "additional_not_opt": hdr(ar=1) + Q + b"\x00" + RR_A[2:],
+    "tc_bit_in_query": hdr(flags=0x0300) + Q,
+    "any": hdr() + b"\x07allowed\x04test\x00\x00\xff\x00\x01",
+    "axfr": hdr() + b"\x07allowed\x04test\x00\x00\xfc\x00\x01",
+    "qtype_opt": hdr() + b"\x07allowed\x04test\x00\x00\x29\x00\x01",
+    "chaos_version_bind": hdr() + b"\x07version\x04bind\x00\x00\x10\x00\x03",
+    "trailing_garbage": hdr() + Q + b"garbage",
+    "garbage": bytes(range(12, 60)),
+}
+
+# Where filterd answers differently from unbound on purpose.
+DIFFERENCES = {
+    # RFC 6891 6.1.2 / the issue: a malformed OPT is FORMERR; unbound ignores the bad option.
+    "opt_bad_option_length": ((0,), (1,)),
+    # filterd does not reveal its version and serves only class IN.
+    "chaos_version_bind": ((0,), (5,)),
+}
+
+
+def ask_udp(addr, data, timeout=1.0):
+    """(rcode incl. extended, answered) or None when no answer came."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(data, addr)
+        try:
+            r = s.recv(65535)
+        except TimeoutError:
+            return None
+    rcode = struct.unpack("!H", r[2:4])[0] & 0xF
+    try:
+        msg = dns.message.from_wire(r)
+        rcode = msg.rcode()
+    except Exception:
+        pass
+    return rcode
+
+
+@pytest.fixture(scope="module")
+def unbound(tmp_path_factory):
+    u = Unbound(tmp_path_factory.mktemp("unbound")).start()
+    yield u
+    u.stop()
+
+
+@pytest.fixture(scope="module")
+def server(unbound):
+    with ServerThread(FakeEngine(), [unbound.address], tcp_idle_timeout=1.0) as s:
+        yield s
+
+
+def good(server):
+    q = dns.message.make_query("allowed.test", "A")
+    r = dns.query.udp(q, server.address[0], port=server.address[1], timeout=2)
+    assert r.answer[0][0].address == "192.0.2.10"
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_malformed_corpus_like_unbound(case, unbound, server):
+    data = CORPUS[case]
+    ref = ask_udp(unbound.address, data)
+    ours = ask_udp(server.address, data)
+    if case in DIFFERENCES:
+        theirs_expected, ours_expected = DIFFERENCES[case]
+        assert ref in theirs_expected and ours in ours_expected
+    else:
+        assert ours == ref, f"{case}: unbound {ref}, filterd {ours}"
+    good(server)   # and the next good query is answered at once
+
+
+def test_udp_and_tcp_answers(server):
+    q = dns.message.make_query("allowed.test", "A")
+    tcp = dns.query.tcp(q, server.address[0], port=server.address[1], timeout=2)
+    assert tcp.answer[0][0].address == "192.0.2.10"
+    blocked = dns.query.udp(dns.message.make_query("blocked.test", "A"), server.address[0],
+                            port=server.address[1], timeout=2)
+    assert blocked.rcode() == dns.rcode.NXDOMAIN
+
+
+def test_large_answer_truncated_on_udp_complete_on_tcp(server):
+    q = dns.message.make_query("big.test", "TXT", use_edns=0, payload=1232)
+    udp = dns.query.udp(q, server.address[0], port=server.address[1], timeout=2,
+                        ignore_trailing=True)
+    assert udp.flags & dns.flags.TC
+    tcp = dns.query.tcp(q, server.address[0], port=server.address[1], timeout=2)
+    assert len(tcp.answer[0]) == 9
+
+
+def frame(msg: bytes) -> bytes:
+    return struct.pack("!H", len(msg)) + msg
+
+
+def read_frames(sock, n, timeout=3.0):
+    sock.settimeout(timeout)
+    buf = b""
+    out = []
+    while len(out) < n:
+        chunk = sock.recv(65535)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+            size = struct.unpack("!H", buf[:2])[0]
+            out.append(dns.message.from_wire(buf[2:2 + size]))
+            buf = buf[2 + size:]
+    return out
+
+
+def test_tcp_pipelining_many_queries_one_write(server):
+    names = ["allowed.test", "blocked.test", "www.allowed.test", "nothere.test", "other.test"]
+    msgs = []
+    for i, n in enumerate(names * 4):
+        m = dns.message.make_query(n, "A")
+        m.id = i
+        msgs.append(m)
+    with socket.create_connection(server.address, timeout=3) as s:
+        s.sendall(b"".join(frame(m.to_wire()) for m in msgs))
+        answers = read_frames(s, len(msgs))
+    assert sorted(a.id for a in answers) == list(range(len(msgs)))
+    by_id = {a.id: a for a in answers}
+    assert by_id[1].rcode() == dns.rcode.NXDOMAIN and by_id[0].answer
+
+
+def closed(sock, timeout=5.0) -> bool:
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65535):
+            pass
+        return True
+    except (TimeoutError, ConnectionResetError):
+        return False
+
+
+def test_tcp_frame_shorter_than_header_closes(server):
+    with socket.create_connection(server.address, timeout=3) as s:
+        s.sendall(b"\x00\x05hello")
+        assert closed(s)
+    good(server)
+
+
+def test_tcp_truncated_frame_then_eof_gets_no_answer(server):
+    q = dns.message.make_query("allowed.test", "A").to_wire()
+    with socket.create_connection(server.address, timeout=3) as s:
+        s.sendall(struct.pack("!H", len(q) + 50) + q)
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(3)
+        assert s.recv(100) == b""
+    good(server)
+
+
+def test_tcp_idle_and_stalled_frames_time_out(server):
+    with socket.create_connection(server.address, timeout=3) as s:
+        s.sendall(b"\xff\xff" + b"\x00" * 100)   # an oversized frame that never completes
+        assert closed(s)   # the 1 s idle timeout closes it; 5 s bound
+    good(server)
+
+
+def test_tcp_garbage_frame_answered_formerr_then_next(server):
+    q = dns.message.make_query("allowed.test", "A")
+    q.id = 7
+    with socket.create_connection(server.address, timeout=3) as s:
+        s.sendall(frame(CORPUS["compression_loop"]) + frame(q.to_wire()))
+        s.settimeout(3)
+        data = b""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and len(data) < 14:
+            data += s.recv(65535)
+        size = struct.unpack("!H", data[:2])[0]
+        assert struct.unpack("!H", data[4:6])[0] & 0xF == 1    # FORMERR first
+        rest = data[2 + size:]
+        while len(rest) < 2 or len(rest) < 2 + struct.unpack("!H", rest[:2])[0]:
+            rest += s.recv(65535)
+        assert dns.message.from_wire(rest[2:]).id == 7

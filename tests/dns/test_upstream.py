@@ -1,0 +1,125 @@
+import asyncio
+import struct
+
+import pytest
+from dnshelpers import FakeUpstream, free_port, reply_a
+from dnslib import EDNS0, QTYPE, DNSQuestion, DNSRecord, EDNSOption
+
+from filterd.dns import wire
+from filterd.dns.edns import OPTION_ECS
+from filterd.dns.upstream import UpstreamError, UpstreamPool, upstream_query
+
+
+def question(name="a.test", ecs=False, do=False):
+    rec = DNSRecord(q=DNSQuestion(name, QTYPE.A))
+    opts = [EDNSOption(OPTION_ECS, struct.pack("!HBB", 1, 24, 0) + b"\x0a\x01\x02")] if ecs else []
+    rec.add_ar(EDNS0(udp_len=4096, flags="do" if do else "", opts=opts))
+    return wire.parse_query(rec.pack())
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def test_client_subnet_never_leaves():
+    q = question(ecs=True, do=True)
+    sent = DNSRecord.parse(upstream_query(q, 99))
+    opt = sent.ar[0]
+    assert sent.header.id == 99 and sent.header.rd
+    assert opt.rdata == [] and opt.ttl & 0x8000   # no options at all, DO kept
+
+
+def test_failover_to_second_upstream_and_health():
+    async def go():
+        silent = await FakeUpstream(lambda d, tcp: None).start()
+        good = await FakeUpstream(lambda d, tcp: reply_a(d)).start()
+        pool = UpstreamPool([silent.address, good.address], timeout=0.2)
+        try:
+            for _ in range(3):
+                _data, lay = await pool.resolve(question())
+                assert lay.rcode == 0 and lay.counts[0] == 1
+            st = pool.status()
+            assert not st[0]["healthy"] and st[1]["healthy"]
+            # the down one is now tried last: no more timeouts
+            n = len(silent.received)
+            await pool.resolve(question())
+            assert len(silent.received) == n
+        finally:
+            pool.close()
+            silent.close()
+            good.close()
+    run(go())
+
+
+def test_all_down_raises():
+    async def go():
+        pool = UpstreamPool([("127.0.0.1", free_port())], timeout=0.3)
+        try:
+            with pytest.raises(UpstreamError):
+                await pool.resolve(question())
+        finally:
+            pool.close()
+    run(go())
+
+
+def test_truncated_udp_answer_is_retried_over_tcp():
+    async def go():
+        up = await FakeUpstream(lambda d, tcp: reply_a(d, tc=not tcp)).start()
+        pool = UpstreamPool([up.address], timeout=1)
+        try:
+            _data, lay = await pool.resolve(question())
+            assert not lay.flags & wire.TC and lay.counts[0] == 1
+            assert len(up.tcp_received) == 1
+        finally:
+            pool.close()
+            up.close()
+    run(go())
+
+
+def test_spoofed_answers_are_ignored():
+    def handler(d, tcp):
+        bad_id = bytearray(reply_a(d, ip="6.6.6.6"))
+        bad_id[0] ^= 0xFF
+        return bytes(bad_id)
+
+    async def go():
+        up = await FakeUpstream(handler).start()
+        other = await FakeUpstream(lambda d, tcp: reply_a(
+            DNSRecord(q=DNSQuestion("evil.test", QTYPE.A), header=DNSRecord.parse(d).header
+                      ).pack(), ip="6.6.6.6")).start()
+        pool = UpstreamPool([up.address, other.address], timeout=0.2)
+        try:
+            with pytest.raises(UpstreamError):
+                await pool.resolve(question())
+        finally:
+            pool.close()
+            up.close()
+            other.close()
+    run(go())
+
+
+def test_servfail_from_one_upstream_tries_the_next():
+    def servfail(d, tcp):
+        r = DNSRecord.parse(d).reply()
+        r.header.rcode = 2
+        return r.pack()
+
+    async def go():
+        bad = await FakeUpstream(servfail).start()
+        good = await FakeUpstream(lambda d, tcp: reply_a(d)).start()
+        pool = UpstreamPool([bad.address, good.address], timeout=1)
+        try:
+            _, lay = await pool.resolve(question())
+            assert lay.rcode == 0
+        finally:
+            pool.close()
+            bad.close()
+            good.close()
+    run(go())
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError):
+        UpstreamPool([])
+    with pytest.raises(ValueError):
+        UpstreamPool([("127.0.0.1", 53)], timeout=0)

@@ -1,0 +1,133 @@
+"""An intercepting group: the relay hands its connections to the embedded mitmproxy + our addon."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from filterd.http.addon import Addon, search_engine
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def isvc(tmp_path_factory, upstreams, service_factory):
+    run_service, stop_service = service_factory
+    r = run_service(
+        tmp_path_factory.mktemp("isvc"),
+        upstreams,
+        intercept_groups=frozenset({"managed"}),
+        mitm_options={"ssl_verify_upstream_trusted_ca": str(upstreams.pki.ca_pem)},
+    )
+    yield r
+    stop_service(r)
+
+
+def curl_managed(isvc, url: str, *extra: str) -> subprocess.CompletedProcess:
+    ca = isvc.service.ca.pem_path
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "15",
+            "--interface",
+            "127.0.0.2",
+            "-x",
+            isvc.proxy_url,
+            "--cacert",
+            str(ca),
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def test_https_block_page_for_intercepting_group(isvc):
+    out = curl_managed(isvc, "https://blocked.test/private?q=1", "-w", "%{http_code}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.endswith(b"403")
+    assert "Nội dung người lớn".encode() in out.stdout
+    _, query, _ = isvc.sink.records[-1]
+    assert query.path == "intercept" and query.url == "https://blocked.test/private?q=1"
+
+
+def test_youtube_restrict_header(isvc):
+    out = curl_managed(isvc, "https://www.youtube.com/echo/watch")
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["headers"]["YouTube-Restrict"] == "Moderate"
+
+
+def test_safe_search_and_search_term(isvc):
+    isvc.sink.records.clear()
+    out = curl_managed(isvc, "https://www.google.com/echo/search?q=cute+cats&safe=off")
+    assert out.returncode == 0, out.stderr
+    path = json.loads(out.stdout)["path"]
+    assert "safe=active" in path and "safe=off" not in path
+    out = curl_managed(isvc, "https://www.google.com/search?q=cute+cats&safe=off")
+    decision, query, extra = isvc.sink.records[-1]
+    assert extra == {"search_term": "cute cats"} and query.path == "intercept"
+    assert decision.action.value == "enforce"
+
+
+def test_other_groups_are_not_intercepted(isvc, upstreams):
+    """Same proxy, a non-intercepting client: the upstream certificate, not the school CA's."""
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "15",
+            "-x",
+            isvc.proxy_url,
+            "--cacert",
+            str(upstreams.pki.ca_pem),
+            "https://allowed.test/page",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    assert out.returncode == 0 and out.stdout == upstreams.page
+
+
+def test_no_intercept_list_is_spliced(isvc, upstreams):
+    isvc.service.decider.no_intercept = ("allowed.test",)
+    out = curl_managed(isvc, "https://allowed.test/page", "--cacert", str(upstreams.pki.ca_pem))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == upstreams.page
+
+
+def test_mitmproxy_refuses_connections_without_the_token(isvc):
+    import socket
+
+    host, port = isvc.service.relay.handoff.host, isvc.service.relay.handoff.port
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\nX-Filterd-Client: 10.0.0.9\r\n\r\n")
+        assert s.recv(100).split(b" ")[1] == b"403"
+
+
+@pytest.mark.parametrize(
+    "host,want",
+    [
+        ("www.google.com", "google"),
+        ("www.google.com.vn", "google"),
+        ("google.co.uk", "google"),
+        ("www.bing.com", "bing.com"),
+        ("duckduckgo.com", "duckduckgo.com"),
+        ("googlefake.com", None),
+        ("example.com", None),
+    ],
+)
+def test_search_engine(host, want):
+    assert search_engine(host) == want
+
+
+def test_search_term_extraction():
+    assert Addon._search_term("www.google.com", "/search?q=meo+con") == "meo con"
+    assert Addon._search_term("www.youtube.com", "/results?search_query=abc") == "abc"
+    assert Addon._search_term("www.google.com", "/maps?q=x") is None

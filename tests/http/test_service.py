@@ -1,0 +1,94 @@
+"""Settings from the configuration, and the HTTP side started by the daemon."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from filterd.errors import ConfigError
+from filterd.http.service import HttpSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_settings_from_core_config(tmp_path):
+    http = SimpleNamespace(block_page_listen=("0.0.0.0", 80), proxy_listen=("0.0.0.0", 3128),
+                           mode="transparent", intercept_ca_dir=tmp_path / "ca")
+    s = HttpSettings.from_config(SimpleNamespace(http=http, data_dir=tmp_path, school_name="X"))
+    assert s.blockpage_listen == ("0.0.0.0", 80) and s.mode == "transparent"
+    assert s.ca_directory == tmp_path / "ca" and s.data_dir == tmp_path
+    assert HttpSettings(data_dir=tmp_path).ca_directory == tmp_path / "ca"
+
+
+@pytest.mark.parametrize("kw,key", [
+    ({"mode": "sideways"}, "http.mode"),
+    ({"proxy_listen": ("not-an-ip", 3128)}, "http.proxy_listen"),
+    ({"blockpage_listen": ("127.0.0.1", 70000)}, "http.block_listen"),
+])
+def test_bad_settings_fail_closed(kw, key):
+    with pytest.raises(ConfigError) as err:
+        HttpSettings(**kw)
+    assert err.value.key == key
+
+
+DAEMON = r"""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+sys.path.insert(0, sys.argv[2])
+from conftest import FakeEngine
+from filterd import daemon
+data = Path(sys.argv[1])
+def load():
+    dns = SimpleNamespace(listen=[("127.0.0.1", 0)], upstreams=[("127.0.0.1", 9)],
+                          upstream_timeout=0.5, block_ttl=10, workers=1, cache_size=100,
+                          cache_min_ttl=0, cache_max_ttl=60, negative_ttl_max=60,
+                          rate_limit_qps=0)
+    events = SimpleNamespace(retention_days=30, flush_interval=0.1, queue_max=1000,
+                             store_allowed=False)
+    http = SimpleNamespace(block_page_listen=("127.0.0.1", 0), proxy_listen=("127.0.0.1", 0),
+                           mode="explicit", intercept_ca_dir=None)
+    return SimpleNamespace(dns=dns, events=events, http=http, data_dir=data,
+                           appliance_ipv4="127.0.0.1", appliance_ipv6=None)
+daemon.configure_logging()
+raise SystemExit(daemon.run(load(), load_config=load, engine_factory=lambda c: FakeEngine()))
+"""
+
+
+@pytest.mark.integration
+def test_daemon_serves_http_and_logs_to_the_event_log(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", DAEMON, str(tmp_path), str(REPO / "tests/http")],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 60
+        while "filterd HTTP serving" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "daemon exited"
+        ports = dict(re.findall(r"(\w+) 127\.0\.0\.1:(\d+)", line))
+        out = subprocess.run(["curl", "-sS", "--max-time", "10", "-x",
+                              f"http://127.0.0.1:{ports['proxy']}", "http://casino.test/"],
+                             capture_output=True, timeout=20)
+        assert "Cờ bạc".encode() in out.stdout
+        page = subprocess.run(["curl", "-sS", "--max-time", "10", "-H", "Host: blocked.test",
+                               f"http://127.0.0.1:{ports['blockpage']}/"],
+                              capture_output=True, timeout=20)
+        assert "Nội dung người lớn".encode() in page.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    import sqlite3
+
+    rows = sqlite3.connect(tmp_path / "filterd.db").execute(
+        "SELECT name, path, category FROM events").fetchall()
+    assert ("casino.test", "http", "gambling") in rows

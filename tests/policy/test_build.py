@@ -1,0 +1,77 @@
+"""build_engine: two-phase loading; a broken file never replaces the running engine."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+
+from filterd.config import default_config
+from filterd.errors import ConfigError
+from filterd.policy.build import build_engine
+from filterd.policy.decision import Query, Reason
+from filterd.policy.overrides import Override, OverrideSet, save_overrides
+
+from .conftest import BASE_POLICY, FakeIndex, local
+
+AT = local(2026, 11, 25, 9, 0)
+
+
+@pytest.fixture
+def cfg(tmp_path, write_policy):
+    return dataclasses.replace(default_config(), data_dir=tmp_path / "var",
+                               policy_dir=write_policy())
+
+
+def test_build_reads_policy_and_overrides_file(cfg):
+    save_overrides(cfg.overrides_file, OverrideSet([
+        Override("o1", "older", "game.example", AT + timedelta(hours=1), "co.lan", "lesson")]))
+    e = build_engine(cfg, index=FakeIndex({"game.example": {"games"}}))
+    assert e.decide(Query("game.example", "10.0.40.1", AT)).reason is Reason.OVERRIDE
+    assert e.decide(Query("game.example", "10.0.41.1", AT)).blocked
+
+
+def test_broken_policy_keeps_the_previous_engine(cfg, write_policy):
+    idx = FakeIndex({"game.example": {"games"}})
+    running = build_engine(cfg, index=idx)
+    broken = BASE_POLICY.replace("always: [adult, gambling, doh]", "always: [adult, gamblin]")
+    write_policy({"policy.yaml": broken})
+    with pytest.raises(ConfigError) as exc:
+        build_engine(cfg, index=idx)
+    assert exc.value.file.endswith("policy.yaml") and exc.value.line is not None
+    assert exc.value.key == "groups.base.block.always"
+    # The engine built before still answers, unchanged.
+    d = running.decide(Query("game.example", "10.0.41.1", AT))
+    assert d.blocked and d.reason is Reason.CATEGORY
+
+
+def test_override_for_unknown_group_is_refused(cfg):
+    bad = OverrideSet([Override("o1", "nobody", "x.example", AT, "t", "r")])
+    with pytest.raises(ConfigError, match="unknown group"):
+        build_engine(cfg, overrides=bad)
+    save_overrides(cfg.overrides_file, bad)
+    with pytest.raises(ConfigError, match="unknown group"):
+        build_engine(cfg)
+
+
+def test_corrupt_overrides_file_is_a_config_error(cfg):
+    cfg.overrides_file.parent.mkdir(parents=True)
+    cfg.overrides_file.write_text("{not json")
+    with pytest.raises(ConfigError) as exc:
+        build_engine(cfg)
+    assert exc.value.file == str(cfg.overrides_file) and exc.value.line == 1
+
+
+def test_shipped_defaults_build(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    e = build_engine(default_config(), index=FakeIndex({"tiktok.com": {"short_video"},
+                                                        "pornhub.com": {"adult"}}))
+    thpt_in_class = e.decide(Query("www.tiktok.com", "10.10.41.7", AT))
+    assert thpt_in_class.group == "thpt" and thpt_in_class.reason is Reason.SCHEDULED_CATEGORY
+    assert not e.decide(Query("www.tiktok.com", "10.10.41.7", local(2026, 11, 25, 12, 0))).blocked
+    assert e.decide(Query("www.tiktok.com", "10.10.20.7", local(2026, 11, 25, 12, 0))).blocked
+    assert e.decide(Query("pornhub.com", "10.10.2.5", AT)).reason is Reason.DEFAULT  # staff
+    unknown = e.decide(Query("pornhub.com", "192.168.99.9", AT))
+    assert unknown.group == "chua_xac_dinh" and unknown.reason is Reason.CATEGORY
+    assert e.decide(Query("vnedu.vn", "192.168.99.9", AT)).reason is Reason.EDUCATION

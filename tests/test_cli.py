@@ -1,0 +1,86 @@
+"""`filterd check` and `filterd policy validate`, through click and as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from filterd.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_check_text_vi_and_en(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "www.google.com.vn", "--client", "10.10.41.7",
+                                  "--at", "2026-11-25T09:30"])
+    assert r.exit_code == 0, r.output
+    assert "forcesafesearch.google.com" in r.output and "THPT" in r.output
+    assert "Thứ Tư, 25/11/2026 09:30" in r.output
+    r = CliRunner().invoke(main, ["check", "use-application-dns.net", "--client", "10.10.2.3",
+                                  "--lang", "en"])
+    assert r.exit_code == 0 and "Blocked use-application-dns.net" in r.output
+
+
+def test_check_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "vnedu.vn", "--client", "192.168.5.5", "--json",
+                                  "--at", "2026-11-25T02:30:00+00:00"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["action"] == "allow" and d["reason"] == "education"
+    assert d["group"] == "chua_xac_dinh" and d["at"] == "2026-11-25T02:30:00+00:00"
+    assert d["source"]["kind"] == "policy" and d["source"]["name"].endswith("education.yaml")
+
+
+def test_check_bad_client_and_time():
+    r = CliRunner().invoke(main, ["check", "x.vn", "--client", "not-an-ip"])
+    assert r.exit_code == 2 and "bad client address" in r.output
+    r = CliRunner().invoke(main, ["check", "x.vn", "--client", "10.0.0.1", "--at", "tuesday"])
+    assert r.exit_code == 2
+
+
+def test_check_bad_config_names_file_and_line(tmp_path):
+    cfg = tmp_path / "filterd.yaml"
+    cfg.write_text("dns:\n  workers: many\n")
+    r = CliRunner().invoke(main, ["check", "x.vn", "--client", "10.0.0.1", "--config", str(cfg)])
+    assert r.exit_code == 1
+    assert f"{cfg}:2: dns.workers: expected a whole number" in r.output
+
+
+def test_policy_validate_ok_and_broken(tmp_path):
+    r = CliRunner().invoke(main, ["policy", "validate", str(REPO / "policies")])
+    assert r.exit_code == 0 and r.output.startswith("OK:")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\ngroups:\n  a:\n    label_vi: A\n    label_en: A\n"
+                   "    block: {always: [adlt]}\n    clients: [10.0.0.0/33]\n")
+    r = CliRunner().invoke(main, ["policy", "validate", str(bad)])
+    assert r.exit_code == 1
+    assert f"{bad}:6: groups.a.block.always: unknown category 'adlt'" in r.output
+    assert f"{bad}:7: groups.a.clients: bad CIDR" in r.output
+
+
+def test_help_texts_have_examples():
+    for args in (["--help"], ["check", "--help"], ["policy", "--help"],
+                 ["policy", "validate", "--help"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0 and "Example:" in r.output
+
+
+def test_check_as_a_process(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.run([sys.executable, "-m", "filterd", "check", "www.youtube.com",
+                        "--client", "10.10.20.9", "--json", "--at", "2026-11-25T12:00"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["group"] == "tieu_hoc" and d["rewrite_target"] == "restrict.youtube.com"
+    p = subprocess.run([sys.executable, "-m", "filterd", "policy", "validate",
+                        str(tmp_path / "missing")], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "not found" in p.stderr

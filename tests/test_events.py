@@ -1,0 +1,104 @@
+import sqlite3
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from filterd.db import open_db
+from filterd.events import EventLog, hour_of, recent
+from filterd.policy.decision import Action, Decision, Query, Reason, RuleSource
+
+
+def decision(action=Action.BLOCK, reason=Reason.CATEGORY, category="adult", name="x.test"):
+    return Decision(action=action, reason=reason, name=name, group="thcs", at=datetime.now(UTC),
+                    rule=name, source=RuleSource("list", "ut1-adult", version="2026-11-25"),
+                    category=category)
+
+
+def query(name="x.test", ip="10.0.0.5"):
+    return Query(name, ip, datetime.now(UTC), client_mac="aa:bb:cc:dd:ee:ff")
+
+
+def test_blocked_stored_allowed_only_counted(tmp_path):
+    log = EventLog(tmp_path / "f.db", flush_interval=0.05).start()
+    log.record(decision(), query())
+    for _ in range(5):
+        log.record(decision(Action.ALLOW, Reason.DEFAULT, None, "ok.test"), query("ok.test"))
+    log.record(decision(Action.REWRITE, Reason.SAFE_SEARCH, None, "www.google.com"),
+               query("www.google.com"))
+    log.record(decision(Action.BLOCK, Reason.BYPASS, None, "use-application-dns.net"),
+               query("use-application-dns.net"))
+    log.flush()
+    log.close()
+    rows = recent(tmp_path / "f.db")
+    assert {r["name"] for r in rows} == {"x.test", "www.google.com", "use-application-dns.net"}
+    row = next(r for r in rows if r["name"] == "x.test")
+    assert row["client_mac"] == "aa:bb:cc:dd:ee:ff" and row["list_version"] == "2026-11-25"
+    assert row["category"] == "adult" and row["path"] == "dns" and row["qtype"] == "A"
+    db = open_db(tmp_path / "f.db")
+    counts = {(r[0], r[1]): r[2] for r in db.execute(
+        "SELECT action, category, n FROM counts").fetchall()}
+    assert counts[("allow", "")] == 5 and counts[("block", "adult")] == 1
+
+
+def test_store_allowed_setting(tmp_path):
+    log = EventLog(tmp_path / "f.db", store_allowed=True)
+    log.record(decision(Action.ALLOW, Reason.DEFAULT, None, "ok.test"), query("ok.test"))
+    log.flush()
+    assert [r["name"] for r in recent(tmp_path / "f.db")] == ["ok.test"]
+
+
+def test_counts_accumulate_across_batches(tmp_path):
+    log = EventLog(tmp_path / "f.db")
+    for _ in range(3):
+        log.record(decision(Action.ALLOW, Reason.DEFAULT, None), query())
+        log.flush()
+    n = open_db(tmp_path / "f.db").execute("SELECT SUM(n) FROM counts").fetchone()[0]
+    assert n == 3
+
+
+def test_full_queue_drops_and_counts(tmp_path):
+    log = EventLog(tmp_path / "f.db", queue_max=10)   # writer not started
+    for _ in range(25):
+        log.record(decision(), query())
+    assert log.dropped == 15
+    log.flush()
+    assert len(recent(tmp_path / "f.db", limit=100)) == 10
+
+
+def test_record_is_fast_and_never_blocks_on_a_locked_db(tmp_path):
+    log = EventLog(tmp_path / "f.db", flush_interval=0.05).start()
+    blocker = sqlite3.connect(tmp_path / "f.db", timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    for _ in range(2000):
+        log.record(decision(), query())
+    time.sleep(0.2)
+    # Every record() returned while the writer could not write a single row.
+    assert log.written == 0 and log.dropped == 0
+    blocker.rollback()
+    blocker.close()
+    log.flush()
+    log.close()
+    assert len(recent(tmp_path / "f.db", limit=5000)) == 2000
+
+
+def test_purge_removes_old_events_and_counts(tmp_path):
+    log = EventLog(tmp_path / "f.db")
+    log.record(decision(), query())
+    log.flush()
+    db = open_db(tmp_path / "f.db")
+    db.execute("UPDATE events SET ts = ts - 40 * 86400")
+    db.execute("INSERT INTO counts VALUES (?, 'thcs', '', 'allow', 'dns', 3)",
+               [hour_of(time.time() - 40 * 86400)])
+    log.record(decision(name="new.test"), query("new.test"))
+    log.flush()
+    assert log.purge(30) == 1
+    assert [r["name"] for r in recent(tmp_path / "f.db")] == ["new.test"]
+    assert db.execute("SELECT COUNT(*) FROM counts WHERE n = 3").fetchone()[0] == 0
+
+
+def test_bad_settings(tmp_path):
+    with pytest.raises(ValueError):
+        EventLog(tmp_path / "f.db", flush_interval=0)
+    with pytest.raises(ValueError):
+        EventLog(tmp_path / "f.db", retention_days=0)
