@@ -298,7 +298,10 @@ class Backend:
             out["sources"] = self._configured_sources()
         log = self.data_dir / LISTS_LOG
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-        out["log"] = text[-4000:]
+        if len(text) > 4000:  # the command line, then the end of the output
+            first, _, rest = text.partition("\n")
+            text = f"{first}\n…\n{rest[-4000:]}"
+        out["log"] = text
         out["running"] = self.lists_update_running()
         return out
 
@@ -322,6 +325,11 @@ class Backend:
         cmd = [sys.executable, "-m", "filterd", "lists", "update"]
         if self.config_path:
             cmd += ["--config", str(self.config_path)]
+        # Always explicit: the update must land where this page (and the daemon) reads it.
+        cmd += ["--data-dir", str(self.data_dir)]
+        sources = getattr(self.config, "sources_file", None)
+        if sources:
+            cmd += ["--sources", str(sources)]
         log = open(self.data_dir / LISTS_LOG, "w", encoding="utf-8")  # noqa: SIM115 (child owns it)
         log.write(f"$ {' '.join(cmd[1:])}\n")
         log.flush()
