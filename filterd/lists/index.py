@@ -175,17 +175,22 @@ class ListIndex:
         """
         if name.endswith("."):
             name = name[:-1]
-        labels = name.lower().split(".")
+        name = name.lower()
+        labels = name.split(".")
         labels.reverse()
-        found = self._trie.prefixes(".".join(labels) + EXACT_MARK)
+        trie = self._trie
+        found = trie.prefixes(".".join(labels) + EXACT_MARK)
         if not found:
             return ()
-        trie = self._trie
+        values, table = self._values, self._table
         hits = []
+        end = len(name) + 1
         for key in reversed(found):
-            exact = key.endswith("=")
-            domain = reverse_key(key[:-2] if exact else key[:-1])
-            hits.append(self._hit(domain, trie[key], exact=exact))
+            block, sources, allow = table[values[trie[key]]]
+            if key[-1] == "=":
+                hits.append(ListHit(name, block, sources, True, allow))
+            else:  # a subtree key is the reversed domain plus ".": same length as ".domain"
+                hits.append(ListHit(name[end - len(key):], block, sources, False, allow))
         return tuple(hits)
 
     def url_match(self, url: str) -> ListHit | None:
