@@ -282,23 +282,31 @@ def lists_status(config_path: str | None, data_dir: str | None, sources_file: st
 def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> None:
     """Show every list entry that matches NAME or a parent domain (most specific first).
 
+    Compiles the seed lists first when there is no index yet, as the daemon does.
+
     Example: filterd lists lookup www.example.com --data-dir var
     """
     from filterd.errors import FilterdError
-    from filterd.lists.index import ListIndex
+    from filterd.lists.normalize import IP, NAME, classify
+    from filterd.lists.seed import ensure_index
 
     data, _, _ = _lists_setup(config_path, data_dir, sources_file="-")
+    kind, value = classify(name)
+    if kind not in (NAME, IP):
+        raise click.ClickException(f"{name!r} is not a valid name ({value})")
     try:
-        hits = ListIndex.open(data / "lists" / "current").lookup(name)
+        index = ensure_index(data / "lists")
+        ip_hit = index.ips.get(value) if kind == IP else None
+        hits = (ip_hit,) if ip_hit else index.lookup(value) if kind == NAME else ()
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from None
     if not hits:
-        click.echo(f"{name}: in no list")
+        click.echo(f"{value}: in no list")
     for h in hits:
-        kind = "exact host" if h.exact else "domain and subdomains"
+        what = "address" if kind == IP else "exact host" if h.exact else "domain and subdomains"
         cats = ", ".join(sorted(h.categories)) or "-"
         allow = f", allow: {', '.join(sorted(h.allow_categories))}" if h.allow_categories else ""
-        click.echo(f"{h.domain} ({kind}): {cats}{allow} [{', '.join(h.sources)}]")
+        click.echo(f"{h.domain} ({what}): {cats}{allow} [{', '.join(h.sources)}]")
 
 
 # -- filterd check / filterd policy ----------------------------------------------------
@@ -308,6 +316,8 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 @click.argument("name")
 @click.option("--client", "client_ip", required=True, help="The client's IP address.")
 @click.option("--mac", "client_mac", default=None, help="The client's MAC address, if known.")
+@click.option("--url", default=None,
+              help="A full URL, as the web proxy sees it (checks URL list entries too).")
 @click.option("--at", "at_text", default=None,
               help="When (ISO 8601). Without a zone: the school's time zone. Default: now.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Decision as JSON.")
@@ -316,7 +326,8 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 @click.option("--child", is_flag=True, help="Show what the student reads (no rule or source).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults).")
-def check(name: str, client_ip: str, client_mac: str | None, at_text: str | None,
+def check(name: str, client_ip: str, client_mac: str | None, url: str | None,
+          at_text: str | None,
           as_json: bool, lang: str, child: bool, config_path: str | None) -> None:
     """Show the decision for NAME asked by a client, and why.
 
@@ -334,7 +345,8 @@ def check(name: str, client_ip: str, client_mac: str | None, at_text: str | None
         config = load_config(config_path)
         engine = build_engine(config)
         at = _parse_at(at_text, config.timezone)
-        decision = engine.decide(Query(name, client_ip, at, client_mac=client_mac, path="check"))
+        decision = engine.decide(Query(name, client_ip, at, client_mac=client_mac,
+                                       path="http" if url else "check", url=url))
     except QueryError as exc:
         raise click.BadParameter(str(exc)) from None
     except FilterdError as exc:
