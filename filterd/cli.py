@@ -282,23 +282,31 @@ def lists_status(config_path: str | None, data_dir: str | None, sources_file: st
 def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> None:
     """Show every list entry that matches NAME or a parent domain (most specific first).
 
+    Compiles the seed lists first when there is no index yet, as the daemon does.
+
     Example: filterd lists lookup www.example.com --data-dir var
     """
     from filterd.errors import FilterdError
-    from filterd.lists.index import ListIndex
+    from filterd.lists.normalize import IP, NAME, classify
+    from filterd.lists.seed import ensure_index
 
     data, _, _ = _lists_setup(config_path, data_dir, sources_file="-")
+    kind, value = classify(name)
+    if kind not in (NAME, IP):
+        raise click.ClickException(f"{name!r} is not a valid name ({value})")
     try:
-        hits = ListIndex.open(data / "lists" / "current").lookup(name)
+        index = ensure_index(data / "lists")
+        ip_hit = index.ips.get(value) if kind == IP else None
+        hits = (ip_hit,) if ip_hit else index.lookup(value) if kind == NAME else ()
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from None
     if not hits:
-        click.echo(f"{name}: in no list")
+        click.echo(f"{value}: in no list")
     for h in hits:
-        kind = "exact host" if h.exact else "domain and subdomains"
+        what = "address" if kind == IP else "exact host" if h.exact else "domain and subdomains"
         cats = ", ".join(sorted(h.categories)) or "-"
         allow = f", allow: {', '.join(sorted(h.allow_categories))}" if h.allow_categories else ""
-        click.echo(f"{h.domain} ({kind}): {cats}{allow} [{', '.join(h.sources)}]")
+        click.echo(f"{h.domain} ({what}): {cats}{allow} [{', '.join(h.sources)}]")
 
 
 # -- filterd check / filterd policy ----------------------------------------------------
