@@ -177,12 +177,15 @@ def lists_group() -> None:
 @click.option("--source", "only", multiple=True, help="Only this source (repeatable).")
 @click.option("--force", is_flag=True,
               help="Recompile even if nothing changed; accept a suspicious shrink.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any source failed.")
 def lists_update(config_path: str | None, data_dir: str | None, sources_file: str | None,
-                 only: tuple[str, ...], force: bool) -> None:
+                 only: tuple[str, ...], force: bool, strict: bool) -> None:
     """Fetch the list sources, compile the index and swap it in atomically.
 
     A source that fails (unreachable, truncated, corrupt, or shrinking suspiciously)
-    keeps its last good data; the command says why and exits 1.
+    keeps its last good data; the command says why (also on stderr) and still exits 0,
+    since the index it leaves is good and the daemon should reload it (`--strict`
+    exits 1 instead). `filterd lists status` keeps showing the error.
 
     Example: filterd lists update --config /etc/filterd/filterd.yaml
     """
@@ -194,15 +197,15 @@ def lists_update(config_path: str | None, data_dir: str | None, sources_file: st
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from None
     for o in report.outcomes:
-        line = f"{o.name}: {o.status.replace('_', ' ')}, {o.count} entries"
+        click.echo(f"{o.name}: {o.status.replace('_', ' ')}, {o.count} entries")
         if o.error:
-            line += f"\n  error: {o.error} (last good data kept)"
-        click.echo(line)
+            click.echo(f"  error: {o.error} (last good data kept)")
+            click.echo(f"{o.name}: {o.error} (last good data kept)", err=True)
     if report.compiled:
         click.echo(f"index compiled: version {report.index_version}")
     else:
         click.echo(f"index unchanged: version {report.index_version}")
-    if report.failed:
+    if report.failed and strict:
         raise SystemExit(1)
 
 
