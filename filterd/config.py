@@ -92,6 +92,16 @@ def _text(*, empty: bool = False, pattern: str | None = None, hint: str = "") ->
     return parse
 
 
+def _ids(v: Any, ctx: _Ctx) -> tuple[str, ...]:
+    """A list of ids (group names): lowercase letters, digits and underscores."""
+    if not isinstance(v, list):
+        raise _Bad(f"expected a list of names, got {type_name(v)}")
+    for i, item in enumerate(v):
+        if not isinstance(item, str) or not re.fullmatch(r"[a-z0-9_]{1,64}", item):
+            raise _Bad(f"item {i + 1}: expected a group id like thcs, got {item!r}")
+    return tuple(v)
+
+
 def _choice(*options: str) -> Kind:
     def parse(v: Any, ctx: _Ctx) -> str:
         if v not in options:
@@ -240,6 +250,10 @@ class HttpConfig:
     mode: str = field(default="explicit", metadata=_k(_choice("explicit", "transparent")))
     # None in the dataclass means "<data_dir>/ca"; load_config always fills it in.
     intercept_ca_dir: Path = field(default=None, metadata=_k(_path))  # type: ignore[assignment]
+    # Groups whose HTTPS is decrypted (school-managed devices trusting the school CA): opt-in.
+    intercept_groups: tuple[str, ...] = field(default=(), metadata=_k(_ids))
+    # Groups whose block page shows the matching rule and list (teachers, IT staff).
+    staff_groups: tuple[str, ...] = field(default=("giao_vien",), metadata=_k(_ids))
 
 
 @dataclass(frozen=True)
@@ -259,6 +273,16 @@ class SyncConfig:
 class OfficeConfig:
     listen: Endpoint = field(default=("127.0.0.1", 8090), metadata=_k(_endpoint))
     database_url: str = field(default="", metadata=_k(_database_url))
+
+
+def _optional_endpoint(v: Any, ctx: _Ctx) -> Endpoint | None:
+    return None if v in ("", None) else parse_endpoint(v)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    # Prometheus endpoint (GET /metrics); empty = off. Keep it on loopback or a trusted LAN.
+    listen: Endpoint | None = field(default=None, metadata=_k(_optional_endpoint))
 
 
 _SCHOOL_ID = r"[a-z0-9][a-z0-9_.-]{0,63}"
@@ -285,6 +309,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     office: OfficeConfig = field(default_factory=OfficeConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source_file: Path | None = None   # the filterd.yaml this came from; None = embedded defaults
 
     @property
@@ -303,6 +328,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "dns": DnsConfig, "events": EventsConfig, "http": HttpConfig,
     "admin": AdminConfig, "sync": SyncConfig, "office": OfficeConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -396,6 +422,7 @@ def load_config(path: str | Path | None) -> Config:
 
 
 __all__ = [
-    "AdminConfig", "Config", "DnsConfig", "EventsConfig", "HttpConfig", "OfficeConfig",
-    "SyncConfig", "YList", "default_config", "load_config", "parse_config", "parse_endpoint",
+    "AdminConfig", "Config", "DnsConfig", "EventsConfig", "HttpConfig", "MetricsConfig",
+    "OfficeConfig", "SyncConfig", "YList", "default_config", "load_config", "parse_config",
+    "parse_endpoint",
 ]

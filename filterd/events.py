@@ -60,11 +60,6 @@ def hour_of(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H")
 
 
-def _stored(decision: Decision, store_allowed: bool) -> bool:
-    return (decision.action in (Action.BLOCK, Action.REWRITE) or decision.reason is Reason.BYPASS
-            or store_allowed)
-
-
 def event_row(decision: Decision, query: Query, ts: float,
               search_term: str | None = None) -> tuple:
     src = decision.source
@@ -108,14 +103,17 @@ class EventLog:
     def record(self, decision: Decision, query: Query, *, search_term: str | None = None) -> None:
         """Log one decision. Never blocks and never raises on overload."""
         ts = time.time()
-        n = int(ts // 3600)
-        if n != self._hour[0]:
-            self._hour = (n, hour_of(ts))
-        key = (self._hour[1], decision.group, decision.category or "", decision.action.value,
-               query.path)
+        hour = self._hour
+        if int(ts // 3600) != hour[0]:
+            hour = self._hour = (int(ts // 3600), hour_of(ts))
+        # Action is a StrEnum: it is its own value (and sqlite stores it as text).
+        action = decision.action
+        key = (hour[1], decision.group, decision.category or "", action, query.path)
         with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
-        if _stored(decision, self.store_allowed):
+            counts = self._counts
+            counts[key] = counts.get(key, 0) + 1
+        if action is Action.BLOCK or action is Action.REWRITE or (
+                self.store_allowed or decision.reason is Reason.BYPASS):
             try:
                 self._queue.put_nowait(event_row(decision, query, ts, search_term))
             except queue.Full:
@@ -199,7 +197,7 @@ class EventLog:
                     "INSERT INTO counts (hour, group_id, category, action, path, n)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hour, group_id, category, action,"
                     " path) DO UPDATE SET n = n + excluded.n",
-                    [(*k, n) for k, n in counts.items()])
+                    [(h, g, c, str(a), p, n) for (h, g, c, a, p), n in counts.items()])
         except Exception:
             # Put the counts back so a busy database costs a delay, not data.
             with self._lock:

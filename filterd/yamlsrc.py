@@ -173,7 +173,9 @@ class Problems:
         if self.errors:
             if len(self.errors) == 1:
                 raise self.errors[0]
-            raise ConfigErrors(self.errors)
+            # in reading order: file, then line (errors without a line first)
+            ordered = sorted(self.errors, key=lambda e: (e.file or "", e.line or 0))
+            raise ConfigErrors(ordered)
 
 
 def type_name(value: Any) -> str:

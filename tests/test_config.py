@@ -65,6 +65,7 @@ def test_full_file(tmp_path):
     assert c.dns.listen == (("0.0.0.0", 53), ("::", 53))
     assert c.dns.upstreams == (("1.1.1.1", 53), ("2606:4700:4700::1111", 53), ("9.9.9.9", 5353))
     assert c.events.retention_days == 60 and c.http.mode == "transparent"
+    assert c.http.intercept_groups == () and c.http.staff_groups == ("giao_vien",)
     assert c.sync.token_file == tmp_path / "data" / "sync-token"
     assert c.source_file == p
 
@@ -100,6 +101,8 @@ def test_every_error_is_reported_with_line_and_key(tmp_path):
     ("dns: {cache_min_ttl: 100, cache_max_ttl: 10}", "dns.cache_min_ttl"),
     ("events: {store_allowed: yes}", "events.store_allowed"),   # YAML 1.2: 'yes' is text
     ("http: {mode: sometimes}", "http.mode"),
+    ("http: {intercept_groups: thcs}", "http.intercept_groups"),
+    ("http: {staff_groups: ['Giáo viên']}", "http.staff_groups"),
     ("sync: {office_url: 'ftp://x'}", "sync.office_url"),
     ("office: {database_url: 'mysql://x'}", "office.database_url"),
     ("school_id: 'Trường A'", "school_id"),
@@ -160,3 +163,14 @@ def test_example_file_is_valid_and_documents_every_key():
 ])
 def test_parse_endpoint(text, port, expected):
     assert parse_endpoint(text, port) == expected
+
+
+def test_metrics_listen_is_off_by_default_and_validated(tmp_path):
+    assert load_config(None).metrics.listen is None
+    f = tmp_path / "filterd.yaml"
+    f.write_text('metrics:\n  listen: "127.0.0.1:9154"\n')
+    assert load_config(f).metrics.listen == ("127.0.0.1", 9154)
+    f.write_text('metrics:\n  listen: "localhost:9154"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    assert err.value.key == "listen" or "metrics.listen" in str(err.value)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Hashable
 from datetime import UTC, datetime
+from time import monotonic
 from typing import Any, Protocol
 
 from filterd.dns import codec, wire
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 _FORMERR_TYPES = frozenset({41, 249, 250, 253, 254, *range(128, 249)})
 _REFUSED_TYPES = frozenset({TYPE_AXFR, TYPE_IXFR})
 
+# A decision is reused for the same (client, name, type) this long. Short enough that a
+# schedule boundary or an expiring override shows within a second; a reload clears them all.
+DECISION_TTL = 1.0
+DECISION_CACHE_MAX = 100_000
+
 
 class DecisionEngine(Protocol):
     def decide(self, query: Query) -> Decision: ...
@@ -57,8 +63,10 @@ class Resolver:
     def __init__(self, engine: DecisionEngine, upstreams: UpstreamPool, *,
                  cache: AnswerCache | None = None, answers: BlockAnswers | None = None,
                  events: EventSink | None = None, rate_limit: RateLimiter | None = None,
-                 rewrite_ttl: int | None = None) -> None:
-        self.engine = engine
+                 rewrite_ttl: int | None = None, decision_ttl: float = DECISION_TTL) -> None:
+        self._decisions: dict[tuple[str, str, int], tuple[float, Query, Decision]] = {}
+        self.decision_ttl = decision_ttl
+        self._engine = engine
         self.upstreams = upstreams
         self.cache = cache if cache is not None else AnswerCache()
         self.answers = answers if answers is not None else BlockAnswers()
@@ -68,6 +76,31 @@ class Resolver:
         self._inflight: dict[Hashable, asyncio.Future] = {}
         self.stats = {"queries": 0, "dropped": 0, "errors": 0, "blocked": 0, "forwarded": 0,
                       "servfail": 0, "rate_limited": 0}
+
+    @property
+    def engine(self) -> DecisionEngine:
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: DecisionEngine) -> None:
+        """Swap the engine between two queries; no decision of the old one is reused."""
+        self._engine = engine
+        self._decisions = {}
+
+    def decide(self, client_ip: str, name: str, qtype: int) -> tuple[Query, Decision]:
+        key = (client_ip, name, qtype)
+        now = monotonic()
+        hit = self._decisions.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        query = Query(name, client_ip, datetime.now(UTC), qtype=codec.type_name(qtype))
+        decision = self._engine.decide(query)
+        decisions = self._decisions
+        if len(decisions) >= DECISION_CACHE_MAX:
+            decisions.clear()
+        if self.decision_ttl > 0:
+            decisions[key] = (now + self.decision_ttl, query, decision)
+        return query, decision
 
     # -- the hot path ------------------------------------------------------
 
@@ -97,8 +130,7 @@ class Resolver:
         limit = 65535 if tcp else min(q.max_payload, OUR_UDP_SIZE)
         if not q.name:
             return self._answer(q, (q.name, qtype, q.do), limit)   # the root: nothing to filter
-        query = Query(q.name, client_ip, datetime.now(UTC), qtype=codec.type_name(qtype))
-        decision = self.engine.decide(query)
+        query, decision = self.decide(client_ip, q.name, qtype)
         self.events.record(decision, query)
         action = decision.action
         if action is Action.BLOCK:

@@ -117,3 +117,78 @@ def remove_cmd() -> None:
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("removed" if removed else "nothing to remove")
+
+
+def lan_addresses(iface: str) -> list[str]:
+    """The addresses filterd answers on at the LAN interface (`ip -j addr show dev IF`)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(["ip", "-j", "addr", "show", "dev", iface], capture_output=True,
+                          text=True, timeout=10, check=False)
+    if proc.returncode != 0:
+        raise click.ClickException(f"no interface {iface}: {proc.stderr.strip()}")
+    return [a["local"] for link in json.loads(proc.stdout or "[]")
+            for a in link.get("addr_info", ()) if a.get("local")]
+
+
+@gateway.command("monitor")
+@click.option("--lan", required=True, help="LAN interface to watch.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="filterd.yaml (events go to its data_dir; groups come from its policy).")
+@click.option("--doh-list", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="DoH resolver address list (default: the shipped one).")
+@click.option("--dedupe", default=60.0, show_default=True,
+              help="Seconds before the same client, kind and server is logged again.")
+@click.option("--print", "echo", is_flag=True, help="Also print each attempt on stdout.")
+def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe: float,
+                echo: bool) -> None:
+    """Watch the LAN for DNS bypass attempts (other resolvers, DoT, DoH); log each as an event.
+
+    Needs CAP_NET_RAW and CAP_NET_ADMIN (filterd-bypass.service has them).
+
+    Example: filterd gateway monitor --lan eth1 --config /etc/filterd/filterd.yaml --print
+    """
+    import signal
+    import threading
+
+    from filterd.config import load_config
+    from filterd.db import db_path
+    from filterd.events import EventLog
+    from filterd.gateway.bypass import BypassDetector, BypassMonitor, EventLogSink, ListSink
+
+    try:
+        config = load_config(config_path)
+        own = {*lan_addresses(lan), config.appliance_ipv4, config.appliance_ipv6}
+        detector = BypassDetector(own, load_address_list(doh_list or default_doh_list_path()),
+                                  dedupe_seconds=dedupe)
+        group_for = _group_lookup(config)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    events = EventLog(db_path(config.data_dir), flush_interval=config.events.flush_interval,
+                      queue_max=config.events.queue_max).start()
+    sink = EventLogSink(events, group_for=group_for, enforced=nft.installed())
+    printer = ListSink(echo=lambda line: click.echo(line)) if echo else None
+    monitor = BypassMonitor(lan, detector, sink,
+                            on_attempt=printer.record_bypass if printer else None).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if not monitor.wait_started():
+        raise click.ClickException(f"could not capture on {lan} (needs CAP_NET_RAW)")
+    click.echo(f"monitoring {lan} for bypass attempts", err=True)
+    sys.stderr.flush()
+    try:
+        stop.wait()
+    finally:
+        monitor.stop()
+        events.close()
+
+
+def _group_lookup(config):  # type: ignore[no-untyped-def]
+    """client -> group id from the policy; clients only (no list index needed)."""
+    from filterd.lists.index import MemoryIndex
+    from filterd.policy.build import build_engine
+
+    engine = build_engine(config, index=MemoryIndex.from_entries({}))
+    return lambda ip, mac: engine.group_for(ip, mac).id

@@ -133,7 +133,9 @@ class Addon:
             decision.action in (Action.REWRITE, Action.ENFORCE)
             and domain_matches(host, YOUTUBE_HOSTS)
         ):
-            req.headers["YouTube-Restrict"] = ctx.options.filterd_youtube_restrict
+            req.headers["YouTube-Restrict"] = youtube_level(
+                decision, ctx.options.filterd_youtube_restrict
+            )
             enforced = True
         if enforced or term is not None:
             eventsink.record(
@@ -197,3 +199,12 @@ def _as_enforce(decision: Decision) -> Decision:
 
 def lang_of(flow: http.HTTPFlow) -> str:
     return choose_lang(None, flow.request.headers.get("accept-language"))
+
+
+def youtube_level(decision: Decision, default: str) -> str:
+    """The group's level from the engine's rule ("youtube: strict"), else the option."""
+    if decision.reason is Reason.YOUTUBE:
+        level = decision.rule.rpartition(":")[2].strip().lower()
+        if level in ("strict", "moderate"):
+            return level.capitalize()
+    return default

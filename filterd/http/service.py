@@ -208,14 +208,13 @@ def run_forever(config_path: str | None) -> None:
 
     config = load_config(config_path)
     state = {"engine": build_engine(config)}
-    sink: EventSink = NullSink()
-    try:
-        from filterd.db import db_path
-        from filterd.events import EventLog  # dns: the shared event log
+    from filterd.db import db_path
+    from filterd.events import EventLog
 
-        sink = EventLog(db_path(config.data_dir))
-    except ImportError:
-        logging.getLogger(__name__).warning("event log not available; HTTP events are not stored")
+    ev = config.events
+    sink = EventLog(db_path(config.data_dir), flush_interval=ev.flush_interval,
+                    queue_max=ev.queue_max, store_allowed=ev.store_allowed,
+                    retention_days=ev.retention_days).start()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

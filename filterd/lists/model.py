@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from filterd.errors import ListError
 
@@ -15,13 +16,13 @@ USAGES = ("black", "white")   # UT1 `usage`: black = block list, white = allow l
 MATCHES = ("subtree", "exact")  # domain-and-subdomains, or the exact host only
 
 
-@dataclass(frozen=True, slots=True)
-class ListHit:
+class ListHit(NamedTuple):
     """One list entry that matches a name: the entry, its categories and the lists it came from.
 
     `categories` are the block categories; `allow_categories` come from `usage: white`
     lists (UT1 allow lists) and never block. `exact` is True when the entry matches only
-    that host, False when it covers every subdomain too.
+    that host, False when it covers every subdomain too. A NamedTuple rather than a frozen
+    dataclass: it is built on every list hit and is twice as fast to construct.
     """
 
     domain: str

@@ -2,8 +2,10 @@
 
 Most specific wins: a MAC address, then an exact IP, then the smallest network
 or range that contains the address (a /28 beats a /24; an IPv6 /64 beats a /48;
-a CIDR beats a range of the same size). The same MAC, IP, CIDR or range in two
-groups is an error at load. Unknown clients get the policy's default group.
+a 20-address range beats a /24). The same MAC, IP, CIDR or range (or a range
+covering exactly a CIDR's addresses) in two groups is an error at load; between
+a CIDR and a range of equal size that differ, the CIDR wins. Unknown clients
+get the policy's default group.
 IPv4-mapped IPv6 addresses (::ffff:10.0.0.5, seen on dual-stack sockets) are
 treated as the IPv4 address.
 

@@ -53,7 +53,7 @@ class QueryError(FilterdError, ValueError):
     """A Query was built with an invalid value."""
 
 
-PATHS = ("dns", "http", "sni", "intercept", "check")
+PATHS = ("dns", "http", "sni", "intercept", "check", "bypass")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ Precedence (the one table is docs/precedence.md; keep both in step):
   5 group allow                                                            -> ALLOW
   6 group deny                                                             -> BLOCK
   7 category blocked always / inside an active schedule                    -> BLOCK
+    (the name's list entries first, then, on HTTP paths, the URL's entries)
   8 safe search / YouTube restriction                                      -> REWRITE/ENFORCE
   9 nothing matched                                                        -> ALLOW
 
@@ -30,13 +31,16 @@ from typing import Protocol
 from filterd.policy.catalog import Catalog
 from filterd.policy.clients import ClientMap, NeighbourTable
 from filterd.policy.decision import Action, Decision, Query, Reason, RuleSource
-from filterd.policy.domains import DomainTable
+from filterd.policy.domains import DomainTable, LayeredTable
 from filterd.policy.loader import Group, Policy
 from filterd.policy.names import InvalidName, normalize_name, parents
 from filterd.policy.overrides import EMPTY, OverrideSet
 from filterd.policy.schedules import Schedule
 
 PROTECTED_CATEGORY = "illegal"
+# Precedence ranks of the domain-table layers (docs/precedence.md rows).
+_PROTECTED, _BYPASS, _EDUCATION, _ALLOW, _DENY, _SAFE_SEARCH, _YOUTUBE, _NONE = (
+    1, 2, 4, 5, 6, 8, 9, 99)
 _REWRITE_PATHS = frozenset(("dns", "check"))
 _CLIENT_CACHE_MAX = 8192
 
@@ -78,11 +82,12 @@ class _CatBlock:
 class _GroupRuntime:
     """A group compiled for the hot path."""
 
-    __slots__ = ("allow", "block_mode", "blocks_by_mask", "group", "label_en", "label_vi",
-                 "schedules", "ss_level", "yt_level")
+    __slots__ = ("always", "block_mode", "blocks_by_mask", "group", "group_id", "label_en",
+                 "label_vi", "lists", "schedules", "ss_level", "yt_level")
 
     def __init__(self, group: Group, schedules: Mapping[str, Schedule], catalog: Catalog):
         self.group = group
+        self.group_id = group.id
         self.label_vi = group.label_vi
         self.label_en = group.label_en
         self.block_mode = group.block_mode
@@ -101,7 +106,9 @@ class _GroupRuntime:
                 cats[cat] = _CatBlock(catalog.rank(cat), Reason.CATEGORY, src, None)
             blocks.append(cats)
         self.blocks_by_mask = tuple(blocks)
-        self.allow = group.allow
+        self.always = blocks[0]
+        self.lists = (LayeredTable([(_ALLOW, group.allow), (_DENY, group.deny)])
+                      if group.allow or group.deny else None)
 
     def blocks_at(self, minute_of_week: int) -> dict[str, _CatBlock]:
         mask = 0
@@ -126,9 +133,12 @@ class Engine:
         self.neighbours = neighbours
         self.groups: Mapping[str, Group] = policy.groups
         self.schedules = policy.schedules
-        self._bypass = bypass
-        self._safe_search = safe_search
-        self._youtube = youtube
+        self._global = LayeredTable([(_PROTECTED, policy.protected), (_BYPASS, bypass),
+                                     (_EDUCATION, policy.education),
+                                     (_SAFE_SEARCH, safe_search), (_YOUTUBE, youtube)])
+        self._sorted_cats: dict[frozenset[str], tuple[str, ...]] = {}
+        self._url_match = getattr(self.index, "url_match", None)
+        self._ips = getattr(self.index, "ips", None) or None
         self._clients: ClientMap = policy.clients
         self._runtime = {gid: _GroupRuntime(g, policy.schedules, catalog)
                          for gid, g in policy.groups.items()}
@@ -206,13 +216,19 @@ class Engine:
         return RuleSource("list", name, version=getattr(self.index, "version", None))
 
     def _categories(self, hits: tuple[ListHitLike, ...]) -> tuple[str, ...]:
+        """Every category of every hit, most serious first (memoised per category set)."""
         if not hits:
             return ()
         if len(hits) == 1:
             cats = hits[0].categories
         else:
             cats = frozenset().union(*(h.categories for h in hits))
-        return tuple(sorted(cats, key=self.catalog.rank))
+        out = self._sorted_cats.get(cats)
+        if out is None:
+            out = tuple(sorted(cats, key=lambda c: (self.catalog.rank(c), c)))
+            if len(self._sorted_cats) < 4096:
+                self._sorted_cats[cats] = out
+        return out
 
     def decide(self, query: Query) -> Decision:
         name = query.name
@@ -221,93 +237,116 @@ class Engine:
                 name = normalize_name(name)
             except InvalidName:
                 name = name.lower()
-        else:
+        elif name[-1:] == "." or not name.islower():
             name = name.rstrip(".").lower()
         at = query.at
-        rt = self._runtime_for(query.client_ip, query.client_mac)
-        g = rt.group
+        rt = self._client_cache.get((query.client_ip, query.client_mac))
+        if rt is None:
+            rt = self._runtime_for(query.client_ip, query.client_mac)
         chain = parents(name)
         hits = self.index.lookup(name)
+        if not hits and self._ips is not None and name[-1:].isdigit() and query.path != "dns":
+            ip_hit = self._ips.get(name)   # the proxy sees bare IPv4 hosts; lists keep them apart
+            if ip_hit is not None:
+                hits = (ip_hit,)
+        glob = self._global.match(chain)
+        layer = glob[0] if glob is not None else _NONE
 
         # 1 protected: nothing below can unblock it
-        e = self.policy.protected.match(chain)
-        if e is not None:
-            return Decision(Action.BLOCK, Reason.PROTECTED, name, g.id, at, e.rule, e.source,
-                            PROTECTED_CATEGORY, rt.label_vi, rt.block_mode, None,
+        if layer == _PROTECTED:
+            e = glob[1]
+            return Decision(Action.BLOCK, Reason.PROTECTED, name, rt.group_id, at, e.rule,
+                            e.source, PROTECTED_CATEGORY, rt.label_vi, rt.block_mode, None,
                             self._categories(hits), rt.label_en)
         for hit in hits:
             if PROTECTED_CATEGORY in hit.categories:
-                return Decision(Action.BLOCK, Reason.PROTECTED, name, g.id, at, hit.domain,
-                                self._list_source(hit, PROTECTED_CATEGORY), PROTECTED_CATEGORY,
-                                rt.label_vi, rt.block_mode, None, self._categories(hits),
-                                rt.label_en)
+                return Decision(Action.BLOCK, Reason.PROTECTED, name, rt.group_id, at,
+                                hit.domain, self._list_source(hit, PROTECTED_CATEGORY),
+                                PROTECTED_CATEGORY, rt.label_vi, rt.block_mode, None,
+                                self._categories(hits), rt.label_en)
         # 2 bypass names
-        e = self._bypass.match(chain)
-        if e is not None:
-            return Decision(Action.BLOCK, Reason.BYPASS, name, g.id, at, e.rule, e.source,
-                            None, rt.label_vi, e.value, None, self._categories(hits),
+        if layer == _BYPASS:
+            e = glob[1]
+            return Decision(Action.BLOCK, Reason.BYPASS, name, rt.group_id, at, e.rule,
+                            e.source, None, rt.label_vi, e.value, None, self._categories(hits),
                             rt.label_en)
         # 3 teacher override
         if self.overrides:
-            o = self.overrides.match(g.id, chain, at)
+            o = self.overrides.match(rt.group_id, chain, at)
             if o is not None:
-                return Decision(Action.ALLOW, Reason.OVERRIDE, name, g.id, at, o.domain,
+                return Decision(Action.ALLOW, Reason.OVERRIDE, name, rt.group_id, at, o.domain,
                                 RuleSource("override", o.id), None, rt.label_vi, None, None,
                                 self._categories(hits), rt.label_en)
         # 4 education allowlist
-        e = self.policy.education.match(chain)
-        if e is not None:
-            return Decision(Action.ALLOW, Reason.EDUCATION, name, g.id, at, e.rule, e.source,
-                            None, rt.label_vi, None, None, self._categories(hits), rt.label_en)
-        # 5 group allow, 6 group deny
-        e = g.allow.match(chain)
-        if e is not None:
-            return Decision(Action.ALLOW, Reason.GROUP_ALLOW, name, g.id, at, e.rule, e.source,
-                            None, rt.label_vi, None, None, self._categories(hits), rt.label_en)
-        e = g.deny.match(chain)
-        if e is not None:
-            return Decision(Action.BLOCK, Reason.GROUP_DENY, name, g.id, at, e.rule, e.source,
-                            None, rt.label_vi, rt.block_mode, None, self._categories(hits),
+        if layer == _EDUCATION:
+            e = glob[1]
+            return Decision(Action.ALLOW, Reason.EDUCATION, name, rt.group_id, at, e.rule,
+                            e.source, None, rt.label_vi, None, None, self._categories(hits),
                             rt.label_en)
+        # 5 group allow, 6 group deny
+        if rt.lists is not None:
+            own = rt.lists.match(chain)
+            if own is not None:
+                e = own[1]
+                if own[0] == _ALLOW:
+                    return Decision(Action.ALLOW, Reason.GROUP_ALLOW, name, rt.group_id, at,
+                                    e.rule, e.source, None, rt.label_vi, None, None,
+                                    self._categories(hits), rt.label_en)
+                return Decision(Action.BLOCK, Reason.GROUP_DENY, name, rt.group_id, at, e.rule,
+                                e.source, None, rt.label_vi, rt.block_mode, None,
+                                self._categories(hits), rt.label_en)
         # 7 categories: the most specific list entry first; within it, the most serious
         if hits:
-            blocks = rt.blocks_at(self._minute_of_week(at))
+            blocks = rt.blocks_at(self._minute_of_week(at)) if rt.schedules else rt.always
             if blocks:
                 for hit in hits:
                     best: _CatBlock | None = None
                     best_cat = ""
                     for cat in hit.categories:
                         b = blocks.get(cat)
-                        if b is not None and (best is None or b.rank < best.rank
-                                              or (b.rank == best.rank and cat < best_cat)):
+                        if b is not None and (best is None or b.rank < best.rank):
                             best, best_cat = b, cat
                     if best is not None:
                         s = best.schedule
                         return Decision(
-                            Action.BLOCK, best.reason, name, g.id, at, hit.domain,
+                            Action.BLOCK, best.reason, name, rt.group_id, at, hit.domain,
                             self._list_source(hit, best_cat), best_cat, rt.label_vi,
-                            rt.block_mode, None,
-                            self._categories(hits), rt.label_en,
+                            rt.block_mode, None, self._categories(hits), rt.label_en,
                             s.id if s else None, s.label_vi if s else None,
                             s.label_en if s else None)
+        # 7b the URL (HTTP paths only): UT1 `urls` prefixes and `expressions`, same categories
+        if query.url is not None and self._url_match is not None:
+            hit = self._url_match(query.url)
+            if hit is not None:
+                blocks = rt.blocks_at(self._minute_of_week(at)) if rt.schedules else rt.always
+                best, best_cat = None, ""
+                for cat in hit.categories:
+                    b = blocks.get(cat)
+                    if b is not None and (best is None or b.rank < best.rank):
+                        best, best_cat = b, cat
+                if best is not None:
+                    s = best.schedule
+                    return Decision(
+                        Action.BLOCK, best.reason, name, rt.group_id, at, hit.domain,
+                        self._list_source(hit, best_cat), best_cat, rt.label_vi,
+                        rt.block_mode, None, self._categories((hit, *hits)), rt.label_en,
+                        s.id if s else None, s.label_vi if s else None,
+                        s.label_en if s else None)
         # 8 safe search and YouTube restriction
-        if rt.ss_level != "off":
-            e = self._safe_search.match(chain)
-            if e is not None:
-                return self._rewrite(query, name, rt, e, Reason.SAFE_SEARCH, rt.ss_level, hits)
-        if rt.yt_level != "off":
-            e = self._youtube.match(chain)
-            if e is not None:
-                return self._rewrite(query, name, rt, e, Reason.YOUTUBE, rt.yt_level, hits)
+        if layer == _SAFE_SEARCH and rt.ss_level != "off":
+            return self._rewrite(query, name, rt, glob[1], Reason.SAFE_SEARCH, rt.ss_level, hits)
+        if layer == _YOUTUBE and rt.yt_level != "off":
+            return self._rewrite(query, name, rt, glob[1], Reason.YOUTUBE, rt.yt_level, hits)
         # 9 nothing matched
-        return Decision(Action.ALLOW, Reason.DEFAULT, name, g.id, at, "", _DEFAULT_SOURCE,
-                        None, rt.label_vi, None, None, self._categories(hits), rt.label_en)
+        return Decision(Action.ALLOW, Reason.DEFAULT, name, rt.group_id, at, "", _DEFAULT_SOURCE,
+                        None, rt.label_vi, None, None,
+                        self._categories(hits) if hits else (), rt.label_en)
 
     def _rewrite(self, query: Query, name: str, rt: _GroupRuntime, e, reason: Reason,
                  level: str, hits) -> Decision:
         target = e.value.get(level)
         action = Action.REWRITE if target and query.path in _REWRITE_PATHS else Action.ENFORCE
-        return Decision(action, reason, name, rt.group.id, query.at, f"{reason.value}: {level}",
+        return Decision(action, reason, name, rt.group_id, query.at, f"{reason.value}: {level}",
                         e.source, None, rt.label_vi, None, target, self._categories(hits),
                         rt.label_en)
 

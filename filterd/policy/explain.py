@@ -75,7 +75,7 @@ def _headline_vi(d: Decision, group: str) -> str:
                 f"«{sched}» với nhóm {group}.")
     if r is Reason.SAFE_SEARCH:
         if d.action is Action.REWRITE:
-            return (f"{d.name}: tìm kiếm được chuyển sang chế độ an toàn "
+            return (f"{d.name}: tìm kiếm được chuyển sang chế độ tìm kiếm an toàn "
                     f"({d.rewrite_target}) cho nhóm {group}.")
         return f"{d.name}: bật tìm kiếm an toàn cho nhóm {group}."
     if r is Reason.YOUTUBE:

@@ -20,6 +20,9 @@ ZONE = {
     "restrict.youtube.com": ("A", "216.239.38.119"),
     "www.google.com": ("A", "142.250.1.1"),
     "www.google.com.vn": ("A", "142.250.1.2"),
+    "restrictmoderate.youtube.com": ("A", "216.239.38.121"),
+    "www.youtube.com": ("A", "142.250.1.3"),
+    "blocked.test": ("A", "192.0.2.66"),   # what an unfiltered client would get
 }
 
 
@@ -185,8 +188,6 @@ class FakeUpstream:
                 if out is not None:
                     self.transport.sendto(out, addr)
 
-        self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        port = self._udp.get_extra_info("sockname")[1]
 
         async def tcp(reader, writer):
             try:
@@ -203,7 +204,16 @@ class FakeUpstream:
             finally:
                 writer.close()
 
-        self._tcp = await asyncio.start_server(tcp, "127.0.0.1", port)
+        for _ in range(20):   # the TCP port twin of a free UDP port may be taken: try again
+            self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            port = self._udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(tcp, "127.0.0.1", port)
+                break
+            except OSError:
+                self._udp.close()
+        else:
+            raise RuntimeError("no free UDP+TCP port pair")
         self.address = ("127.0.0.1", port)
         return self
 
@@ -228,7 +238,9 @@ def reply_a(data: bytes, ip: str = "192.0.2.1", ttl: int = 300, tc: bool = False
 class ServerThread:
     """filterd's DNS server (Resolver + listeners) on its own event loop in a thread."""
 
-    def __init__(self, engine, upstreams, *, tcp_idle_timeout: float = 10.0, **resolver_kw):
+    def __init__(self, engine, upstreams, *, tcp_idle_timeout: float = 10.0,
+                 listen=(("127.0.0.1", 0),), **resolver_kw):
+        self.listen = listen
         self.engine = engine
         self.upstreams = upstreams
         self.tcp_idle_timeout = tcp_idle_timeout
@@ -250,7 +262,7 @@ class ServerThread:
         async def main():
             self.resolver = Resolver(self.engine, UpstreamPool(self.upstreams, timeout=0.5),
                                      **self.resolver_kw)
-            self.listeners = await serve(self.resolver, [("127.0.0.1", 0)],
+            self.listeners = await serve(self.resolver, list(self.listen),
                                          tcp_idle_timeout=self.tcp_idle_timeout)
             self.address = self.listeners.addresses[0]
             self.stop = asyncio.Event()

@@ -131,3 +131,15 @@ def test_engine_swap_takes_effect_on_next_query():
         assert DNSRecord.parse(r.handle(pkt("a.test"), "10.0.0.5")).header.rcode == 3
     with_resolver(t)
 
+
+
+def test_decisions_reused_per_client_for_a_moment():
+    async def t(r, up, engine, events):
+        for ip in ("10.0.0.5", "10.0.0.5", "10.0.0.6"):
+            r.handle(pkt("blocked.test"), ip)
+        assert [q.client_ip for q in engine.queries] == ["10.0.0.5", "10.0.0.6"]
+        assert len(events.seen) == 3   # every query is still logged
+        r.engine = engine   # a reload forgets every decision
+        r.handle(pkt("blocked.test"), "10.0.0.5")
+        assert len(engine.queries) == 3
+    with_resolver(t)

@@ -222,3 +222,13 @@ def test_tcp_garbage_frame_answered_formerr_then_next(server):
         while len(rest) < 2 or len(rest) < 2 + struct.unpack("!H", rest[:2])[0]:
             rest += s.recv(65535)
         assert dns.message.from_wire(rest[2:]).id == 7
+
+
+def test_ipv6_listener(unbound):
+    with ServerThread(FakeEngine(), [unbound.address], listen=(("::1", 0),)) as s6:
+        host, port = s6.address
+        q = dns.message.make_query("allowed.test", "A")
+        assert dns.query.udp(q, host, port=port, timeout=2).answer[0][0].address == "192.0.2.10"
+        assert dns.query.tcp(q, host, port=port, timeout=2).answer
+        blocked = dns.message.make_query("blocked.test", "AAAA")
+        assert dns.query.udp(blocked, host, port=port, timeout=2).rcode() == dns.rcode.NXDOMAIN

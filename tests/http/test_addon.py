@@ -131,3 +131,16 @@ def test_search_term_extraction():
     assert Addon._search_term("www.google.com", "/search?q=meo+con") == "meo con"
     assert Addon._search_term("www.youtube.com", "/results?search_query=abc") == "abc"
     assert Addon._search_term("www.google.com", "/maps?q=x") is None
+
+
+def test_youtube_level_follows_the_group(fake_engine):
+    from datetime import UTC, datetime
+
+    from filterd.http.addon import youtube_level
+    from filterd.policy.decision import Query
+
+    d = fake_engine().decide(Query("www.youtube.com", "10.0.0.1", datetime.now(UTC)))
+    assert youtube_level(d, "Strict") == "Moderate"
+    from dataclasses import replace
+
+    assert youtube_level(replace(d, rule="youtube: strict"), "Moderate") == "Strict"

@@ -92,3 +92,43 @@ def test_daemon_serves_http_and_logs_to_the_event_log(tmp_path):
     rows = sqlite3.connect(tmp_path / "filterd.db").execute(
         "SELECT name, path, category FROM events").fetchall()
     assert ("casino.test", "http", "gambling") in rows
+
+
+@pytest.mark.integration
+def test_filterd_proxy_with_the_real_engine_and_seed_lists(tmp_path):
+    """`filterd proxy` end to end: real config, real policy engine, seed list index."""
+    cfg = tmp_path / "filterd.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'var'}\n"
+                   "http: {block_page_listen: '127.0.0.1:0', proxy_listen: '127.0.0.1:0'}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "filterd", "proxy", "--config", str(cfg)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    try:
+        ports = {}
+        deadline = time.monotonic() + 90
+        while "proxy" not in ports and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, proc.stderr.read()
+            m = re.match(r"(\w+): 127\.0\.0\.1:(\d+)", line)
+            if m:
+                ports[m.group(1)] = int(m.group(2))
+        out = subprocess.run(["curl", "-sS", "--max-time", "10", "-x",
+                              f"http://127.0.0.1:{ports['proxy']}", "-w", "%{http_code}",
+                              "http://pornhub.com/"], capture_output=True, timeout=20)
+        assert out.stdout.endswith(b"403")
+        assert "Nội dung người lớn".encode() in out.stdout
+        tls = subprocess.run(["curl", "-sS", "--max-time", "10", "-x",
+                              f"http://127.0.0.1:{ports['proxy']}", "https://pornhub.com/"],
+                             capture_output=True, timeout=20)
+        assert tls.returncode == 35
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    import sqlite3
+
+    rows = sqlite3.connect(tmp_path / "var" / "filterd.db").execute(
+        "SELECT name, path, category, source FROM events ORDER BY id").fetchall()
+    assert rows == [("pornhub.com", "http", "adult", "list seed-adult (version seed)"),
+                    ("pornhub.com", "sni", "adult", "list seed-adult (version seed)")]

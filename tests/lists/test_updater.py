@@ -187,9 +187,11 @@ sources:
                               env=env, capture_output=True, text=True, timeout=120)
 
     up = run("update")
-    assert up.returncode == 1, up.stderr
+    assert up.returncode == 0, up.stderr   # the index is good: the daemon should reload it
     assert "ut1-drogue: updated" in up.stdout and "index compiled" in up.stdout
     assert "broken: failed" in up.stdout and "HTTP 404" in up.stdout
+    assert "broken: HTTP 404" in up.stderr
+    assert run("update", "--strict").returncode == 1
     st = run("status", "--json")
     assert st.returncode == 0, st.stderr
     body = json.loads(st.stdout)
