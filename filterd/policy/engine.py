@@ -138,6 +138,7 @@ class Engine:
                                      (_SAFE_SEARCH, safe_search), (_YOUTUBE, youtube)])
         self._sorted_cats: dict[frozenset[str], tuple[str, ...]] = {}
         self._url_match = getattr(self.index, "url_match", None)
+        self._ips = getattr(self.index, "ips", None) or None
         self._clients: ClientMap = policy.clients
         self._runtime = {gid: _GroupRuntime(g, policy.schedules, catalog)
                          for gid, g in policy.groups.items()}
@@ -244,6 +245,10 @@ class Engine:
             rt = self._runtime_for(query.client_ip, query.client_mac)
         chain = parents(name)
         hits = self.index.lookup(name)
+        if not hits and self._ips is not None and name[-1:].isdigit() and query.path != "dns":
+            ip_hit = self._ips.get(name)   # the proxy sees bare IPv4 hosts; lists keep them apart
+            if ip_hit is not None:
+                hits = (ip_hit,)
         glob = self._global.match(chain)
         layer = glob[0] if glob is not None else _NONE
 

@@ -388,3 +388,13 @@ def test_intercept_flag_is_inherited(write_policy, catalog):
     groups = load_policy(write_policy({"policy.yaml": text}), catalog).groups
     assert groups["older"].intercept and groups["strict"].intercept
     assert not groups["staff"].intercept
+
+
+def test_bare_ipv4_entries_on_http_paths(engine_factory):
+    from filterd.lists.index import MemoryIndex
+    e = engine_factory(index=MemoryIndex.from_entries({"x.example": {"games"}},
+                                                      ips={"203.0.113.9": {"adult"}}))
+    d = e.decide(Query("203.0.113.9", OLDER, LUNCH, path="http"))
+    assert (d.reason, d.category, d.rule) == (Reason.CATEGORY, "adult", "203.0.113.9")
+    assert not e.decide(Query("203.0.113.10", OLDER, LUNCH, path="http")).blocked
+    assert not e.decide(Query("203.0.113.9", OLDER, LUNCH, path="dns")).blocked
