@@ -100,7 +100,9 @@ class Backend:
 
     def _inputs_key(self) -> tuple:
         """What the engine was built from: a change in any of these means rebuild."""
-        paths = [*sorted(self.policy_dir.glob("*.y*ml")),
+        policy_files = sorted(p for p in self.policy_dir.iterdir() if p.is_file()) \
+            if self.policy_dir.is_dir() else []   # YAML and the lists they name (protected.txt)
+        paths = [*policy_files,
                  self.data_dir / OVERRIDES_FILE, self.data_dir / "lists" / "current",
                  Path(getattr(self.config, "categories_file", "") or "/nonexistent")]
         key = []
@@ -176,6 +178,16 @@ class Backend:
         ip, mac = self.client_for_group(group_id)
         return eng.decide(Query(name=name, client_ip=ip, client_mac=mac, at=at or datetime.now(UTC),
                                 path="check"))
+
+    def explain(self, decision: Any, lang: str) -> str:
+        """The Decision in words, exactly as `filterd check` prints it (school's time zone)."""
+        from filterd.policy.decision import Decision
+        from filterd.policy.explain import explain
+
+        if not isinstance(decision, Decision):  # a stand-in engine's answer (tests)
+            return decision.text(lang, for_staff=True)
+        return explain(decision, lang=lang, for_staff=True,
+                       tz=getattr(self.config, "timezone", None))
 
     # ---- policy files -------------------------------------------------------------------
 

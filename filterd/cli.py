@@ -209,6 +209,35 @@ def lists_update(config_path: str | None, data_dir: str | None, sources_file: st
         raise SystemExit(1)
 
 
+@lists_group.command("import")
+@_config_option
+@_data_dir_option
+@_sources_option
+@click.option("--force", is_flag=True, help="Accept a suspicious shrink.")
+@click.argument("source")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def lists_import(config_path: str | None, data_dir: str | None, sources_file: str | None,
+                 force: bool, source: str, file: str) -> None:
+    """Use a local FILE as the data of SOURCE (for schools without a good connection).
+
+    The file is checked like a download; if good, the index is recompiled with it.
+
+    Example: filterd lists import ut1-adult /media/usb/adult.tar.gz
+    """
+    from filterd.errors import FilterdError
+
+    try:
+        report = _lists_updater(config_path, data_dir, sources_file).import_file(
+            source, file, force=force)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from None
+    (o,) = report.outcomes
+    if o.error:
+        raise click.ClickException(f"{o.error} (last good data kept)")
+    click.echo(f"{o.name}: imported, {o.count} entries")
+    click.echo(f"index compiled: version {report.index_version}")
+
+
 @lists_group.command("compile")
 @_config_option
 @_data_dir_option

@@ -45,6 +45,6 @@ def index():
             decision = backend().decide(name, group)
         except FilterdError as exc:
             error = translated(exc)
-    text = decision.text(lang(), for_staff=True) if decision is not None else None
+    text = backend().explain(decision, lang()) if decision is not None else None
     return render_template("why.html", groups=groups, site=site, group=group, name=name,
                            decision=decision, text=text, error=error)
