@@ -209,6 +209,35 @@ def lists_update(config_path: str | None, data_dir: str | None, sources_file: st
         raise SystemExit(1)
 
 
+@lists_group.command("import")
+@_config_option
+@_data_dir_option
+@_sources_option
+@click.option("--force", is_flag=True, help="Accept a suspicious shrink.")
+@click.argument("source")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def lists_import(config_path: str | None, data_dir: str | None, sources_file: str | None,
+                 force: bool, source: str, file: str) -> None:
+    """Use a local FILE as the data of SOURCE (for schools without a good connection).
+
+    The file is checked like a download; if good, the index is recompiled with it.
+
+    Example: filterd lists import ut1-adult /media/usb/adult.tar.gz
+    """
+    from filterd.errors import FilterdError
+
+    try:
+        report = _lists_updater(config_path, data_dir, sources_file).import_file(
+            source, file, force=force)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from None
+    (o,) = report.outcomes
+    if o.error:
+        raise click.ClickException(f"{o.error} (last good data kept)")
+    click.echo(f"{o.name}: imported, {o.count} entries")
+    click.echo(f"index compiled: version {report.index_version}")
+
+
 @lists_group.command("compile")
 @_config_option
 @_data_dir_option
@@ -403,3 +432,69 @@ def _register_gateway() -> None:
 
 
 _register_gateway()
+
+
+# --- admin web page (imported lazily: the daemon's library never imports admin_ui) ------------
+
+def _admin_listen(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("write HOST:PORT, e.g. 127.0.0.1:8081")
+    return host.strip("[]"), int(port)
+
+
+@main.group("admin")
+def admin_group() -> None:
+    """The admin web page: serve it, and create accounts.
+
+    Example: filterd admin create-user thu.ha --role admin
+    """
+
+
+@admin_group.command("serve")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+              envvar="FILTERD_CONFIG",
+              help="filterd.yaml (default: the embedded defaults).")
+@click.option("--listen", help="HOST:PORT to listen on (default: admin.listen from the config).")
+@click.option("--insecure-cookies", is_flag=True,
+              help="Send the session cookie over plain HTTP (only on a trusted LAN without TLS).")
+def admin_serve(config_path: str | None, listen: str | None, insecure_cookies: bool) -> None:
+    """Serve the admin page with waitress.
+
+    Example: filterd admin serve --config /etc/filterd/filterd.yaml
+    """
+    from admin_ui.serve import serve
+
+    serve(config_path, listen=_admin_listen(listen), secure_cookies=not insecure_cookies)
+
+
+@admin_group.command("create-user")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "teacher", "viewer"]), required=True,
+              help="admin: everything; teacher: why-blocked, reviews, overrides; "
+                   "viewer: read-only.")
+@click.option("--groups", default="", help="Comma-separated group ids a teacher acts for.")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+              envvar="FILTERD_CONFIG",
+              help="filterd.yaml (default: the embedded defaults).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def admin_create_user(name: str, role: str, groups: str, config_path: str | None,
+                      password_stdin: bool) -> None:
+    """Create an account for the admin page (there is no default password).
+
+    Example: filterd admin create-user co.lan --role teacher --groups thcs
+    """
+    from admin_ui.errors import AdminError
+    from admin_ui.serve import add_user
+
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        created = add_user(config_path, name, password, role, groups)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {role} {created}")
