@@ -84,3 +84,29 @@ def test_check_as_a_process(tmp_path):
                         str(tmp_path / "missing")], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "not found" in p.stderr
+
+
+def test_lists_lookup_and_status_on_embedded_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # embedded defaults: data under ./var
+    r = CliRunner().invoke(main, ["lists", "lookup", "WWW.PornHub.com."])
+    assert r.exit_code == 0, r.output
+    assert "pornhub.com (domain and subdomains): adult [seed-adult]" in r.output
+    assert (tmp_path / "var" / "lists" / "current").is_symlink()   # seed index compiled
+    r = CliRunner().invoke(main, ["lists", "lookup", "moet.gov.vn"])
+    assert r.exit_code == 0 and "moet.gov.vn: in no list" in r.output
+    r = CliRunner().invoke(main, ["lists", "lookup", "bad name"])
+    assert r.exit_code != 0 and "not a valid name" in r.output
+    r = CliRunner().invoke(main, ["lists", "status"])
+    assert r.exit_code == 0, r.output
+    assert "ut1-adult: adult, 0 entries, age never" in r.output
+    assert "ut1-phishing (disabled)" in r.output
+    assert "index: version" in r.output
+
+
+def test_check_url_uses_the_http_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "www.google.com", "--client", "10.10.41.7", "--json",
+                                  "--url", "https://www.google.com/search?q=x"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["action"] == "enforce" and d["reason"] == "safe_search"

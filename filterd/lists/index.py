@@ -325,11 +325,12 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
             block = block | {info.category}
         return block, allow, names if info.name in names else (*names, info.name)
 
-    keys: dict[str, int] = {}
+    subtree: dict[str, int] = {}   # trie key -> combo id, one dict per kind (cheap counts)
+    exact: dict[str, int] = {}
+    ips: dict[str, int] = {}
     urls: dict[str, int] = {}
     expressions: dict[str, int] = {}
     digest = hashlib.sha256()
-    counts = {"subtree": 0, "exact": 0, "ips": 0, "urls": 0, "expressions": 0}
     for number, src in enumerate(sources):
         info, res = src.info, src.result
         if info.name in {s.name for s in srcs}:
@@ -339,36 +340,32 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
         first_for.append(intern(add_source(empty, info)))
         first = first_for[number]
 
-        def merge(old: int | None, number: int = number, first: int = first) -> int:
-            if old is None:
-                return first
+        def merge(old: int, number: int = number) -> int:
             m = step.get((old, number))
             if m is None:
                 m = step[(old, number)] = intern(add_source(combos[old], srcs[number]))
             return m
 
-        for target, items, mark_fn in (
-            (keys, res.subtree, lambda n: reverse_key(n) + SUBTREE_MARK),
-            (keys, res.exact, lambda n: reverse_key(n) + EXACT_MARK),
-            (keys, res.ips, lambda n: IP_MARK + n),
-            (urls, res.urls, lambda n: n),
+        for target, new_keys in (
+            (subtree, [".".join(n.split(".")[::-1]) + SUBTREE_MARK for n in res.subtree]),
+            (exact, [".".join(n.split(".")[::-1]) + EXACT_MARK for n in res.exact]),
+            (ips, [IP_MARK + n for n in res.ips]),
+            (urls, res.urls),
+            (expressions, res.expressions),
         ):
-            for item in items:
-                key = mark_fn(item)
-                target[key] = merge(target.get(key))
-        for pattern in res.expressions:
-            expressions[pattern] = merge(expressions.get(pattern))
+            # Most keys are new: add them in bulk (C speed), merge only the overlaps.
+            fresh = dict.fromkeys(new_keys, first)
+            for key in target.keys() & fresh.keys():
+                fresh[key] = merge(target[key])
+            target.update(fresh)
         if not version:
             digest.update(str(res.count).encode())
-    for key in keys:
-        if key.startswith(IP_MARK):
-            counts["ips"] += 1
-        elif key.endswith("="):
-            counts["exact"] += 1
-        else:
-            counts["subtree"] += 1
-    counts["urls"] = len(urls)
-    counts["expressions"] = len(expressions)
+    counts = {"subtree": len(subtree), "exact": len(exact), "ips": len(ips),
+              "urls": len(urls), "expressions": len(expressions)}
+    keys = subtree
+    keys.update(exact)
+    keys.update(ips)
+    del exact, ips
     created = time.time() if created is None else created
     if not version:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))

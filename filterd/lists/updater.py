@@ -155,6 +155,36 @@ class Updater:
                     version = ListIndex.open(self.dir / "current").version
             return UpdateReport(tuple(outcomes), version, need)
 
+    def import_file(self, name: str, path: str | os.PathLike[str], *,
+                    force: bool = False) -> UpdateReport:
+        """Use a local copy of source `name` (e.g. a UT1 tarball brought on a USB stick).
+
+        Checked exactly like a download (parse, emptiness, suspicious shrink); on success
+        it becomes the source's kept data and the index is recompiled.
+        """
+        source = {s.name: s for s in self.sources}.get(name)
+        if source is None:
+            raise ListError(f"unknown source: {name}")
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ListError(f"cannot read {path}: {exc.strerror}", source=name) from exc
+
+        def local(url: str, **_: object) -> Fetched:
+            return Fetched(data)
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            state = self.load_state()
+            st = state.setdefault(name, SourceState())
+            outcome, result = Updater(self.dir.parent, (source,), seed_dir=None, fetcher=local,
+                                      clock=self._now)._update_one(source, st, force=force)
+            if result is not None:
+                st.etag = st.last_modified = None   # the next download must not be conditional
+            self._save_state(state)
+            version = self._compile(state, {name: result}) if result is not None else None
+            return UpdateReport((outcome,), version, result is not None)
+
     def compile(self) -> str:
         """Recompile from the last good downloads (and the seed lists) without fetching."""
         self.dir.mkdir(parents=True, exist_ok=True)

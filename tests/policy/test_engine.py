@@ -351,3 +351,50 @@ def engine_factory_session(tmp_path_factory, catalog):
     (d / "policy.yaml").write_text(PRECEDENCE_POLICY, encoding="utf-8")
     (d / "protected.txt").write_text("evil.test\n", encoding="utf-8")
     return make_engine(d, catalog, FakeIndex(PRECEDENCE_INDEX))
+
+
+# --- URLs on the HTTP paths -------------------------------------------------------------------
+
+def test_url_entries_block_on_http_paths_with_schedules(engine_factory):
+    from filterd.lists.index import MemoryIndex
+    idx = MemoryIndex.from_entries({"game.example": {"games"}},
+                                   urls={"forum.example/games/": {"games"},
+                                         "forum.example/xxx/": {"adult"},
+                                         "games-edu.example/xxx/": {"adult"}})
+    e = engine_factory(index=idx)
+
+    def ask(url, at, path="http"):
+        return e.decide(Query("forum.example", OLDER, at, path=path, url=url))
+
+    d = ask("http://forum.example/xxx/page.html", LUNCH)
+    assert (d.reason, d.category, d.rule) == (Reason.CATEGORY, "adult", "forum.example/xxx/")
+    assert d.source.name == "memory-adult"
+    assert ask("http://forum.example/games/1", IN_CLASS).reason is Reason.SCHEDULED_CATEGORY
+    assert not ask("http://forum.example/games/1", LUNCH).blocked
+    assert not ask("http://forum.example/news/", IN_CLASS).blocked
+    # staff do not block adult content (only the protected list)
+    assert not e.decide(Query("forum.example", STAFF, LUNCH, path="http",
+                              url="http://forum.example/xxx/")).blocked
+    # a row above the URL row (the group's allow entry) still wins
+    d = e.decide(Query("games-edu.example", OLDER, LUNCH, path="http",
+                       url="http://games-edu.example/xxx/"))
+    assert d.reason is Reason.GROUP_ALLOW
+
+
+def test_intercept_flag_is_inherited(write_policy, catalog):
+    from filterd.policy.loader import load_policy
+    text = BASE_POLICY.replace("    youtube: moderate\n",
+                               "    youtube: moderate\n    intercept: true\n")
+    groups = load_policy(write_policy({"policy.yaml": text}), catalog).groups
+    assert groups["older"].intercept and groups["strict"].intercept
+    assert not groups["staff"].intercept
+
+
+def test_bare_ipv4_entries_on_http_paths(engine_factory):
+    from filterd.lists.index import MemoryIndex
+    e = engine_factory(index=MemoryIndex.from_entries({"x.example": {"games"}},
+                                                      ips={"203.0.113.9": {"adult"}}))
+    d = e.decide(Query("203.0.113.9", OLDER, LUNCH, path="http"))
+    assert (d.reason, d.category, d.rule) == (Reason.CATEGORY, "adult", "203.0.113.9")
+    assert not e.decide(Query("203.0.113.10", OLDER, LUNCH, path="http")).blocked
+    assert not e.decide(Query("203.0.113.9", OLDER, LUNCH, path="dns")).blocked
