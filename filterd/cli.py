@@ -434,6 +434,14 @@ def _register_gateway() -> None:
 _register_gateway()
 
 
+def _register_sync() -> None:
+    from filterd.sync.commands import office_group, sync_cmd
+
+    main.add_command(sync_cmd)
+    main.add_command(office_group)
+
+
+_register_sync()
 # --- admin web page (imported lazily: the daemon's library never imports admin_ui) ------------
 
 def _admin_listen(value: str | None) -> tuple[str, int] | None:
