@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from filterd.sync import schema  # noqa: E402
-from filterd.sync.office.ingest import receive  # noqa: E402
-from filterd.sync.office.storage import School, Storage  # noqa: E402
-from filterd.sync.signing import Credential, sign  # noqa: E402
+from filterd.sync import schema
+from filterd.sync.office.ingest import receive
+from filterd.sync.office.storage import School, Storage
+from filterd.sync.signing import Credential, sign
 
 GROUPS = ("mam_non", "tieu_hoc", "thcs", "thpt", "staff", "guest")
 CATEGORIES = ("adult", "gambling", "games", "social_networks", "short_video", "violence",
