@@ -346,7 +346,10 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 
 @main.command()
 @click.argument("name")
-@click.option("--client", "client_ip", required=True, help="The client's IP address.")
+@click.option("--client", "client_ip", default=None,
+              help="The client's IP address (or use --group).")
+@click.option("--group", "group_id", default=None,
+              help="Decide as a device of this group (e.g. thcs) instead of --client.")
 @click.option("--mac", "client_mac", default=None, help="The client's MAC address, if known.")
 @click.option("--url", default=None,
               help="A full URL, as the web proxy sees it (checks URL list entries too).")
@@ -358,8 +361,8 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 @click.option("--child", is_flag=True, help="Show what the student reads (no rule or source).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults).")
-def check(name: str, client_ip: str, client_mac: str | None, url: str | None,
-          at_text: str | None,
+def check(name: str, client_ip: str | None, group_id: str | None, client_mac: str | None,
+          url: str | None, at_text: str | None,
           as_json: bool, lang: str, child: bool, config_path: str | None) -> None:
     """Show the decision for NAME asked by a client, and why.
 
@@ -373,12 +376,21 @@ def check(name: str, client_ip: str, client_mac: str | None, url: str | None,
     from filterd.policy.decision import Query, QueryError
     from filterd.policy.explain import explain
 
+    if (client_ip is None) == (group_id is None):
+        raise click.UsageError("give exactly one of --client IP or --group GROUP")
     try:
         config = load_config(config_path)
         engine = build_engine(config)
         at = _parse_at(at_text, config.timezone)
-        decision = engine.decide(Query(name, client_ip, at, client_mac=client_mac,
-                                       path="http" if url else "check", url=url))
+        query = Query(name, client_ip or "192.0.2.1", at, client_mac=client_mac,
+                      path="http" if url else "check", url=url)
+        if group_id is not None:
+            if group_id not in engine.groups:
+                raise click.BadParameter(f"unknown group {group_id!r} (groups: "
+                                         f"{', '.join(engine.groups)})", param_hint="--group")
+            decision = engine.decide_for_group(query, group_id)
+        else:
+            decision = engine.decide(query)
     except QueryError as exc:
         raise click.BadParameter(str(exc)) from None
     except FilterdError as exc:

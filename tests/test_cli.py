@@ -110,3 +110,15 @@ def test_check_url_uses_the_http_path(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert d["action"] == "enforce" and d["reason"] == "safe_search"
+
+
+def test_check_by_group(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "www.youtube.com", "--group", "thpt", "--json",
+                                  "--at", "2026-11-25T12:00"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["rewrite_target"] == "restrictmoderate.youtube.com"
+    r = CliRunner().invoke(main, ["check", "x.vn", "--group", "lop_9a"])
+    assert r.exit_code == 2 and "unknown group 'lop_9a'" in r.output
+    r = CliRunner().invoke(main, ["check", "x.vn"])
+    assert r.exit_code == 2 and "exactly one of --client IP or --group" in r.output

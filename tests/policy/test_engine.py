@@ -398,3 +398,13 @@ def test_bare_ipv4_entries_on_http_paths(engine_factory):
     assert (d.reason, d.category, d.rule) == (Reason.CATEGORY, "adult", "203.0.113.9")
     assert not e.decide(Query("203.0.113.10", OLDER, LUNCH, path="http")).blocked
     assert not e.decide(Query("203.0.113.9", OLDER, LUNCH, path="dns")).blocked
+
+
+def test_decide_for_group_matches_a_device_of_that_group(engine_factory):
+    e = engine_factory(index=FakeIndex({"game.example": {"games"}}))
+    q = Query("game.example", "192.0.2.1", IN_CLASS)
+    for group, device in (("older", OLDER), ("strict", STRICT), ("staff", STAFF)):
+        assert e.decide_for_group(q, group) == e.decide(Query("game.example", device, IN_CLASS))
+    assert e.decide_for_group(q, "base").group == "base"   # abstract groups can be asked too
+    with pytest.raises(KeyError):
+        e.decide_for_group(q, "nobody")
