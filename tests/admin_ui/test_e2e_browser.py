@@ -106,7 +106,7 @@ def stack(tmp_path):
         "      - 10.10.1.10               # example: the principal's laptop (one address)\n",
         "      - 10.10.1.10               # example: the principal's laptop (one address)\n"
         f"      - {STAFF_CLIENT}\n"), encoding="utf-8")
-    dns_port, admin_port = free_port(socket.SOCK_DGRAM), free_port()
+    dns_port, admin_port, metrics_port = free_port(socket.SOCK_DGRAM), free_port(), free_port()
     cfg = tmp_path / "filterd.yaml"
     cfg.write_text(
         f"school_id: e2e-school\ndata_dir: {tmp_path / 'data'}\n"
@@ -115,7 +115,9 @@ def stack(tmp_path):
         f"dns:\n  listen: ['127.0.0.1:{dns_port}']\n  upstreams: ['127.0.0.1:{upstream.port}']\n"
         "  upstream_timeout: 0.5\n  cache_max_ttl: 1\n"
         "events:\n  flush_interval: 0.2\n"
-        f"admin:\n  listen: '127.0.0.1:{admin_port}'\n  max_override_minutes: 5\n",
+        f"admin:\n  listen: '127.0.0.1:{admin_port}'\n  max_override_minutes: 5\n"
+        # the admin page reads the daemon's reload count here to say whether a reload took
+        f"metrics:\n  listen: '127.0.0.1:{metrics_port}'\n",
         encoding="utf-8")
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     logs = {n: open(tmp_path / f"{n}.log", "wb") for n in ("daemon", "admin")}  # noqa: SIM115
