@@ -438,9 +438,10 @@ def validate(path: str | None, config_path: str | None) -> None:
 
 
 def _register_gateway() -> None:
-    from filterd.gateway.commands import gateway
+    from filterd.gateway.commands import doctor_cmd, gateway
 
     main.add_command(gateway)
+    main.add_command(doctor_cmd)
 
 
 _register_gateway()
