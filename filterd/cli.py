@@ -209,6 +209,35 @@ def lists_update(config_path: str | None, data_dir: str | None, sources_file: st
         raise SystemExit(1)
 
 
+@lists_group.command("import")
+@_config_option
+@_data_dir_option
+@_sources_option
+@click.option("--force", is_flag=True, help="Accept a suspicious shrink.")
+@click.argument("source")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def lists_import(config_path: str | None, data_dir: str | None, sources_file: str | None,
+                 force: bool, source: str, file: str) -> None:
+    """Use a local FILE as the data of SOURCE (for schools without a good connection).
+
+    The file is checked like a download; if good, the index is recompiled with it.
+
+    Example: filterd lists import ut1-adult /media/usb/adult.tar.gz
+    """
+    from filterd.errors import FilterdError
+
+    try:
+        report = _lists_updater(config_path, data_dir, sources_file).import_file(
+            source, file, force=force)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from None
+    (o,) = report.outcomes
+    if o.error:
+        raise click.ClickException(f"{o.error} (last good data kept)")
+    click.echo(f"{o.name}: imported, {o.count} entries")
+    click.echo(f"index compiled: version {report.index_version}")
+
+
 @lists_group.command("compile")
 @_config_option
 @_data_dir_option
@@ -317,7 +346,10 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 
 @main.command()
 @click.argument("name")
-@click.option("--client", "client_ip", required=True, help="The client's IP address.")
+@click.option("--client", "client_ip", default=None,
+              help="The client's IP address (or use --group).")
+@click.option("--group", "group_id", default=None,
+              help="Decide as a device of this group (e.g. thcs) instead of --client.")
 @click.option("--mac", "client_mac", default=None, help="The client's MAC address, if known.")
 @click.option("--url", default=None,
               help="A full URL, as the web proxy sees it (checks URL list entries too).")
@@ -329,8 +361,8 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 @click.option("--child", is_flag=True, help="Show what the student reads (no rule or source).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults).")
-def check(name: str, client_ip: str, client_mac: str | None, url: str | None,
-          at_text: str | None,
+def check(name: str, client_ip: str | None, group_id: str | None, client_mac: str | None,
+          url: str | None, at_text: str | None,
           as_json: bool, lang: str, child: bool, config_path: str | None) -> None:
     """Show the decision for NAME asked by a client, and why.
 
@@ -344,12 +376,21 @@ def check(name: str, client_ip: str, client_mac: str | None, url: str | None,
     from filterd.policy.decision import Query, QueryError
     from filterd.policy.explain import explain
 
+    if (client_ip is None) == (group_id is None):
+        raise click.UsageError("give exactly one of --client IP or --group GROUP")
     try:
         config = load_config(config_path)
         engine = build_engine(config)
         at = _parse_at(at_text, config.timezone)
-        decision = engine.decide(Query(name, client_ip, at, client_mac=client_mac,
-                                       path="http" if url else "check", url=url))
+        query = Query(name, client_ip or "192.0.2.1", at, client_mac=client_mac,
+                      path="http" if url else "check", url=url)
+        if group_id is not None:
+            if group_id not in engine.groups:
+                raise click.BadParameter(f"unknown group {group_id!r} (groups: "
+                                         f"{', '.join(engine.groups)})", param_hint="--group")
+            decision = engine.decide_for_group(query, group_id)
+        else:
+            decision = engine.decide(query)
     except QueryError as exc:
         raise click.BadParameter(str(exc)) from None
     except FilterdError as exc:
@@ -374,21 +415,25 @@ def policy() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults); validated too.")
 def validate(path: str | None, config_path: str | None) -> None:
-    """Validate the policy (a directory of *.yaml files, or one file) and the config.
+    """Validate the policy (a directory of *.yaml files, or one file), the config and
+    the teachers' overrides: everything a reload checks except the list index.
 
     Prints every problem as FILE:LINE: KEY: MESSAGE and exits 1 if there is any.
 
     Example: filterd policy validate /etc/filterd/policies
     """
     from filterd.config import load_config
-    from filterd.policy.build import build_policy
+    from filterd.policy.build import build_engine
+    from filterd.policy.engine import EmptyIndex
 
     try:
         config = load_config(config_path)
-        _, pol = build_policy(config, policy_dir=Path(path) if path else None)
+        engine = build_engine(config, index=EmptyIndex(),
+                              policy_dir=Path(path) if path else None)
     except FilterdError as exc:
         _fail(exc)
         return
+    pol = engine.policy
     groups = [g for g in pol.groups.values() if not g.abstract]
     click.echo(f"OK: {len(pol.files)} file(s), {len(groups)} groups, "
                f"{len(pol.schedules)} schedules, {len(pol.clients.rules)} client entries, "
@@ -397,14 +442,23 @@ def validate(path: str | None, config_path: str | None) -> None:
 
 
 def _register_gateway() -> None:
-    from filterd.gateway.commands import gateway
+    from filterd.gateway.commands import doctor_cmd, gateway
 
     main.add_command(gateway)
+    main.add_command(doctor_cmd)
 
 
 _register_gateway()
 
 
+def _register_sync() -> None:
+    from filterd.sync.commands import office_group, sync_cmd
+
+    main.add_command(sync_cmd)
+    main.add_command(office_group)
+
+
+_register_sync()
 # --- admin web page (imported lazily: the daemon's library never imports admin_ui) ------------
 
 def _admin_listen(value: str | None) -> tuple[str, int] | None:

@@ -231,6 +231,20 @@ class Engine:
         return out
 
     def decide(self, query: Query) -> Decision:
+        rt = self._client_cache.get((query.client_ip, query.client_mac))
+        if rt is None:
+            rt = self._runtime_for(query.client_ip, query.client_mac)
+        return self._decide(query, rt)
+
+    def decide_for_group(self, query: Query, group_id: str) -> Decision:
+        """Decide as a member of `group_id`, whatever `query.client_ip` is.
+
+        For the teacher's "why blocked?" page and the admin page, which ask about a
+        group (a class) rather than a device. Raises KeyError for an unknown group.
+        """
+        return self._decide(query, self._runtime[group_id])
+
+    def _decide(self, query: Query, rt: _GroupRuntime) -> Decision:
         name = query.name
         if not name.isascii():
             try:
@@ -240,9 +254,6 @@ class Engine:
         elif name[-1:] == "." or not name.islower():
             name = name.rstrip(".").lower()
         at = query.at
-        rt = self._client_cache.get((query.client_ip, query.client_mac))
-        if rt is None:
-            rt = self._runtime_for(query.client_ip, query.client_mac)
         chain = parents(name)
         hits = self.index.lookup(name)
         if not hits and self._ips is not None and name[-1:].isdigit() and query.path != "dns":

@@ -241,3 +241,22 @@ def test_lookup_agrees_with_a_parent_walk(entries: dict[str, set[str]], exact: s
                     if p in entries and (p not in exact or p == q)]
         got = [(h.domain, h.exact, h.categories) for h in index.lookup(q)]
         assert got == expected
+
+
+def test_trie_levels_follow_the_byte_budget(tmp_path: Path) -> None:
+    import random
+
+    rnd = random.Random(1)
+    compressible = tuple(f"shop{i}.example.com" for i in range(20_000))
+    noise = tuple("".join(rnd.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24)) + ".com"
+                  for _ in range(20_000))
+    levels = {}
+    for label, names in (("compressible", compressible), ("noise", noise)):
+        built = compile_index([src("s", "adult", subtree=names)], tmp_path / label)
+        meta = json.loads((built / "meta.json").read_text())
+        levels[label] = meta["num_tries"]
+        size = sum(p.stat().st_size for p in built.iterdir() if p.name != "meta.json")
+        assert size <= 16 * len(names) or levels[label] == 3
+        idx = ListIndex.open(built)
+        assert idx.lookup("www." + names[123])[0].domain == names[123]
+    assert levels == {"compressible": 1, "noise": 3}

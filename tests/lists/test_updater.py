@@ -204,3 +204,27 @@ sources:
     again = run("update", "--source", "ut1-drogue")
     assert again.returncode == 0 and "not modified" in again.stdout
     assert "index unchanged" in again.stdout
+
+
+def test_import_local_file(mirror: Mirror, tmp_path: Path) -> None:
+    up = Updater(tmp_path, sources(mirror))
+    up.update()
+    local = tmp_path / "drogue.tar.gz"
+    local.write_bytes(ut1_tarball("drogue", {"domains": b"usb-drug.example\n" * 1 + b"".join(
+        f"d{i}.example\n".encode() for i in range(400))}))
+    report = up.import_file("ut1-drogue", local)
+    assert report.outcomes[0].status == UPDATED and report.compiled
+    index = open_current(tmp_path / "lists")
+    assert "drugs" in index.lookup("www.usb-drug.example")[0].categories
+    assert "ut1-gambling" in index.sources   # the other sources stay
+    st = up.load_state()["ut1-drogue"]
+    assert st.etag is None and st.error is None
+    # the next update downloads unconditionally and replaces the imported copy
+    assert up.update(["ut1-drogue"]).outcomes[0].status == UPDATED
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not a tarball")
+    report = up.import_file("ut1-drogue", broken)
+    assert report.outcomes[0].status == FAILED and not report.compiled
+    assert "broken tarball" in up.load_state()["ut1-drogue"].error
+    with pytest.raises(ListError, match="unknown source"):
+        up.import_file("nope", local)
