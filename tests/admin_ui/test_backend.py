@@ -36,7 +36,7 @@ def metrics(fake_daemon):
     state = {"result": "ok"}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             n = fake_daemon.hups(wait=False)
             body = (f'filterd_reloads_total{{result="{state["result"]}"}} {n}\n'
                     'filterd_reloads_total{result="failed"} 0\n').encode()
