@@ -136,20 +136,20 @@ class Updater:
         with self._lock():
             state = self.load_state()
             outcomes: list[Outcome] = []
-            fresh: dict[str, ParseResult] = {}
+            changed = False
             for source in self.sources:
                 if not source.enabled or (wanted is not None and source.name not in wanted):
                     continue
                 st = state.setdefault(source.name, SourceState())
                 outcome, result = self._update_one(source, st, force=force)
                 outcomes.append(outcome)
-                if result is not None:
-                    fresh[source.name] = result
+                changed = changed or result is not None
+                del result   # parsed again, one source at a time, when compiling (memory)
                 self._save_state(state)
-            need = force or bool(fresh) or not self._current_ok()
+            need = force or changed or not self._current_ok()
             version = None
             if need:
-                version = self._compile(state, fresh)
+                version = self._compile(state)
             else:
                 with contextlib.suppress(FilterdError):
                     version = ListIndex.open(self.dir / "current").version
@@ -182,14 +182,14 @@ class Updater:
             if result is not None:
                 st.etag = st.last_modified = None   # the next download must not be conditional
             self._save_state(state)
-            version = self._compile(state, {name: result}) if result is not None else None
+            version = self._compile(state) if result is not None else None
             return UpdateReport((outcome,), version, result is not None)
 
     def compile(self) -> str:
         """Recompile from the last good downloads (and the seed lists) without fetching."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
-            return self._compile(self.load_state(), {})
+            return self._compile(self.load_state())
 
     def _update_one(self, source: Source, st: SourceState, *,
                     force: bool) -> tuple[Outcome, ParseResult | None]:
@@ -232,14 +232,14 @@ class Updater:
         st.error = st.error_at = None
         return Outcome(source.name, UPDATED, result.count), result
 
-    def _compile(self, state: Mapping[str, SourceState], fresh: Mapping[str, ParseResult]) -> str:
-        inputs = list(self._compile_inputs(state, fresh))
-        built = compile_index(inputs, self.dir)
+    def _compile(self, state: Mapping[str, SourceState]) -> str:
+        # A generator: each source is parsed from its kept data only when the compiler
+        # reaches it, so one parsed list (not all of them) is in memory at a time.
+        built = compile_index(self._compile_inputs(state), self.dir)
         swap_current(self.dir, built)
         return ListIndex.open(self.dir / "current").version
 
-    def _compile_inputs(self, state: Mapping[str, SourceState],
-                        fresh: Mapping[str, ParseResult]) -> Iterator[CompileSource]:
+    def _compile_inputs(self, state: Mapping[str, SourceState]) -> Iterator[CompileSource]:
         if self.seed_dir is not None:
             yield from seed_sources(self.seed_dir)
         for source in self.sources:
@@ -249,14 +249,12 @@ class Updater:
             path = self.data_path(source.name)
             if st is None or not path.is_file():
                 continue
-            result = fresh.get(source.name)
-            if result is None:
-                try:
-                    result = parse(source.format, path.read_bytes(), exact=source.exact,
-                                   category=source.ut1_category, source=source.name)
-                except ListError as exc:  # the kept copy itself went bad: leave it out, say so
-                    log.error("kept data of %s no longer parses: %s", source.name, exc)
-                    continue
+            try:
+                result = parse(source.format, path.read_bytes(), exact=source.exact,
+                               category=source.ut1_category, source=source.name)
+            except ListError as exc:  # the kept copy itself went bad: leave it out, say so
+                log.error("kept data of %s no longer parses: %s", source.name, exc)
+                continue
             yield CompileSource(SourceInfo(
                 name=source.name, category=source.category, version=st.version,
                 count=result.count, license=source.license, fetched=st.fetched,
