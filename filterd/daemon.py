@@ -60,7 +60,9 @@ def kernel_neighbours() -> Any:
     if _NEIGHBOURS is None or _NEIGHBOURS[0] != os.getpid():
         from filterd.gateway.neighbours import KernelNeighbours
 
-        _NEIGHBOURS = (os.getpid(), KernelNeighbours(interval=30.0).start())
+        # Re-read every 5 s: an address DHCP gave to another device must not keep the
+        # previous device's group for long (IPv4 misses also read the ARP table at once).
+        _NEIGHBOURS = (os.getpid(), KernelNeighbours(interval=5.0).start())
     return _NEIGHBOURS[1]
 
 
