@@ -415,21 +415,25 @@ def policy() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults); validated too.")
 def validate(path: str | None, config_path: str | None) -> None:
-    """Validate the policy (a directory of *.yaml files, or one file) and the config.
+    """Validate the policy (a directory of *.yaml files, or one file), the config and
+    the teachers' overrides: everything a reload checks except the list index.
 
     Prints every problem as FILE:LINE: KEY: MESSAGE and exits 1 if there is any.
 
     Example: filterd policy validate /etc/filterd/policies
     """
     from filterd.config import load_config
-    from filterd.policy.build import build_policy
+    from filterd.policy.build import build_engine
+    from filterd.policy.engine import EmptyIndex
 
     try:
         config = load_config(config_path)
-        _, pol = build_policy(config, policy_dir=Path(path) if path else None)
+        engine = build_engine(config, index=EmptyIndex(),
+                              policy_dir=Path(path) if path else None)
     except FilterdError as exc:
         _fail(exc)
         return
+    pol = engine.policy
     groups = [g for g in pol.groups.values() if not g.abstract]
     click.echo(f"OK: {len(pol.files)} file(s), {len(groups)} groups, "
                f"{len(pol.schedules)} schedules, {len(pol.clients.rules)} client entries, "

@@ -122,3 +122,14 @@ def test_check_by_group(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "unknown group 'lop_9a'" in r.output
     r = CliRunner().invoke(main, ["check", "x.vn"])
     assert r.exit_code == 2 and "exactly one of --client IP or --group" in r.output
+
+
+def test_policy_validate_checks_overrides_too(tmp_path):
+    cfg = tmp_path / "filterd.yaml"
+    cfg.write_text("data_dir: data\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "overrides.json").write_text(
+        '{"version": 1, "overrides": [{"id": "a", "group": "lop_9a", "domain": "x.vn",'
+        ' "expires_at": "2026-11-25T10:00:00+07:00", "created_by": "t", "reason": "r"}]}')
+    r = CliRunner().invoke(main, ["policy", "validate", "--config", str(cfg)])
+    assert r.exit_code == 1 and "unknown group 'lop_9a'" in r.output

@@ -68,6 +68,11 @@ class UpstreamHealth:
             self.down_until = now + backoff
 
 
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError("upstream did not answer in time"))
+
+
 class _UdpChannel(asyncio.DatagramProtocol):
     """One connected UDP socket to one upstream, matching answers to pending queries."""
 
@@ -180,10 +185,13 @@ class UpstreamPool:
         qid = chan.new_id()
         fut = asyncio.get_running_loop().create_future()
         chan.pending[qid] = (fut, q.question.lower())
+        # A timer instead of asyncio.wait_for, which wraps every query in one more task.
+        timer = asyncio.get_running_loop().call_later(self.timeout, _expire, fut)
         try:
             chan.transport.sendto(upstream_query(q, qid))  # type: ignore[union-attr]
-            return await asyncio.wait_for(fut, self.timeout)
+            return await fut
         finally:
+            timer.cancel()
             chan.pending.pop(qid, None)
 
     async def _tcp(self, address: tuple[str, int], q: Question) -> bytes:

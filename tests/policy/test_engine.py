@@ -408,3 +408,71 @@ def test_decide_for_group_matches_a_device_of_that_group(engine_factory):
     assert e.decide_for_group(q, "base").group == "base"   # abstract groups can be asked too
     with pytest.raises(KeyError):
         e.decide_for_group(q, "nobody")
+
+
+# --- precedence as a property: any mix of layers, the first row in the table wins -----------
+
+_LAYERS = ("protected", "bypass", "override", "education", "allow", "deny", "category",
+           "safe_search")
+
+
+@settings(max_examples=80, deadline=None)
+@given(chosen=st.sets(st.sampled_from(_LAYERS)),
+       category=st.sampled_from(["always", "in_class", "out_of_class"]),
+       sub=st.booleans())
+def test_precedence_property(tmp_path_factory, catalog, chosen, category, sub):
+    from filterd.policy import builtin
+    from filterd.policy.decision import RuleSource
+    from filterd.policy.domains import DomainEntry, DomainTable
+    from filterd.policy.engine import Engine
+    from filterd.policy.loader import load_policy
+
+    name = "n.example"
+    asked = ("www." if sub else "") + name   # a subdomain is covered by every domain entry
+    d = tmp_path_factory.mktemp("prop")
+    block = {"always": "always: [games]", "in_class": "during: {class: [games]}",
+             "out_of_class": "during: {class: [games]}"}[category]
+    (d / "policy.yaml").write_text(f"""\
+version: 1
+default_group: g
+protected: {{files: [protected.txt]}}
+education: [{name if "education" in chosen else "edu.example"}]
+schedules:
+  class:
+    windows: [{{days: mon-sat, times: ["07:00-11:30"]}}]
+groups:
+  g:
+    label_vi: G
+    label_en: G
+    block: {{{block}}}
+    allow: [{name if "allow" in chosen else "a.example"}]
+    deny: [{name if "deny" in chosen else "d.example"}]
+    safe_search: strict
+""", encoding="utf-8")
+    (d / "protected.txt").write_text(name + "\n" if "protected" in chosen else "")
+    src = RuleSource("builtin", "test")
+    bypass = DomainTable([DomainEntry(name, False, src, BlockMode.NXDOMAIN)]
+                         if "bypass" in chosen else [])
+    safe = DomainTable([DomainEntry(asked, True, src, {"strict": "safe.example"})]
+                       if "safe_search" in chosen else [])
+    index = FakeIndex({name: {"games"}} if "category" in chosen else {})
+    at = IN_CLASS if category != "out_of_class" else LUNCH
+    overrides = OverrideSet([Override("o", "g", name, at + timedelta(minutes=5), "t", "r")]
+                            if "override" in chosen else [])
+    e = Engine(load_policy(d, catalog), catalog, timezone=IN_CLASS.tzinfo, index=index,
+               overrides=overrides, bypass=bypass, safe_search=safe,
+               youtube=builtin.youtube_table())
+    expected = Reason.DEFAULT
+    order = [("protected", Reason.PROTECTED), ("bypass", Reason.BYPASS),
+             ("override", Reason.OVERRIDE), ("education", Reason.EDUCATION),
+             ("allow", Reason.GROUP_ALLOW), ("deny", Reason.GROUP_DENY)]
+    if category != "out_of_class":
+        order.append(("category", Reason.CATEGORY if category == "always"
+                      else Reason.SCHEDULED_CATEGORY))
+    order.append(("safe_search", Reason.SAFE_SEARCH))
+    for layer, reason in order:
+        if layer in chosen:
+            expected = reason
+            break
+    got = e.decide(Query(asked, "10.1.2.3", at))
+    assert got.reason is expected, (chosen, category, got.to_json())

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -31,7 +32,10 @@ def filterd(*args, timeout=60, check=True):
 def office_proc(tmp_path):
     db = f"sqlite:///{tmp_path / 'office' / 'office.db'}"
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(30)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
     proc = subprocess.Popen([sys.executable, "-m", "filterd", "office", "serve", "--database-url",
                              db, "--listen", f"127.0.0.1:{port}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -44,10 +48,12 @@ def office_proc(tmp_path):
             return False
     try:
         assert wait_until(up, 30), proc.stderr.read1().decode() if proc.poll() else "not up"
+        assert b"READY=1" in notify.recv(4096)  # systemd Type=notify learns it is serving
         yield db, f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        notify.close()
 
 
 def appliance_config(tmp_path, office_url: str) -> Path:

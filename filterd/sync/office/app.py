@@ -66,8 +66,17 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
 
 
 def serve(app: Flask, host: str, port: int, *, threads: int = 8) -> None:
-    import waitress
+    """Bind, tell systemd we are ready (Type=notify units; a no-op otherwise), serve."""
+    from waitress.server import create_server
+
+    from filterd.sdnotify import Notifier
 
     # waitress refuses bodies above this before Flask sees them (the API checks again)
-    waitress.serve(app, host=host, port=port, threads=threads,
-                   max_request_body_size=app.config["MAX_CONTENT_LENGTH"], ident="filterd-office")
+    server = create_server(app, host=host, port=port, threads=threads,
+                           max_request_body_size=app.config["MAX_CONTENT_LENGTH"],
+                           ident="filterd-office")
+    Notifier().ready(f"office receiver on {host}:{server.effective_port}")
+    try:
+        server.run()
+    finally:
+        server.close()

@@ -18,6 +18,8 @@ VI: dict[str, str] = {
     "User name": "Tên đăng nhập",
     "Password": "Mật khẩu",
     "Wrong user name or password.": "Sai tên đăng nhập hoặc mật khẩu.",
+    "Too many failed sign-ins; wait 15 minutes.":
+        "Đăng nhập sai quá nhiều lần; vui lòng đợi 15 phút.",
     "Today": "Hôm nay",
     "Blocks": "Lượt chặn",
     "Top categories": "Nhóm nội dung hàng đầu",

@@ -158,3 +158,12 @@ def test_bad_dates_are_400(loaded):
     assert c.get("/blocks?from=2026-12-01&to=2026-11-01").status_code == 400
     assert c.get("/blocks?format=csv&table=9").status_code == 400
     assert c.get("/?day=" + (date.today() + timedelta(days=1)).isoformat()).status_code == 200
+
+
+def test_repeated_wrong_passwords_are_throttled(loaded):
+    c = loaded.app.test_client()
+    for _ in range(5):
+        assert login(c, "admin1", "wrong-password").status_code == 401
+    r = login(c, "admin1", "admin-pass")  # even the right password waits now
+    assert r.status_code == 429 and "15 phút" in r.get_data(as_text=True)
+    assert c.get("/").status_code == 302
