@@ -325,11 +325,9 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
             block = block | {info.category}
         return block, allow, names if info.name in names else (*names, info.name)
 
-    subtree: dict[str, int] = {}   # trie key -> combo id, one dict per kind (cheap counts)
-    exact: dict[str, int] = {}
-    ips: dict[str, int] = {}
-    urls: dict[str, int] = {}
-    expressions: dict[str, int] = {}
+    # trie key -> combo id, one dict per kind (cheap counts)
+    tables: dict[str, dict[str, int]] = {
+        "subtree": {}, "exact": {}, "ips": {}, "urls": {}, "expressions": {}}
     digest = hashlib.sha256()
     for number, src in enumerate(sources):
         info, res = src.info, src.result
@@ -346,26 +344,37 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
                 m = step[(old, number)] = intern(add_source(combos[old], srcs[number]))
             return m
 
-        for target, new_keys in (
-            (subtree, [".".join(n.split(".")[::-1]) + SUBTREE_MARK for n in res.subtree]),
-            (exact, [".".join(n.split(".")[::-1]) + EXACT_MARK for n in res.exact]),
-            (ips, [IP_MARK + n for n in res.ips]),
-            (urls, res.urls),
-            (expressions, res.expressions),
-        ):
+        for kind, items in (("subtree", res.subtree), ("exact", res.exact), ("ips", res.ips),
+                            ("urls", res.urls), ("expressions", res.expressions)):
+            if not items:
+                continue
             # Most keys are new: add them in bulk (C speed), merge only the overlaps.
-            fresh = dict.fromkeys(new_keys, first)
+            if kind == "subtree":
+                fresh = dict.fromkeys((".".join(n.split(".")[::-1]) + SUBTREE_MARK
+                                       for n in items), first)
+            elif kind == "exact":
+                fresh = dict.fromkeys((".".join(n.split(".")[::-1]) + EXACT_MARK
+                                       for n in items), first)
+            elif kind == "ips":
+                fresh = dict.fromkeys((IP_MARK + n for n in items), first)
+            else:
+                fresh = dict.fromkeys(items, first)
+            target = tables[kind]
+            if not target:
+                tables[kind] = fresh   # the first list of this kind: no copy
+                continue
             for key in target.keys() & fresh.keys():
                 fresh[key] = merge(target[key])
             target.update(fresh)
+            del fresh
         if not version:
             digest.update(str(res.count).encode())
-    counts = {"subtree": len(subtree), "exact": len(exact), "ips": len(ips),
-              "urls": len(urls), "expressions": len(expressions)}
-    keys = subtree
-    keys.update(exact)
-    keys.update(ips)
-    del exact, ips
+        del src, res   # a big parsed list can go before the trie is built (peak memory)
+    counts = {kind: len(table) for kind, table in tables.items()}
+    keys = tables.pop("subtree")
+    keys.update(tables.pop("exact"))
+    keys.update(tables.pop("ips"))
+    urls, expressions = tables["urls"], tables["expressions"]
     created = time.time() if created is None else created
     if not version:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
