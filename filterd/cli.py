@@ -177,12 +177,15 @@ def lists_group() -> None:
 @click.option("--source", "only", multiple=True, help="Only this source (repeatable).")
 @click.option("--force", is_flag=True,
               help="Recompile even if nothing changed; accept a suspicious shrink.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any source failed.")
 def lists_update(config_path: str | None, data_dir: str | None, sources_file: str | None,
-                 only: tuple[str, ...], force: bool) -> None:
+                 only: tuple[str, ...], force: bool, strict: bool) -> None:
     """Fetch the list sources, compile the index and swap it in atomically.
 
     A source that fails (unreachable, truncated, corrupt, or shrinking suspiciously)
-    keeps its last good data; the command says why and exits 1.
+    keeps its last good data; the command says why (also on stderr) and still exits 0,
+    since the index it leaves is good and the daemon should reload it (`--strict`
+    exits 1 instead). `filterd lists status` keeps showing the error.
 
     Example: filterd lists update --config /etc/filterd/filterd.yaml
     """
@@ -194,16 +197,45 @@ def lists_update(config_path: str | None, data_dir: str | None, sources_file: st
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from None
     for o in report.outcomes:
-        line = f"{o.name}: {o.status.replace('_', ' ')}, {o.count} entries"
+        click.echo(f"{o.name}: {o.status.replace('_', ' ')}, {o.count} entries")
         if o.error:
-            line += f"\n  error: {o.error} (last good data kept)"
-        click.echo(line)
+            click.echo(f"  error: {o.error} (last good data kept)")
+            click.echo(f"{o.name}: {o.error} (last good data kept)", err=True)
     if report.compiled:
         click.echo(f"index compiled: version {report.index_version}")
     else:
         click.echo(f"index unchanged: version {report.index_version}")
-    if report.failed:
+    if report.failed and strict:
         raise SystemExit(1)
+
+
+@lists_group.command("import")
+@_config_option
+@_data_dir_option
+@_sources_option
+@click.option("--force", is_flag=True, help="Accept a suspicious shrink.")
+@click.argument("source")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def lists_import(config_path: str | None, data_dir: str | None, sources_file: str | None,
+                 force: bool, source: str, file: str) -> None:
+    """Use a local FILE as the data of SOURCE (for schools without a good connection).
+
+    The file is checked like a download; if good, the index is recompiled with it.
+
+    Example: filterd lists import ut1-adult /media/usb/adult.tar.gz
+    """
+    from filterd.errors import FilterdError
+
+    try:
+        report = _lists_updater(config_path, data_dir, sources_file).import_file(
+            source, file, force=force)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from None
+    (o,) = report.outcomes
+    if o.error:
+        raise click.ClickException(f"{o.error} (last good data kept)")
+    click.echo(f"{o.name}: imported, {o.count} entries")
+    click.echo(f"index compiled: version {report.index_version}")
 
 
 @lists_group.command("compile")
@@ -271,8 +303,12 @@ def lists_status(config_path: str | None, data_dir: str | None, sources_file: st
                    f"{index_info['urls']} URLs")
     for r in rows:
         state = "" if r.enabled else " (disabled)"
-        click.echo(f"{r.name}{state}: {r.category}, {r.count} entries, "
-                   f"age {_age(r.age(now))}" + (f"\n  error: {r.error}" if r.error else ""))
+        click.echo(f"{r.name}{state}: {r.category}, {r.count} entries, age {_age(r.age(now))}")
+        if r.rejects:
+            click.echo("  skipped: " + ", ".join(f"{n} {why}" for why, n in
+                                                 sorted(r.rejects.items(), key=lambda x: -x[1])))
+        if r.error:
+            click.echo(f"  error: {r.error}")
 
 
 @lists_group.command("lookup")
@@ -282,23 +318,31 @@ def lists_status(config_path: str | None, data_dir: str | None, sources_file: st
 def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> None:
     """Show every list entry that matches NAME or a parent domain (most specific first).
 
+    Compiles the seed lists first when there is no index yet, as the daemon does.
+
     Example: filterd lists lookup www.example.com --data-dir var
     """
     from filterd.errors import FilterdError
-    from filterd.lists.index import ListIndex
+    from filterd.lists.normalize import IP, NAME, classify
+    from filterd.lists.seed import ensure_index
 
     data, _, _ = _lists_setup(config_path, data_dir, sources_file="-")
+    kind, value = classify(name)
+    if kind not in (NAME, IP):
+        raise click.ClickException(f"{name!r} is not a valid name ({value})")
     try:
-        hits = ListIndex.open(data / "lists" / "current").lookup(name)
+        index = ensure_index(data / "lists")
+        ip_hit = index.ips.get(value) if kind == IP else None
+        hits = (ip_hit,) if ip_hit else index.lookup(value) if kind == NAME else ()
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from None
     if not hits:
-        click.echo(f"{name}: in no list")
+        click.echo(f"{value}: in no list")
     for h in hits:
-        kind = "exact host" if h.exact else "domain and subdomains"
+        what = "address" if kind == IP else "exact host" if h.exact else "domain and subdomains"
         cats = ", ".join(sorted(h.categories)) or "-"
         allow = f", allow: {', '.join(sorted(h.allow_categories))}" if h.allow_categories else ""
-        click.echo(f"{h.domain} ({kind}): {cats}{allow} [{', '.join(h.sources)}]")
+        click.echo(f"{h.domain} ({what}): {cats}{allow} [{', '.join(h.sources)}]")
 
 
 # -- filterd check / filterd policy ----------------------------------------------------
@@ -306,8 +350,13 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 
 @main.command()
 @click.argument("name")
-@click.option("--client", "client_ip", required=True, help="The client's IP address.")
+@click.option("--client", "client_ip", default=None,
+              help="The client's IP address (or use --group).")
+@click.option("--group", "group_id", default=None,
+              help="Decide as a device of this group (e.g. thcs) instead of --client.")
 @click.option("--mac", "client_mac", default=None, help="The client's MAC address, if known.")
+@click.option("--url", default=None,
+              help="A full URL, as the web proxy sees it (checks URL list entries too).")
 @click.option("--at", "at_text", default=None,
               help="When (ISO 8601). Without a zone: the school's time zone. Default: now.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Decision as JSON.")
@@ -316,7 +365,8 @@ def lists_lookup(config_path: str | None, data_dir: str | None, name: str) -> No
 @click.option("--child", is_flag=True, help="Show what the student reads (no rule or source).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults).")
-def check(name: str, client_ip: str, client_mac: str | None, at_text: str | None,
+def check(name: str, client_ip: str | None, group_id: str | None, client_mac: str | None,
+          url: str | None, at_text: str | None,
           as_json: bool, lang: str, child: bool, config_path: str | None) -> None:
     """Show the decision for NAME asked by a client, and why.
 
@@ -330,11 +380,21 @@ def check(name: str, client_ip: str, client_mac: str | None, at_text: str | None
     from filterd.policy.decision import Query, QueryError
     from filterd.policy.explain import explain
 
+    if (client_ip is None) == (group_id is None):
+        raise click.UsageError("give exactly one of --client IP or --group GROUP")
     try:
         config = load_config(config_path)
         engine = build_engine(config)
         at = _parse_at(at_text, config.timezone)
-        decision = engine.decide(Query(name, client_ip, at, client_mac=client_mac, path="check"))
+        query = Query(name, client_ip or "192.0.2.1", at, client_mac=client_mac,
+                      path="http" if url else "check", url=url)
+        if group_id is not None:
+            if group_id not in engine.groups:
+                raise click.BadParameter(f"unknown group {group_id!r} (groups: "
+                                         f"{', '.join(engine.groups)})", param_hint="--group")
+            decision = engine.decide_for_group(query, group_id)
+        else:
+            decision = engine.decide(query)
     except QueryError as exc:
         raise click.BadParameter(str(exc)) from None
     except FilterdError as exc:
@@ -359,21 +419,25 @@ def policy() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults); validated too.")
 def validate(path: str | None, config_path: str | None) -> None:
-    """Validate the policy (a directory of *.yaml files, or one file) and the config.
+    """Validate the policy (a directory of *.yaml files, or one file), the config and
+    the teachers' overrides: everything a reload checks except the list index.
 
     Prints every problem as FILE:LINE: KEY: MESSAGE and exits 1 if there is any.
 
     Example: filterd policy validate /etc/filterd/policies
     """
     from filterd.config import load_config
-    from filterd.policy.build import build_policy
+    from filterd.policy.build import build_engine
+    from filterd.policy.engine import EmptyIndex
 
     try:
         config = load_config(config_path)
-        _, pol = build_policy(config, policy_dir=Path(path) if path else None)
+        engine = build_engine(config, index=EmptyIndex(),
+                              policy_dir=Path(path) if path else None)
     except FilterdError as exc:
         _fail(exc)
         return
+    pol = engine.policy
     groups = [g for g in pol.groups.values() if not g.abstract]
     click.echo(f"OK: {len(pol.files)} file(s), {len(groups)} groups, "
                f"{len(pol.schedules)} schedules, {len(pol.clients.rules)} client entries, "
@@ -382,9 +446,84 @@ def validate(path: str | None, config_path: str | None) -> None:
 
 
 def _register_gateway() -> None:
-    from filterd.gateway.commands import gateway
+    from filterd.gateway.commands import doctor_cmd, gateway
 
     main.add_command(gateway)
+    main.add_command(doctor_cmd)
 
 
 _register_gateway()
+
+
+def _register_sync() -> None:
+    from filterd.sync.commands import office_group, sync_cmd
+
+    main.add_command(sync_cmd)
+    main.add_command(office_group)
+
+
+_register_sync()
+# --- admin web page (imported lazily: the daemon's library never imports admin_ui) ------------
+
+def _admin_listen(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("write HOST:PORT, e.g. 127.0.0.1:8081")
+    return host.strip("[]"), int(port)
+
+
+@main.group("admin")
+def admin_group() -> None:
+    """The admin web page: serve it, and create accounts.
+
+    Example: filterd admin create-user thu.ha --role admin
+    """
+
+
+@admin_group.command("serve")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+              envvar="FILTERD_CONFIG",
+              help="filterd.yaml (default: the embedded defaults).")
+@click.option("--listen", help="HOST:PORT to listen on (default: admin.listen from the config).")
+@click.option("--insecure-cookies", is_flag=True,
+              help="Send the session cookie over plain HTTP (only on a trusted LAN without TLS).")
+def admin_serve(config_path: str | None, listen: str | None, insecure_cookies: bool) -> None:
+    """Serve the admin page with waitress.
+
+    Example: filterd admin serve --config /etc/filterd/filterd.yaml
+    """
+    from admin_ui.serve import serve
+
+    serve(config_path, listen=_admin_listen(listen), secure_cookies=not insecure_cookies)
+
+
+@admin_group.command("create-user")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "teacher", "viewer"]), required=True,
+              help="admin: everything; teacher: why-blocked, reviews, overrides; "
+                   "viewer: read-only.")
+@click.option("--groups", default="", help="Comma-separated group ids a teacher acts for.")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+              envvar="FILTERD_CONFIG",
+              help="filterd.yaml (default: the embedded defaults).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def admin_create_user(name: str, role: str, groups: str, config_path: str | None,
+                      password_stdin: bool) -> None:
+    """Create an account for the admin page (there is no default password).
+
+    Example: filterd admin create-user co.lan --role teacher --groups thcs
+    """
+    from admin_ui.errors import AdminError
+    from admin_ui.serve import add_user
+
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        created = add_user(config_path, name, password, role, groups)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {role} {created}")

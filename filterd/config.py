@@ -275,6 +275,16 @@ class OfficeConfig:
     database_url: str = field(default="", metadata=_k(_database_url))
 
 
+def _optional_endpoint(v: Any, ctx: _Ctx) -> Endpoint | None:
+    return None if v in ("", None) else parse_endpoint(v)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    # Prometheus endpoint (GET /metrics); empty = off. Keep it on loopback or a trusted LAN.
+    listen: Endpoint | None = field(default=None, metadata=_k(_optional_endpoint))
+
+
 _SCHOOL_ID = r"[a-z0-9][a-z0-9_.-]{0,63}"
 
 
@@ -299,6 +309,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     office: OfficeConfig = field(default_factory=OfficeConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source_file: Path | None = None   # the filterd.yaml this came from; None = embedded defaults
 
     @property
@@ -317,6 +328,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "dns": DnsConfig, "events": EventsConfig, "http": HttpConfig,
     "admin": AdminConfig, "sync": SyncConfig, "office": OfficeConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -410,6 +422,7 @@ def load_config(path: str | Path | None) -> Config:
 
 
 __all__ = [
-    "AdminConfig", "Config", "DnsConfig", "EventsConfig", "HttpConfig", "OfficeConfig",
-    "SyncConfig", "YList", "default_config", "load_config", "parse_config", "parse_endpoint",
+    "AdminConfig", "Config", "DnsConfig", "EventsConfig", "HttpConfig", "MetricsConfig",
+    "OfficeConfig", "SyncConfig", "YList", "default_config", "load_config", "parse_config",
+    "parse_endpoint",
 ]

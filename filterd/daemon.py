@@ -19,14 +19,15 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filterd import metrics
 from filterd.db import db_path
 from filterd.dns.answers import BlockAnswers
 from filterd.dns.cache import AnswerCache
@@ -36,6 +37,8 @@ from filterd.dns.server import serve
 from filterd.dns.upstream import UpstreamPool
 from filterd.errors import FilterdError
 from filterd.events import EventLog
+from filterd.policy.decision import Action, Decision, Query
+from filterd.sdnotify import Notifier, NotifyError, watchdog_loop
 
 log = logging.getLogger("filterd.daemon")
 
@@ -45,10 +48,28 @@ EngineFactory = Callable[[Any], DecisionEngine]
 ConfigLoader = Callable[[], Any]
 
 
+_NEIGHBOURS: tuple[int, Any] | None = None
+
+
+def kernel_neighbours() -> Any:
+    """This process's kernel neighbour table (IP -> MAC for MAC-based groups).
+
+    One per process: a forked worker does not inherit the refresh thread, so it starts its own.
+    """
+    global _NEIGHBOURS
+    if _NEIGHBOURS is None or _NEIGHBOURS[0] != os.getpid():
+        from filterd.gateway.neighbours import KernelNeighbours
+
+        # Re-read every 5 s: an address DHCP gave to another device must not keep the
+        # previous device's group for long (IPv4 misses also read the ARP table at once).
+        _NEIGHBOURS = (os.getpid(), KernelNeighbours(interval=5.0).start())
+    return _NEIGHBOURS[1]
+
+
 def default_engine_factory(config: Any) -> DecisionEngine:
     from filterd.policy.build import build_engine
 
-    return build_engine(config)
+    return build_engine(config, neighbours=kernel_neighbours())
 
 
 def default_config_loader(path: str | Path | None) -> ConfigLoader:
@@ -99,13 +120,78 @@ class DnsSettings:
 
 def sd_notify(message: str) -> None:
     """Tell systemd (Type=notify) how we are; a no-op outside systemd."""
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.sendto(message.encode(), addr)
+    fields = dict(line.split("=", 1) for line in message.splitlines() if "=" in line)
+    with contextlib.suppress(NotifyError):
+        Notifier().notify(**fields)
+
+
+class MeteredEvents:
+    """Counts every decision for the metrics endpoint, then hands it to the event log.
+
+    Counting happens in a plain dict on the query path; `flush_metrics()` (every second, and
+    before a metrics dump) moves the totals into the metrics registry, whose per-label
+    locking and key building would otherwise cost more than deciding a cached query.
+    """
+
+    def __init__(self, events: EventLog) -> None:
+        self.events = events
+        self._pending: dict[tuple[str, str, str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, decision: Decision, query: Query, **kw: Any) -> None:
+        action = decision.action
+        key = (query.path, action, decision.category or "" if action is Action.BLOCK else "",
+               decision.group if action is Action.BLOCK else "")
+        with self._lock:
+            pending = self._pending
+            pending[key] = pending.get(key, 0) + 1
+        self.events.record(decision, query, **kw)
+
+    def flush_metrics(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for (path, action, category, group), n in pending.items():
+            metrics.QUERIES.inc(n, path=path, action=str(action))
+            if action is Action.BLOCK:
+                metrics.BLOCKS.inc(n, category=category, group=group)
+
+    async def flush_every(self, seconds: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.flush_metrics()
+
+    def __getattr__(self, name: str) -> Any:  # dropped, flush, close... of the real log
+        return getattr(self.events, name)
+
+
+def bind_metrics(config: Any, resolver: Resolver, events: EventLog) -> None:
+    """Point the scrape-time metrics at this process's cache, event queue and files."""
+    metrics.CACHE_HITS.set_function(lambda: resolver.cache.hits)
+    metrics.CACHE_MISSES.set_function(lambda: resolver.cache.misses)
+    queue = getattr(events, "_queue", None)
+    metrics.EVENT_QUEUE_DEPTH.set_function(lambda: queue.qsize() if queue is not None else None)
+    metrics.EVENTS_DROPPED.set_function(lambda: events.dropped)
+    data = Path(config.data_dir)
+    metrics.LIST_AGE.set_function(metrics.mtime_or_none(data / "lists" / "current"))
+    metrics.LAST_SYNC.set_function(metrics.mtime_or_none(data / metrics.SYNC_STAMP))
+
+
+def metrics_dir(config: Any) -> Path:
+    return Path(config.data_dir) / "metrics"
+
+
+def start_metrics_server(config: Any, collect: Callable[[], str] | None = None
+                         ) -> metrics.MetricsServer | None:
+    listen = getattr(getattr(config, "metrics", None), "listen", None)
+    if not listen:
+        return None
+    try:
+        server = metrics.MetricsServer(listen[0], listen[1], collect).start()
+    except OSError as exc:  # metrics are for watching, not for serving: DNS goes on
+        log.error("metrics endpoint not started on %s:%s: %s", listen[0], listen[1], exc)
+        return None
+    log.info("metrics on http://%s:%d/metrics", *server.address)
+    return server
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -120,8 +206,14 @@ class Worker:
     """One serving process: resolver, listeners, event writer, reload on SIGHUP."""
 
     def __init__(self, config: Any, load_config: ConfigLoader, engine_factory: EngineFactory,
-                 *, reuse_port: bool = False, http: bool = True) -> None:
+                 *, reuse_port: bool = False, http: bool = True,
+                 notifier: Notifier | None = None, metrics_dump: Path | None = None) -> None:
         self.config = config
+        # Only the process systemd started talks to it: a forked worker gets no notifier.
+        self.notifier = notifier
+        # Forked workers write their metrics here for the parent's endpoint.
+        self.metrics_dump = metrics_dump
+        self.metrics_server: metrics.MetricsServer | None = None
         self.run_http = http   # one process serves HTTP (block page, proxy) even with N DNS workers
         self.load_config = load_config
         self.engine_factory = engine_factory
@@ -148,14 +240,25 @@ class Worker:
         self.events = EventLog(db_path(self.config.data_dir), flush_interval=ev.flush_interval,
                                queue_max=ev.queue_max, store_allowed=ev.store_allowed,
                                retention_days=ev.retention_days).start()
+        self.metered = MeteredEvents(self.events)
         pool = UpstreamPool(s.upstreams, timeout=s.upstream_timeout)
         self.resolver = Resolver(
             engine, pool,
             cache=AnswerCache(s.cache_size, s.cache_min_ttl, s.cache_max_ttl, s.negative_ttl_max),
             answers=BlockAnswers(s.block_ttl, s.appliance_ipv4, s.appliance_ipv6),
-            events=self.events,
+            events=self.metered,
             rate_limit=RateLimiter(s.rate_limit_qps) if s.rate_limit_qps else None)
+        bind_metrics(self.config, self.resolver, self.events)
         listeners = await serve(self.resolver, s.listen, reuse_port=self.reuse_port)
+        if self.metrics_dump is None:
+            self.metrics_server = start_metrics_server(self.config)
+        background = [loop.create_task(self.metered.flush_every())]
+        if self.notifier is not None:
+            writer = self.events
+            background.append(loop.create_task(watchdog_loop(
+                self.notifier, lambda: writer._thread is None or writer._thread.is_alive())))
+        if self.metrics_dump is not None:
+            background.append(loop.create_task(self._dump_metrics()))
         self._stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -167,7 +270,7 @@ class Worker:
             from filterd.http import service as http_side
 
             http_service = await http_side.start(self.config, lambda: self.resolver.engine,
-                                                 self.events)
+                                                 self.metered)
             log.info("filterd HTTP serving: %s", ", ".join(
                 f"{k} {h}:{p}" for k, (h, p) in http_service.addresses.items()))
         if ready is not None:
@@ -175,12 +278,27 @@ class Worker:
         try:
             await self._stop.wait()
         finally:
+            if self.notifier is not None:
+                with contextlib.suppress(NotifyError):
+                    self.notifier.stopping()
+            for task in background:
+                task.cancel()
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
             if http_service is not None:
                 await http_service.close()
             listeners.close()
             pool.close()
             self.events.close()
             log.info("filterd DNS stopped (pid %d)", os.getpid())
+
+    async def _dump_metrics(self, every: float = 2.0) -> None:
+        assert self.metrics_dump is not None
+        while True:
+            self.metered.flush_metrics()
+            with contextlib.suppress(OSError):
+                metrics.REGISTRY.dump(self.metrics_dump)
+            await asyncio.sleep(every)
 
     def request_reload(self) -> None:
         if self._reloading is not None and not self._reloading.done():
@@ -193,19 +311,35 @@ class Worker:
         """Build a new engine off the event loop; swap it in only if it built."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
+        self._notify("reloading")
         try:
             engine = await loop.run_in_executor(None, self.build_engine)
         except FilterdError as exc:
             log.error("reload refused, the running policy keeps serving: %s", exc)
+            metrics.RELOADS.inc(result="refused")
+            self._notify("ready", f"reload refused, old policy serving: {exc}"[:200])
             return False
         except Exception:
             log.exception("reload failed, the running policy keeps serving")
+            metrics.RELOADS.inc(result="failed")
+            self._notify("ready", "reload failed, old policy serving")
             return False
         assert self.resolver is not None
         self.resolver.engine = engine
         self.reloads += 1
+        metrics.RELOADS.inc(result="ok")
         log.info("reloaded policy and lists in %.2fs", time.monotonic() - started)
+        self._notify("ready", "serving (reloaded)")
         return True
+
+    def _notify(self, what: str, status: str = "") -> None:
+        if self.notifier is None:
+            return
+        with contextlib.suppress(NotifyError):
+            if what == "reloading":
+                self.notifier.reloading()
+            else:
+                self.notifier.ready(status or "serving")
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -223,8 +357,8 @@ def _run_worker(worker: Worker, engine: DecisionEngine | None,
 
 
 def _notify_ready(addresses: list[tuple[str, int]]) -> None:
-    sd_notify("READY=1\nSTATUS=serving DNS on "
-              + ", ".join(f"{h}:{p}" for h, p in addresses))
+    with contextlib.suppress(NotifyError):
+        Notifier().ready("serving DNS on " + ", ".join(f"{h}:{p}" for h, p in addresses))
 
 
 def run(config: Any, *, config_path: str | Path | None = None,
@@ -246,7 +380,8 @@ def run(config: Any, *, config_path: str | Path | None = None,
     pidf.write_text(f"{os.getpid()}\n")
     try:
         if settings.workers <= 1:
-            _run_worker(Worker(config, loader, engine_factory), engine, _notify_ready)
+            _run_worker(Worker(config, loader, engine_factory, notifier=Notifier()), engine,
+                        _notify_ready)
             return 0
         return _supervise(config, loader, engine_factory, settings.workers)
     finally:
@@ -260,6 +395,15 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
     children: dict[int, int] = {}
     stopping = False
     reload_wanted = False
+    notifier = Notifier()
+    ping_every = notifier.watchdog_interval()
+    next_ping = 0.0
+    dumps = metrics_dir(config)
+    dumps.mkdir(parents=True, exist_ok=True)
+    for old in dumps.glob("*.json"):  # a previous run's workers
+        old.unlink(missing_ok=True)
+    server = start_metrics_server(config, lambda: metrics.REGISTRY.render(
+        metrics.REGISTRY.merge_snapshots(metrics.read_snapshots(dumps))))
 
     def spawn(slot: int) -> None:
         pid = os.fork()
@@ -268,7 +412,10 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
                 signal.signal(sig, signal.SIG_DFL)
             code = 0
             try:
-                _run_worker(Worker(config, loader, factory, reuse_port=True, http=slot == 0), None)
+                if server is not None:  # the parent's listening socket is not ours to serve
+                    server.close_in_child()
+                _run_worker(Worker(config, loader, factory, reuse_port=True, http=slot == 0,
+                                   metrics_dump=dumps / f"{os.getpid()}.json"), None)
             except BaseException:
                 log.exception("worker %d failed", slot)
                 code = 1
@@ -290,13 +437,23 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
         spawn(slot)
     sd_notify(f"READY=1\nSTATUS={n} DNS workers")
     while not stopping:
+        if ping_every and time.monotonic() >= next_ping and children:
+            with contextlib.suppress(NotifyError):
+                notifier.watchdog()
+            next_ping = time.monotonic() + ping_every
         if reload_wanted:
             reload_wanted = False
+            with contextlib.suppress(NotifyError):
+                notifier.reloading()
             try:
                 factory(loader())   # validate here first: an invalid policy never reaches a worker
             except Exception as exc:
                 log.error("reload refused, the running policy keeps serving: %s", exc)
+                with contextlib.suppress(NotifyError):
+                    notifier.ready(f"reload refused, old policy serving: {exc}"[:200])
             else:
+                with contextlib.suppress(NotifyError):
+                    notifier.ready(f"{n} DNS workers (reloaded)")
                 for pid in children:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGHUP)
@@ -306,12 +463,17 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
             break
         if pid:
             slot = children.pop(pid)
+            (dumps / f"{pid}.json").unlink(missing_ok=True)
             if not stopping:
                 log.error("worker %d (pid %d) exited with %d; restarting", slot, pid, status)
                 time.sleep(0.5)
                 spawn(slot)
             continue
         time.sleep(0.1)
+    with contextlib.suppress(NotifyError):
+        notifier.stopping()
+    if server is not None:
+        server.stop()
     for pid in list(children):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

@@ -88,14 +88,29 @@ class _Metric:
         raise NotImplementedError
 
 
+def _function_snapshot(fn: Callable[[], float | None]) -> dict[str, Any]:
+    try:
+        v = fn()
+    except Exception:  # a broken probe must not break the whole scrape
+        v = None
+    return {"values": [] if v is None else [[[], float(v)]]}
+
+
 class Counter(_Metric):
-    """Only goes up. `inc(amount, **labels)`."""
+    """Only goes up. `inc(amount, **labels)`, or read at scrape time with `set_function`."""
 
     kind = "counter"
 
     def __init__(self, name: str, help: str, labelnames: Iterable[str] = ()) -> None:
         super().__init__(name, help, labelnames)
         self._values: dict[LabelKey, float] = {}
+        self._function: Callable[[], float | None] | None = None
+
+    def set_function(self, fn: Callable[[], float | None]) -> None:
+        """Read the total from a counter kept elsewhere (e.g. the DNS cache's hit count)."""
+        if self.labelnames:
+            raise MetricsError(f"{self.name}: set_function needs a counter without labels")
+        self._function = fn
 
     def inc(self, amount: float = 1.0, **labels: Any) -> None:
         if amount < 0:
@@ -105,10 +120,14 @@ class Counter(_Metric):
             self._values[key] = self._values.get(key, 0.0) + amount
 
     def value(self, **labels: Any) -> float:
+        if self._function is not None:
+            return self._function() or 0.0
         with self._lock:
             return self._values.get(self._key(labels), 0.0)
 
     def snapshot(self) -> dict[str, Any]:
+        if self._function is not None:
+            return _function_snapshot(self._function)
         with self._lock:
             return {"values": [[list(k), v] for k, v in self._values.items()]}
 
@@ -162,11 +181,7 @@ class Gauge(_Metric):
 
     def snapshot(self) -> dict[str, Any]:
         if self._function is not None:
-            try:
-                v = self._function()
-            except Exception:  # a broken probe must not break the whole scrape
-                v = None
-            return {"values": [] if v is None else [[[], float(v)]]}
+            return _function_snapshot(self._function)
         with self._lock:
             return {"values": [[list(k), v] for k, v in self._values.items()]}
 
@@ -351,6 +366,10 @@ RELOADS = REGISTRY.counter("filterd_reloads_total", "Configuration reloads, by r
                            ("result",))
 
 
+# The sync job touches this file (under data_dir) when the office acknowledged an upload.
+SYNC_STAMP = "sync-last-success"
+
+
 def mtime_or_none(path: str | Path) -> Callable[[], float | None]:
     """A gauge function: the file's mtime, or None while it does not exist (e.g. never synced)."""
     def probe() -> float | None:
@@ -401,3 +420,7 @@ class MetricsServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def close_in_child(self) -> None:
+        """In a forked child: drop the inherited listening socket (the thread did not fork)."""
+        self._server.socket.close()

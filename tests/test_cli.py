@@ -84,3 +84,52 @@ def test_check_as_a_process(tmp_path):
                         str(tmp_path / "missing")], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "not found" in p.stderr
+
+
+def test_lists_lookup_and_status_on_embedded_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # embedded defaults: data under ./var
+    r = CliRunner().invoke(main, ["lists", "lookup", "WWW.PornHub.com."])
+    assert r.exit_code == 0, r.output
+    assert "pornhub.com (domain and subdomains): adult [seed-adult]" in r.output
+    assert (tmp_path / "var" / "lists" / "current").is_symlink()   # seed index compiled
+    r = CliRunner().invoke(main, ["lists", "lookup", "moet.gov.vn"])
+    assert r.exit_code == 0 and "moet.gov.vn: in no list" in r.output
+    r = CliRunner().invoke(main, ["lists", "lookup", "bad name"])
+    assert r.exit_code != 0 and "not a valid name" in r.output
+    r = CliRunner().invoke(main, ["lists", "status"])
+    assert r.exit_code == 0, r.output
+    assert "ut1-adult: adult, 0 entries, age never" in r.output
+    assert "ut1-phishing (disabled)" in r.output
+    assert "index: version" in r.output
+
+
+def test_check_url_uses_the_http_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "www.google.com", "--client", "10.10.41.7", "--json",
+                                  "--url", "https://www.google.com/search?q=x"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["action"] == "enforce" and d["reason"] == "safe_search"
+
+
+def test_check_by_group(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "www.youtube.com", "--group", "thpt", "--json",
+                                  "--at", "2026-11-25T12:00"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["rewrite_target"] == "restrictmoderate.youtube.com"
+    r = CliRunner().invoke(main, ["check", "x.vn", "--group", "lop_9a"])
+    assert r.exit_code == 2 and "unknown group 'lop_9a'" in r.output
+    r = CliRunner().invoke(main, ["check", "x.vn"])
+    assert r.exit_code == 2 and "exactly one of --client IP or --group" in r.output
+
+
+def test_policy_validate_checks_overrides_too(tmp_path):
+    cfg = tmp_path / "filterd.yaml"
+    cfg.write_text("data_dir: data\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "overrides.json").write_text(
+        '{"version": 1, "overrides": [{"id": "a", "group": "lop_9a", "domain": "x.vn",'
+        ' "expires_at": "2026-11-25T10:00:00+07:00", "created_by": "t", "reason": "r"}]}')
+    r = CliRunner().invoke(main, ["policy", "validate", "--config", str(cfg)])
+    assert r.exit_code == 1 and "unknown group 'lop_9a'" in r.output

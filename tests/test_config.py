@@ -163,3 +163,14 @@ def test_example_file_is_valid_and_documents_every_key():
 ])
 def test_parse_endpoint(text, port, expected):
     assert parse_endpoint(text, port) == expected
+
+
+def test_metrics_listen_is_off_by_default_and_validated(tmp_path):
+    assert load_config(None).metrics.listen is None
+    f = tmp_path / "filterd.yaml"
+    f.write_text('metrics:\n  listen: "127.0.0.1:9154"\n')
+    assert load_config(f).metrics.listen == ("127.0.0.1", 9154)
+    f.write_text('metrics:\n  listen: "localhost:9154"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    assert err.value.key == "listen" or "metrics.listen" in str(err.value)

@@ -27,8 +27,9 @@ _SOA_NAMES = wire.encode_name("filterd.invalid") + wire.encode_name("hostmaster.
 
 def ede_for(decision: Decision) -> tuple[int, str]:
     code = EDE_FILTERED if decision.reason in _FILTERED_REASONS else EDE_BLOCKED
-    what = f"category {decision.category}" if decision.category else f"rule {decision.rule}"
-    return code, f"filterd: {decision.reason.value}, {what}, group {decision.group}"
+    what = (f"category {decision.category}" if decision.category
+            else f"{decision.reason.value} {decision.rule}")
+    return code, f"filterd: {what}, group {decision.group}"
 
 
 class BlockAnswers:

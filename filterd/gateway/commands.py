@@ -168,7 +168,11 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
     events = EventLog(db_path(config.data_dir), flush_interval=config.events.flush_interval,
                       queue_max=config.events.queue_max).start()
     sink = EventLogSink(events, group_for=group_for, enforced=nft.installed())
-    printer = ListSink(echo=lambda line: click.echo(line)) if echo else None
+    def out(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()  # one line per attempt, also when stdout is a pipe
+
+    printer = ListSink(echo=out) if echo else None
     monitor = BypassMonitor(lan, detector, sink,
                             on_attempt=printer.record_bypass if printer else None).start()
     stop = threading.Event()
@@ -192,3 +196,31 @@ def _group_lookup(config):  # type: ignore[no-untyped-def]
 
     engine = build_engine(config, index=MemoryIndex.from_entries({}))
     return lambda ip, mac: engine.group_for(ip, mac).id
+
+
+@click.command("doctor")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="filterd.yaml (default: the embedded defaults).")
+@click.option("--skip", multiple=True, type=click.Choice(
+    ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "rules")),
+    help="Leave out a check (repeatable).")
+def doctor_cmd(config_path: str | None, skip: tuple[str, ...]) -> None:
+    """Check the appliance: ports, upstreams, clock, lists, disk, CA, office, firewall rules.
+
+    Prints each check with a plain-words fix; exits 1 if any check failed.
+
+    Example: filterd doctor --config /etc/filterd/filterd.yaml
+    """
+    from filterd.config import load_config
+    from filterd.doctor import Status, run_checks
+
+    try:
+        config = load_config(config_path)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    checks = run_checks(config, skip=skip)
+    for check in checks:
+        click.echo(check.render())
+    failed = [c for c in checks if c.status is Status.FAIL]
+    click.echo(f"\n{len(failed)} problem(s) found" if failed else "\nall checks passed")
+    sys.exit(1 if failed else 0)

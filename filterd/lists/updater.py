@@ -136,30 +136,60 @@ class Updater:
         with self._lock():
             state = self.load_state()
             outcomes: list[Outcome] = []
-            fresh: dict[str, ParseResult] = {}
+            changed = False
             for source in self.sources:
                 if not source.enabled or (wanted is not None and source.name not in wanted):
                     continue
                 st = state.setdefault(source.name, SourceState())
                 outcome, result = self._update_one(source, st, force=force)
                 outcomes.append(outcome)
-                if result is not None:
-                    fresh[source.name] = result
+                changed = changed or result is not None
+                del result   # parsed again, one source at a time, when compiling (memory)
                 self._save_state(state)
-            need = force or bool(fresh) or not self._current_ok()
+            need = force or changed or not self._current_ok()
             version = None
             if need:
-                version = self._compile(state, fresh)
+                version = self._compile(state)
             else:
                 with contextlib.suppress(FilterdError):
                     version = ListIndex.open(self.dir / "current").version
             return UpdateReport(tuple(outcomes), version, need)
 
+    def import_file(self, name: str, path: str | os.PathLike[str], *,
+                    force: bool = False) -> UpdateReport:
+        """Use a local copy of source `name` (e.g. a UT1 tarball brought on a USB stick).
+
+        Checked exactly like a download (parse, emptiness, suspicious shrink); on success
+        it becomes the source's kept data and the index is recompiled.
+        """
+        source = {s.name: s for s in self.sources}.get(name)
+        if source is None:
+            raise ListError(f"unknown source: {name}")
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ListError(f"cannot read {path}: {exc.strerror}", source=name) from exc
+
+        def local(url: str, **_: object) -> Fetched:
+            return Fetched(data)
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            state = self.load_state()
+            st = state.setdefault(name, SourceState())
+            outcome, result = Updater(self.dir.parent, (source,), seed_dir=None, fetcher=local,
+                                      clock=self._now)._update_one(source, st, force=force)
+            if result is not None:
+                st.etag = st.last_modified = None   # the next download must not be conditional
+            self._save_state(state)
+            version = self._compile(state) if result is not None else None
+            return UpdateReport((outcome,), version, result is not None)
+
     def compile(self) -> str:
         """Recompile from the last good downloads (and the seed lists) without fetching."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
-            return self._compile(self.load_state(), {})
+            return self._compile(self.load_state())
 
     def _update_one(self, source: Source, st: SourceState, *,
                     force: bool) -> tuple[Outcome, ParseResult | None]:
@@ -202,14 +232,14 @@ class Updater:
         st.error = st.error_at = None
         return Outcome(source.name, UPDATED, result.count), result
 
-    def _compile(self, state: Mapping[str, SourceState], fresh: Mapping[str, ParseResult]) -> str:
-        inputs = list(self._compile_inputs(state, fresh))
-        built = compile_index(inputs, self.dir)
+    def _compile(self, state: Mapping[str, SourceState]) -> str:
+        # A generator: each source is parsed from its kept data only when the compiler
+        # reaches it, so one parsed list (not all of them) is in memory at a time.
+        built = compile_index(self._compile_inputs(state), self.dir)
         swap_current(self.dir, built)
         return ListIndex.open(self.dir / "current").version
 
-    def _compile_inputs(self, state: Mapping[str, SourceState],
-                        fresh: Mapping[str, ParseResult]) -> Iterator[CompileSource]:
+    def _compile_inputs(self, state: Mapping[str, SourceState]) -> Iterator[CompileSource]:
         if self.seed_dir is not None:
             yield from seed_sources(self.seed_dir)
         for source in self.sources:
@@ -219,18 +249,20 @@ class Updater:
             path = self.data_path(source.name)
             if st is None or not path.is_file():
                 continue
-            result = fresh.get(source.name)
-            if result is None:
-                try:
-                    result = parse(source.format, path.read_bytes(), exact=source.exact,
-                                   category=source.ut1_category, source=source.name)
-                except ListError as exc:  # the kept copy itself went bad: leave it out, say so
-                    log.error("kept data of %s no longer parses: %s", source.name, exc)
-                    continue
-            yield CompileSource(SourceInfo(
+            try:
+                result = parse(source.format, path.read_bytes(), exact=source.exact,
+                               category=source.ut1_category, source=source.name)
+            except ListError as exc:  # the kept copy itself went bad: leave it out, say so
+                log.error("kept data of %s no longer parses: %s", source.name, exc)
+                continue
+            box = [CompileSource(SourceInfo(
                 name=source.name, category=source.category, version=st.version,
                 count=result.count, license=source.license, fetched=st.fetched,
-                usage=result.usage, url=source.url), result)
+                usage=result.usage, url=source.url), result)]
+            del result
+            # Hand it over without keeping a reference in this (suspended) frame: only the
+            # compiler holds the parsed list, so it can drop it before building the trie.
+            yield box.pop()
 
     def _current_ok(self) -> bool:
         try:

@@ -45,6 +45,11 @@ def build_engine(config: Config, *, index: CategoryIndex | None = None,
                  policy_dir: Path | None = None) -> Engine:
     """Load and validate everything; return a new Engine or raise ConfigError/ListError."""
     catalog, policy = build_policy(config, policy_dir=policy_dir)
+    unknown = [g for g in getattr(config.http, "intercept_groups", ()) if g not in policy.groups]
+    if unknown:  # a typo here would silently leave HTTPS undecrypted for that group
+        raise ConfigError(f"names group(s) not in the policy: {', '.join(unknown)}",
+                          file=str(config.source_file or "<defaults>"),
+                          key="http.intercept_groups")
     if overrides is None:
         overrides = load_overrides(config.overrides_file, policy.groups)
     else:

@@ -9,6 +9,7 @@ Precedence (the one table is docs/precedence.md; keep both in step):
   5 group allow                                                            -> ALLOW
   6 group deny                                                             -> BLOCK
   7 category blocked always / inside an active schedule                    -> BLOCK
+    (the name's list entries first, then, on HTTP paths, the URL's entries)
   8 safe search / YouTube restriction                                      -> REWRITE/ENFORCE
   9 nothing matched                                                        -> ALLOW
 
@@ -136,6 +137,8 @@ class Engine:
                                      (_EDUCATION, policy.education),
                                      (_SAFE_SEARCH, safe_search), (_YOUTUBE, youtube)])
         self._sorted_cats: dict[frozenset[str], tuple[str, ...]] = {}
+        self._url_match = getattr(self.index, "url_match", None)
+        self._ips = getattr(self.index, "ips", None) or None
         self._clients: ClientMap = policy.clients
         self._runtime = {gid: _GroupRuntime(g, policy.schedules, catalog)
                          for gid, g in policy.groups.items()}
@@ -228,6 +231,20 @@ class Engine:
         return out
 
     def decide(self, query: Query) -> Decision:
+        rt = self._client_cache.get((query.client_ip, query.client_mac))
+        if rt is None:
+            rt = self._runtime_for(query.client_ip, query.client_mac)
+        return self._decide(query, rt)
+
+    def decide_for_group(self, query: Query, group_id: str) -> Decision:
+        """Decide as a member of `group_id`, whatever `query.client_ip` is.
+
+        For the teacher's "why blocked?" page and the admin page, which ask about a
+        group (a class) rather than a device. Raises KeyError for an unknown group.
+        """
+        return self._decide(query, self._runtime[group_id])
+
+    def _decide(self, query: Query, rt: _GroupRuntime) -> Decision:
         name = query.name
         if not name.isascii():
             try:
@@ -237,11 +254,12 @@ class Engine:
         elif name[-1:] == "." or not name.islower():
             name = name.rstrip(".").lower()
         at = query.at
-        rt = self._client_cache.get((query.client_ip, query.client_mac))
-        if rt is None:
-            rt = self._runtime_for(query.client_ip, query.client_mac)
         chain = parents(name)
         hits = self.index.lookup(name)
+        if not hits and self._ips is not None and name[-1:].isdigit() and query.path != "dns":
+            ip_hit = self._ips.get(name)   # the proxy sees bare IPv4 hosts; lists keep them apart
+            if ip_hit is not None:
+                hits = (ip_hit,)
         glob = self._global.match(chain)
         layer = glob[0] if glob is not None else _NONE
 
@@ -307,6 +325,24 @@ class Engine:
                             rt.block_mode, None, self._categories(hits), rt.label_en,
                             s.id if s else None, s.label_vi if s else None,
                             s.label_en if s else None)
+        # 7b the URL (HTTP paths only): UT1 `urls` prefixes and `expressions`, same categories
+        if query.url is not None and self._url_match is not None:
+            hit = self._url_match(query.url)
+            if hit is not None:
+                blocks = rt.blocks_at(self._minute_of_week(at)) if rt.schedules else rt.always
+                best, best_cat = None, ""
+                for cat in hit.categories:
+                    b = blocks.get(cat)
+                    if b is not None and (best is None or b.rank < best.rank):
+                        best, best_cat = b, cat
+                if best is not None:
+                    s = best.schedule
+                    return Decision(
+                        Action.BLOCK, best.reason, name, rt.group_id, at, hit.domain,
+                        self._list_source(hit, best_cat), best_cat, rt.label_vi,
+                        rt.block_mode, None, self._categories((hit, *hits)), rt.label_en,
+                        s.id if s else None, s.label_vi if s else None,
+                        s.label_en if s else None)
         # 8 safe search and YouTube restriction
         if layer == _SAFE_SEARCH and rt.ss_level != "off":
             return self._rewrite(query, name, rt, glob[1], Reason.SAFE_SEARCH, rt.ss_level, hits)

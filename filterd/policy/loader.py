@@ -7,7 +7,8 @@ appear in one file only. Every problem is collected and raised together as
 ConfigError(s) naming file, line and key; nothing is half-loaded.
 
 Group inheritance (`extends:`): a group starts as a copy of its parent and then
-- scalar settings it gives (safe_search, youtube, block_mode) replace the parent's;
+- scalar settings it gives (safe_search, youtube, block_mode, intercept) replace the
+  parent's;
 - `unblock:` removes inherited category blocks (always and in every schedule);
 - `block.always` / `block.during` add to what is left;
 - `allow` / `deny` entries add to the parent's.
@@ -37,7 +38,7 @@ TOP_KEYS = ("version", "default_group", "protected", "education", "schedules", "
 SETTING_KEYS = ("version", "default_group", "protected")
 GROUP_KEYS = ("label_vi", "label_en", "description_vi", "description_en", "abstract", "extends",
               "clients", "block", "unblock", "allow", "deny", "safe_search", "youtube",
-              "block_mode")
+              "block_mode", "intercept")
 BUILTIN_DEFAULT = "unknown"
 
 
@@ -60,6 +61,7 @@ class Group:
     youtube: str
     block_mode: BlockMode
     source: RuleSource = field(default=RuleSource("builtin", "policy"))
+    intercept: bool = False    # HTTPS interception wanted (needs the school CA on devices)
 
     def label(self, lang: str = "vi") -> str:
         return self.label_en if lang == "en" else self.label_vi
@@ -262,8 +264,11 @@ def _parse_group(gid: str, where: YMap, body: Any, schedules: Mapping[str, Any],
                          path=f"{path}.extends")
         else:
             p.extends = ext
-    if "abstract" in body and not isinstance(body["abstract"], bool):
-        problems.add("expected true or false", body, "abstract", path=f"{path}.abstract")
+    for key in ("abstract", "intercept"):
+        if key in body and not isinstance(body[key], bool):
+            problems.add("expected true or false", body, key, path=f"{path}.{key}")
+        elif key == "intercept" and key in body:
+            p.scalars[key] = body[key]
     for key, options in (("safe_search", LEVELS), ("youtube", LEVELS),
                          ("block_mode", GROUP_BLOCK_MODES)):
         if key in body:
@@ -353,7 +358,8 @@ def _resolve(partials: dict[str, _Partial], catalog: Catalog, problems: Problems
             during.setdefault(sid, {}).update(cats)
         scal = {"safe_search": parent.safe_search if parent else "off",
                 "youtube": parent.youtube if parent else "off",
-                "block_mode": parent.block_mode.value if parent else "address"}
+                "block_mode": parent.block_mode.value if parent else "address",
+                "intercept": parent.intercept if parent else False}
         scal.update(p.scalars)
         allow = DomainTable(p.allow).merged(parent.allow) if parent else DomainTable(p.allow)
         deny = DomainTable(p.deny).merged(parent.deny) if parent else DomainTable(p.deny)
@@ -374,6 +380,7 @@ def _resolve(partials: dict[str, _Partial], catalog: Catalog, problems: Problems
             safe_search=scal["safe_search"], youtube=scal["youtube"],
             block_mode=BlockMode(scal["block_mode"]),
             source=RuleSource("policy", p.where.file, line=p.where.line_of(gid)),
+            intercept=scal["intercept"],
         )
         resolved[gid] = g
         return g

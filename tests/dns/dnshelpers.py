@@ -20,6 +20,9 @@ ZONE = {
     "restrict.youtube.com": ("A", "216.239.38.119"),
     "www.google.com": ("A", "142.250.1.1"),
     "www.google.com.vn": ("A", "142.250.1.2"),
+    "restrictmoderate.youtube.com": ("A", "216.239.38.121"),
+    "www.youtube.com": ("A", "142.250.1.3"),
+    "blocked.test": ("A", "192.0.2.66"),   # what an unfiltered client would get
 }
 
 

@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from filterd.errors import IndexFormatError, ListError
 from filterd.lists.index import (
@@ -219,3 +221,42 @@ def test_listhit_is_a_value() -> None:
     assert a == ListHit("a.com", frozenset({"adult"}), ("s",), False)
     with pytest.raises(AttributeError):
         a.domain = "b.com"  # type: ignore[misc]
+
+
+LABELS = st.sampled_from(["a", "b", "c", "www", "xn--bcher-kva", "_x", "co", "vn"])
+NAME = st.lists(LABELS, min_size=2, max_size=4).map(".".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(NAME, st.sets(st.sampled_from(["adult", "games", "vpn"]), min_size=1),
+                       max_size=25),
+       st.sets(NAME, max_size=10), st.lists(NAME, min_size=1, max_size=10))
+def test_lookup_agrees_with_a_parent_walk(entries: dict[str, set[str]], exact: set[str],
+                                          queries: list[str]) -> None:
+    index = MemoryIndex.from_entries(entries, exact=exact)
+    for q in queries:
+        labels = q.split(".")
+        parents = [".".join(labels[i:]) for i in range(len(labels))]
+        expected = [(p, p in exact, frozenset(entries[p])) for p in parents
+                    if p in entries and (p not in exact or p == q)]
+        got = [(h.domain, h.exact, h.categories) for h in index.lookup(q)]
+        assert got == expected
+
+
+def test_trie_levels_follow_the_byte_budget(tmp_path: Path) -> None:
+    import random
+
+    rnd = random.Random(1)
+    compressible = tuple(f"shop{i}.example.com" for i in range(20_000))
+    noise = tuple("".join(rnd.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24)) + ".com"
+                  for _ in range(20_000))
+    levels = {}
+    for label, names in (("compressible", compressible), ("noise", noise)):
+        built = compile_index([src("s", "adult", subtree=names)], tmp_path / label)
+        meta = json.loads((built / "meta.json").read_text())
+        levels[label] = meta["num_tries"]
+        size = sum(p.stat().st_size for p in built.iterdir() if p.name != "meta.json")
+        assert size <= 16 * len(names) or levels[label] == 3
+        idx = ListIndex.open(built)
+        assert idx.lookup("www." + names[123])[0].domain == names[123]
+    assert levels == {"compressible": 1, "noise": 3}

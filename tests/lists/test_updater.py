@@ -187,9 +187,11 @@ sources:
                               env=env, capture_output=True, text=True, timeout=120)
 
     up = run("update")
-    assert up.returncode == 1, up.stderr
+    assert up.returncode == 0, up.stderr   # the index is good: the daemon should reload it
     assert "ut1-drogue: updated" in up.stdout and "index compiled" in up.stdout
     assert "broken: failed" in up.stdout and "HTTP 404" in up.stdout
+    assert "broken: HTTP 404" in up.stderr
+    assert run("update", "--strict").returncode == 1
     st = run("status", "--json")
     assert st.returncode == 0, st.stderr
     body = json.loads(st.stdout)
@@ -199,6 +201,53 @@ sources:
     assert body["index"]["exact"] > 1000
     text = run("status")
     assert "ut1-drogue: drugs" in text.stdout and "age never" in text.stdout
+    assert "error: broken: HTTP 404" in text.stdout
     again = run("update", "--source", "ut1-drogue")
     assert again.returncode == 0 and "not modified" in again.stdout
     assert "index unchanged" in again.stdout
+
+
+def test_import_local_file(mirror: Mirror, tmp_path: Path) -> None:
+    up = Updater(tmp_path, sources(mirror))
+    up.update()
+    local = tmp_path / "drogue.tar.gz"
+    local.write_bytes(ut1_tarball("drogue", {"domains": b"usb-drug.example\n" * 1 + b"".join(
+        f"d{i}.example\n".encode() for i in range(400))}))
+    report = up.import_file("ut1-drogue", local)
+    assert report.outcomes[0].status == UPDATED and report.compiled
+    index = open_current(tmp_path / "lists")
+    assert "drugs" in index.lookup("www.usb-drug.example")[0].categories
+    assert "ut1-gambling" in index.sources   # the other sources stay
+    st = up.load_state()["ut1-drogue"]
+    assert st.etag is None and st.error is None
+    # the next update downloads unconditionally and replaces the imported copy
+    assert up.update(["ut1-drogue"]).outcomes[0].status == UPDATED
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not a tarball")
+    report = up.import_file("ut1-drogue", broken)
+    assert report.outcomes[0].status == FAILED and not report.compiled
+    assert "broken tarball" in up.load_state()["ut1-drogue"].error
+    with pytest.raises(ListError, match="unknown source"):
+        up.import_file("nope", local)
+
+
+def test_cli_reads_data_dir_and_sources_from_the_config(mirror: Mirror, tmp_path: Path) -> None:
+    (tmp_path / "sources.yaml").write_text(f"""version: 1
+sources:
+  - name: hostsvn-gambling-vn
+    url: {mirror.url("hostsvn/gambling/domain-VN.txt")}
+    format: domains
+    match: exact
+    category: gambling
+    license: MIT
+""")
+    (tmp_path / "filterd.yaml").write_text(
+        f"school_id: test-school\ndata_dir: {tmp_path / 'data'}\n"
+        f"sources_file: {tmp_path / 'sources.yaml'}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "filterd", "lists", "update", "--config",
+                           str(tmp_path / "filterd.yaml")], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "hostsvn-gambling-vn: updated" in proc.stdout
+    assert "hostsvn-gambling-vn" in open_current(tmp_path / "data" / "lists").sources

@@ -75,3 +75,12 @@ def test_shipped_defaults_build(tmp_path, monkeypatch):
     unknown = e.decide(Query("pornhub.com", "192.168.99.9", AT))
     assert unknown.group == "chua_xac_dinh" and unknown.reason is Reason.CATEGORY
     assert e.decide(Query("vnedu.vn", "192.168.99.9", AT)).reason is Reason.EDUCATION
+
+
+def test_intercept_groups_must_exist_in_the_policy(cfg):
+    ok = dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, intercept_groups=("older",)))
+    build_engine(ok, index=FakeIndex({}))
+    bad = dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, intercept_groups=("oldr",)))
+    with pytest.raises(ConfigError) as exc:
+        build_engine(bad, index=FakeIndex({}))
+    assert exc.value.key == "http.intercept_groups" and "oldr" in exc.value.message

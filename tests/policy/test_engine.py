@@ -351,3 +351,128 @@ def engine_factory_session(tmp_path_factory, catalog):
     (d / "policy.yaml").write_text(PRECEDENCE_POLICY, encoding="utf-8")
     (d / "protected.txt").write_text("evil.test\n", encoding="utf-8")
     return make_engine(d, catalog, FakeIndex(PRECEDENCE_INDEX))
+
+
+# --- URLs on the HTTP paths -------------------------------------------------------------------
+
+def test_url_entries_block_on_http_paths_with_schedules(engine_factory):
+    from filterd.lists.index import MemoryIndex
+    idx = MemoryIndex.from_entries({"game.example": {"games"}},
+                                   urls={"forum.example/games/": {"games"},
+                                         "forum.example/xxx/": {"adult"},
+                                         "games-edu.example/xxx/": {"adult"}})
+    e = engine_factory(index=idx)
+
+    def ask(url, at, path="http"):
+        return e.decide(Query("forum.example", OLDER, at, path=path, url=url))
+
+    d = ask("http://forum.example/xxx/page.html", LUNCH)
+    assert (d.reason, d.category, d.rule) == (Reason.CATEGORY, "adult", "forum.example/xxx/")
+    assert d.source.name == "memory-adult"
+    assert ask("http://forum.example/games/1", IN_CLASS).reason is Reason.SCHEDULED_CATEGORY
+    assert not ask("http://forum.example/games/1", LUNCH).blocked
+    assert not ask("http://forum.example/news/", IN_CLASS).blocked
+    # staff do not block adult content (only the protected list)
+    assert not e.decide(Query("forum.example", STAFF, LUNCH, path="http",
+                              url="http://forum.example/xxx/")).blocked
+    # a row above the URL row (the group's allow entry) still wins
+    d = e.decide(Query("games-edu.example", OLDER, LUNCH, path="http",
+                       url="http://games-edu.example/xxx/"))
+    assert d.reason is Reason.GROUP_ALLOW
+
+
+def test_intercept_flag_is_inherited(write_policy, catalog):
+    from filterd.policy.loader import load_policy
+    text = BASE_POLICY.replace("    youtube: moderate\n",
+                               "    youtube: moderate\n    intercept: true\n")
+    groups = load_policy(write_policy({"policy.yaml": text}), catalog).groups
+    assert groups["older"].intercept and groups["strict"].intercept
+    assert not groups["staff"].intercept
+
+
+def test_bare_ipv4_entries_on_http_paths(engine_factory):
+    from filterd.lists.index import MemoryIndex
+    e = engine_factory(index=MemoryIndex.from_entries({"x.example": {"games"}},
+                                                      ips={"203.0.113.9": {"adult"}}))
+    d = e.decide(Query("203.0.113.9", OLDER, LUNCH, path="http"))
+    assert (d.reason, d.category, d.rule) == (Reason.CATEGORY, "adult", "203.0.113.9")
+    assert not e.decide(Query("203.0.113.10", OLDER, LUNCH, path="http")).blocked
+    assert not e.decide(Query("203.0.113.9", OLDER, LUNCH, path="dns")).blocked
+
+
+def test_decide_for_group_matches_a_device_of_that_group(engine_factory):
+    e = engine_factory(index=FakeIndex({"game.example": {"games"}}))
+    q = Query("game.example", "192.0.2.1", IN_CLASS)
+    for group, device in (("older", OLDER), ("strict", STRICT), ("staff", STAFF)):
+        assert e.decide_for_group(q, group) == e.decide(Query("game.example", device, IN_CLASS))
+    assert e.decide_for_group(q, "base").group == "base"   # abstract groups can be asked too
+    with pytest.raises(KeyError):
+        e.decide_for_group(q, "nobody")
+
+
+# --- precedence as a property: any mix of layers, the first row in the table wins -----------
+
+_LAYERS = ("protected", "bypass", "override", "education", "allow", "deny", "category",
+           "safe_search")
+
+
+@settings(max_examples=80, deadline=None)
+@given(chosen=st.sets(st.sampled_from(_LAYERS)),
+       category=st.sampled_from(["always", "in_class", "out_of_class"]),
+       sub=st.booleans())
+def test_precedence_property(tmp_path_factory, catalog, chosen, category, sub):
+    from filterd.policy import builtin
+    from filterd.policy.decision import RuleSource
+    from filterd.policy.domains import DomainEntry, DomainTable
+    from filterd.policy.engine import Engine
+    from filterd.policy.loader import load_policy
+
+    name = "n.example"
+    asked = ("www." if sub else "") + name   # a subdomain is covered by every domain entry
+    d = tmp_path_factory.mktemp("prop")
+    block = {"always": "always: [games]", "in_class": "during: {class: [games]}",
+             "out_of_class": "during: {class: [games]}"}[category]
+    (d / "policy.yaml").write_text(f"""\
+version: 1
+default_group: g
+protected: {{files: [protected.txt]}}
+education: [{name if "education" in chosen else "edu.example"}]
+schedules:
+  class:
+    windows: [{{days: mon-sat, times: ["07:00-11:30"]}}]
+groups:
+  g:
+    label_vi: G
+    label_en: G
+    block: {{{block}}}
+    allow: [{name if "allow" in chosen else "a.example"}]
+    deny: [{name if "deny" in chosen else "d.example"}]
+    safe_search: strict
+""", encoding="utf-8")
+    (d / "protected.txt").write_text(name + "\n" if "protected" in chosen else "")
+    src = RuleSource("builtin", "test")
+    bypass = DomainTable([DomainEntry(name, False, src, BlockMode.NXDOMAIN)]
+                         if "bypass" in chosen else [])
+    safe = DomainTable([DomainEntry(asked, True, src, {"strict": "safe.example"})]
+                       if "safe_search" in chosen else [])
+    index = FakeIndex({name: {"games"}} if "category" in chosen else {})
+    at = IN_CLASS if category != "out_of_class" else LUNCH
+    overrides = OverrideSet([Override("o", "g", name, at + timedelta(minutes=5), "t", "r")]
+                            if "override" in chosen else [])
+    e = Engine(load_policy(d, catalog), catalog, timezone=IN_CLASS.tzinfo, index=index,
+               overrides=overrides, bypass=bypass, safe_search=safe,
+               youtube=builtin.youtube_table())
+    expected = Reason.DEFAULT
+    order = [("protected", Reason.PROTECTED), ("bypass", Reason.BYPASS),
+             ("override", Reason.OVERRIDE), ("education", Reason.EDUCATION),
+             ("allow", Reason.GROUP_ALLOW), ("deny", Reason.GROUP_DENY)]
+    if category != "out_of_class":
+        order.append(("category", Reason.CATEGORY if category == "always"
+                      else Reason.SCHEDULED_CATEGORY))
+    order.append(("safe_search", Reason.SAFE_SEARCH))
+    for layer, reason in order:
+        if layer in chosen:
+            expected = reason
+            break
+    got = e.decide(Query(asked, "10.1.2.3", at))
+    assert got.reason is expected, (chosen, category, got.to_json())

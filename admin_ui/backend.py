@@ -1,0 +1,416 @@
+"""How the admin page reaches the daemon: files, the database and a reload signal.
+
+Never imports the DNS or HTTP servers. It builds its own read-only Engine from the
+same files the daemon loads (so "why blocked?" shows the very Decision a student
+gets), validates policy edits with the same loader before anything is written,
+and tells the daemon to reload with SIGHUP to the pid in `<data_dir>/filterd.pid`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from admin_ui.errors import N_, AdminError, ReloadError
+from admin_ui.files import atomic_write
+from filterd.errors import ConfigError, FilterdError
+
+PID_FILE = "filterd.pid"
+OVERRIDES_FILE = "overrides.json"
+LISTS_LOG = "lists-update.log"
+DEFAULT_MAX_OVERRIDE_MINUTES = 90
+
+EngineFactory = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    message: str
+    pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    id: str
+    label_vi: str
+    label_en: str
+    abstract: bool = False
+
+    def label(self, lang: str) -> str:
+        return (self.label_en if lang == "en" else self.label_vi) or self.id
+
+
+def _default_factory(config: Any, **kwargs: Any) -> Any:
+    from filterd.policy.build import build_engine
+
+    return build_engine(config, **kwargs)
+
+
+class Backend:
+    """The daemon's files as the admin page sees them."""
+
+    def __init__(self, config: Any, *, config_path: Path | None = None,
+                 engine_factory: EngineFactory | None = None) -> None:
+        self.config = config
+        self.config_path = Path(config_path) if config_path else None
+        self.data_dir = Path(config.data_dir)
+        self.policy_dir = Path(config.policy_dir)
+        self._factory = engine_factory or _default_factory
+        self._engine: Any = None
+        self._engine_key: tuple | None = None
+        self._engine_error: str | None = None
+        self._lock = threading.Lock()
+        self._update_proc: subprocess.Popen | None = None
+
+    # ---- configuration values the page shows -------------------------------------------
+
+    @property
+    def max_override_minutes(self) -> int:
+        admin = getattr(self.config, "admin", None)
+        value = getattr(admin, "max_override_minutes", None)
+        return int(value) if value else DEFAULT_MAX_OVERRIDE_MINUTES
+
+    def categories(self) -> dict[str, dict[str, Any]]:
+        """The category map: id -> {vi, en, ...}."""
+        path = Path(getattr(self.config, "categories_file", "") or "")
+        if not path.is_file():
+            return {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return dict(data.get("categories") or {})
+
+    # ---- the engine ---------------------------------------------------------------------
+
+    def _inputs_key(self) -> tuple:
+        """What the engine was built from: a change in any of these means rebuild."""
+        policy_files = sorted(p for p in self.policy_dir.iterdir() if p.is_file()) \
+            if self.policy_dir.is_dir() else []   # YAML and the lists they name (protected.txt)
+        paths = [*policy_files,
+                 self.data_dir / OVERRIDES_FILE, self.data_dir / "lists" / "current",
+                 Path(getattr(self.config, "categories_file", "") or "/nonexistent")]
+        key = []
+        for p in paths:
+            try:
+                st = p.stat()
+                key.append((str(p), st.st_mtime_ns, st.st_size))
+            except OSError:
+                key.append((str(p), None, None))
+        return tuple(key)
+
+    def engine(self) -> Any:
+        """The Engine built from the files on disk now (cached until one of them changes)."""
+        with self._lock:
+            key = self._inputs_key()
+            if self._engine is None or key != self._engine_key:
+                try:
+                    self._engine = self._factory(self.config)
+                    self._engine_error = None
+                except FilterdError as exc:
+                    self._engine_error = str(exc)
+                    if self._engine is None:
+                        raise
+                self._engine_key = key
+            return self._engine
+
+    def groups(self, *, include_abstract: bool = False) -> list[GroupInfo]:
+        """The policy's groups; abstract ones (templates no client is in) only on request."""
+        try:
+            eng = self.engine()
+        except FilterdError:
+            return []
+        out = []
+        for gid, grp in eng.groups.items():
+            abstract = bool(getattr(grp, "abstract", False))
+            if abstract and not include_abstract:
+                continue
+            out.append(GroupInfo(gid, getattr(grp, "label_vi", "") or gid,
+                                 getattr(grp, "label_en", "") or gid, abstract))
+        return out
+
+    def client_for_group(self, group_id: str) -> tuple[str, str | None]:
+        """A client (ip, mac) the engine puts in `group_id`: decide() as that group's student."""
+        eng = self.engine()
+        if group_id not in eng.groups:
+            raise AdminError(N_("Unknown group %(group)s."), group=group_id)
+        candidates: list[tuple[str, str | None]] = []
+        policy = getattr(eng, "policy", None)
+        rules = getattr(getattr(policy, "clients", None), "rules", ())
+        for rule in rules:
+            if rule.group != group_id:
+                continue
+            if rule.kind == "mac":
+                candidates.append(("192.0.2.1", rule.text))
+            else:
+                first = rule.first + 1 if rule.kind == "cidr" and rule.size > 2 else rule.first
+                cls = ipaddress.IPv6Address if rule.version == 6 else ipaddress.IPv4Address
+                candidates.append((str(cls(first)), None))
+        candidates += [(ip, None) for ip in ("192.0.2.1", "198.51.100.1", "203.0.113.1",
+                                             "2001:db8::1")]
+        for ip, mac in candidates:
+            try:
+                if eng.group_for(ip, mac).id == group_id:
+                    return ip, mac
+            except (FilterdError, ValueError):
+                continue
+        raise AdminError(N_("No client address belongs to group %(group)s."), group=group_id)
+
+    def decide(self, name: str, group_id: str, at: datetime | None = None) -> Any:
+        from filterd.policy.decision import Query
+
+        eng = self.engine()
+        ip, mac = self.client_for_group(group_id)
+        return eng.decide(Query(name=name, client_ip=ip, client_mac=mac, at=at or datetime.now(UTC),
+                                path="check"))
+
+    def explain(self, decision: Any, lang: str) -> str:
+        """The Decision in words, exactly as `filterd check` prints it (school's time zone)."""
+        from filterd.policy.decision import Decision
+        from filterd.policy.explain import explain
+
+        if not isinstance(decision, Decision):  # a stand-in engine's answer (tests)
+            return decision.text(lang, for_staff=True)
+        return explain(decision, lang=lang, for_staff=True,
+                       tz=getattr(self.config, "timezone", None))
+
+    # ---- policy files -------------------------------------------------------------------
+
+    def policy_files(self) -> list[Path]:
+        return sorted(p for p in self.policy_dir.glob("*.y*ml") if p.is_file())
+
+    def policy_path(self, filename: str) -> Path:
+        """A policy file by its bare name; refuses anything that would leave policy_dir."""
+        if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+            raise AdminError(N_("Bad policy file name %(name)s."), name=filename)
+        if not filename.endswith((".yaml", ".yml")):
+            raise AdminError(N_("Policy file names end in .yaml: %(name)s."), name=filename)
+        return self.policy_dir / filename
+
+    def validate_policies(self, changes: Mapping[str, str | None]) -> None:
+        """Build a complete engine from policy_dir with `changes` applied (None = delete).
+
+        Raises the loader's ConfigError unchanged, naming file, line and key. The
+        candidate lives in a temp copy, so nothing under policies/ is touched.
+        """
+        with tempfile.TemporaryDirectory(prefix="filterd-policy-") as tmp:
+            cand = Path(tmp) / "policies"
+            shutil.copytree(self.policy_dir, cand)
+            for name, text in changes.items():
+                target = cand / self.policy_path(name).name
+                if text is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    target.write_text(text, encoding="utf-8")
+            try:
+                cfg = dataclasses.replace(self.config, policy_dir=cand)
+            except TypeError:
+                cfg = _Overlay(self.config, policy_dir=cand)
+            try:
+                self._factory(cfg)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, file=_unmap(exc.file, cand, self.policy_dir),
+                                  line=exc.line, key=exc.key) from exc
+
+    def write_policies(self, changes: Mapping[str, str]) -> None:
+        """Validate, then write each file atomically (previous version kept as .prev)."""
+        self.validate_policies(changes)
+        for name, text in changes.items():
+            atomic_write(self.policy_path(name), text)
+
+    # ---- overrides ----------------------------------------------------------------------
+
+    @property
+    def overrides_path(self) -> Path:
+        return self.data_dir / OVERRIDES_FILE
+
+    def read_overrides(self) -> list[dict[str, Any]]:
+        try:
+            data = json.loads(self.overrides_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except ValueError as exc:
+            raise AdminError(N_("%(path)s is not valid JSON: %(error)s"),
+                             path=str(self.overrides_path), error=str(exc)) from exc
+        items = data.get("overrides", []) if isinstance(data, dict) else data
+        return [dict(o) for o in items]
+
+    def write_overrides(self, items: list[dict[str, Any]]) -> None:
+        text = json.dumps({"version": 1, "overrides": items}, ensure_ascii=False, indent=1,
+                          sort_keys=True) + "\n"
+        atomic_write(self.overrides_path, text, mode=0o640)
+
+    # ---- the daemon ---------------------------------------------------------------------
+
+    def daemon_pid(self) -> int | None:
+        try:
+            pid = int((self.data_dir / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def _reload_counts(self) -> dict[str, float] | None:
+        """filterd_reloads_total by result, from the daemon's metrics (None: endpoint off)."""
+        listen = getattr(getattr(self.config, "metrics", None), "listen", None)
+        if not listen:
+            return None
+        host, port = (listen[0], listen[1]) if isinstance(listen, tuple) else \
+            str(listen).rsplit(":", 1)
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                text = resp.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return None
+        counts: dict[str, float] = {}
+        for m in re.finditer(r'^filterd_reloads_total\{[^}]*result="(\w+)"[^}]*\}\s+([0-9.e+]+)',
+                             text, re.M):
+            counts[m.group(1)] = counts.get(m.group(1), 0.0) + float(m.group(2))
+        return counts
+
+    def reload(self, wait: float = 10.0) -> ReloadResult:
+        """SIGHUP the daemon (it validates, then swaps) and say whether it took the change.
+
+        With the daemon's metrics endpoint on, the answer is the daemon's own count of
+        reloads by result; without it, that the signal reached a live daemon.
+        """
+        pid = self.daemon_pid()
+        if pid is None:
+            return ReloadResult(False, "daemon not running (no live pid in filterd.pid)")
+        before = self._reload_counts()
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except OSError as exc:
+            return ReloadResult(False, f"could not signal pid {pid}: {exc}", pid)
+        if before is not None:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = self._reload_counts() or {}
+                grown = {k for k, v in after.items() if v > before.get(k, 0.0)}
+                if "ok" in grown:
+                    return ReloadResult(True, f"daemon (pid {pid}) reloaded", pid)
+                if grown:
+                    return ReloadResult(False, f"daemon (pid {pid}) refused the reload; the "
+                                        "previous policy keeps serving (see its log)", pid)
+            return ReloadResult(False, f"daemon (pid {pid}) did not report a reload in "
+                                f"{wait:.0f} s", pid)
+        time.sleep(0.2)
+        if self.daemon_pid() != pid:
+            return ReloadResult(False, f"daemon (pid {pid}) stopped after reload", pid)
+        return ReloadResult(True, f"daemon (pid {pid}) reloaded", pid)
+
+    # ---- lists --------------------------------------------------------------------------
+
+    def lists_status(self) -> dict[str, Any]:
+        """Index version, age and per-source counts, from the compiled index and sources.yaml."""
+        out: dict[str, Any] = {"version": None, "updated": None, "sources": [], "error": None}
+        current = self.data_dir / "lists" / "current"
+        with contextlib.suppress(OSError):
+            out["updated"] = current.stat().st_mtime
+        try:
+            from filterd.lists.index import ListIndex
+
+            index = ListIndex.open(current)
+            out["version"] = index.version
+            for name, info in sorted(index.sources.items()):
+                out["sources"].append({"name": name, "category": getattr(info, "category", ""),
+                                       "version": getattr(info, "version", ""),
+                                       "count": getattr(info, "count", None),
+                                       "license": getattr(info, "license", "")})
+        except (ImportError, AttributeError):
+            out["error"] = "list index module not available"
+        except (FilterdError, OSError) as exc:
+            out["error"] = str(exc)
+        if not out["sources"]:
+            out["sources"] = self._configured_sources()
+        log = self.data_dir / LISTS_LOG
+        text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        if len(text) > 4000:  # the command line, then the end of the output
+            first, _, rest = text.partition("\n")
+            text = f"{first}\n…\n{rest[-4000:]}"
+        out["log"] = text
+        out["running"] = self.lists_update_running()
+        return out
+
+    def _configured_sources(self) -> list[dict[str, Any]]:
+        path = Path(getattr(self.config, "sources_file", "") or "")
+        if not path.is_file():
+            return []
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        srcs = data.get("sources") or {}
+        items = srcs.items() if isinstance(srcs, dict) else ((s.get("name"), s) for s in srcs)
+        return [{"name": n, "category": (s or {}).get("category", ""), "version": "",
+                 "count": None, "license": (s or {}).get("license", "")} for n, s in items]
+
+    def lists_update_running(self) -> bool:
+        return self._update_proc is not None and self._update_proc.poll() is None
+
+    def start_lists_update(self) -> bool:
+        """Run `filterd lists update` in the background; False if one is already running."""
+        if self.lists_update_running():
+            return False
+        cmd = [sys.executable, "-m", "filterd", "lists", "update"]
+        if self.config_path:
+            cmd += ["--config", str(self.config_path)]
+        # Always explicit: the update must land where this page (and the daemon) reads it.
+        cmd += ["--data-dir", str(self.data_dir)]
+        sources = getattr(self.config, "sources_file", None)
+        if sources:
+            cmd += ["--sources", str(sources)]
+        log = open(self.data_dir / LISTS_LOG, "w", encoding="utf-8")  # noqa: SIM115 (child owns it)
+        log.write(f"$ {' '.join(cmd[1:])}\n")
+        log.flush()
+        self._update_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, cwd=os.getcwd())
+        log.close()
+        return True
+
+
+class _Overlay:
+    """A config with one attribute replaced, for configs that are not dataclasses."""
+
+    def __init__(self, base: Any, **changes: Any) -> None:
+        self._base = base
+        self._changes = changes
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._changes:
+            return self._changes[name]
+        return getattr(self._base, name)
+
+
+def _unmap(file: str | None, cand: Path, real: Path) -> str | None:
+    """Name the real policy file in an error about its temp copy."""
+    if file and file.startswith(str(cand)):
+        return str(real) + file[len(str(cand)):]
+    return file
+
+
+def check_reload_error(result: ReloadResult) -> None:
+    if not result.ok:
+        raise ReloadError(N_("Reload failed: %(message)s"), message=result.message)

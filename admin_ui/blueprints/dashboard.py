@@ -1,0 +1,111 @@
+"""Dashboard: blocks by category and group over the day and week, top names, bypass, health."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, render_template
+from flask_babel import get_timezone, gettext
+
+from admin_ui.charts import bar_chart, column_chart
+from admin_ui.security import ALL_ROLES, roles_required
+from admin_ui.store import table_exists
+from admin_ui.web import backend, db, lang
+
+bp = Blueprint("dashboard", __name__)
+
+
+def _school_tz() -> ZoneInfo:
+    return ZoneInfo(str(get_timezone()))
+
+
+def _hour_key(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H")
+
+
+def _sum_by(column: str, since: str) -> list[tuple[str, int]]:
+    rows = db().execute(
+        f"SELECT {column}, SUM(n) FROM counts WHERE action = 'block' AND hour >= ?"
+        f" GROUP BY {column}",
+        [since]).fetchall()
+    return [(r[0] or "", int(r[1] or 0)) for r in rows]
+
+
+@bp.route("/")
+@roles_required(*ALL_ROLES)
+def index():
+    now = datetime.now(UTC)
+    day_start = _hour_key(now - timedelta(hours=23))
+    local_now = now.astimezone(_school_tz())
+    week_from = (local_now - timedelta(days=6)).replace(hour=0, minute=0, second=0, microsecond=0)
+    week_start = _hour_key(week_from.astimezone(UTC))  # 7 local days, today included
+    cats = backend().categories()
+    lng = lang()
+    group_labels = {grp.id: grp.label(lng) for grp in backend().groups()}
+
+    def cat_label(cid: str) -> str:
+        info = cats.get(cid) or {}
+        return info.get(lng) or cid or gettext("(none)")
+
+    charts = {}
+    hourly = []
+    daily = []
+    totals = {"day": 0, "week": 0}
+    has_counts = table_exists(db(), "counts")
+    if has_counts:
+        for span, since in (("day", day_start), ("week", week_start)):
+            by_cat = _sum_by("category", since)
+            by_group = _sum_by("group_id", since)
+            totals[span] = sum(v for _, v in by_cat)
+            charts[f"cat_{span}"] = bar_chart(gettext("Blocks by category"),
+                                              [(cat_label(c), v) for c, v in by_cat])
+            charts[f"group_{span}"] = bar_chart(gettext("Blocks by group"),
+                                                [(group_labels.get(g, g), v) for g, v in by_group])
+        # The counts table is in UTC hours; the charts speak the school's local time.
+        tz = _school_tz()
+        per_hour = dict(db().execute(
+            "SELECT hour, SUM(n) FROM counts WHERE action='block' AND hour >= ? GROUP BY hour",
+            [week_start]).fetchall())
+        hours = [now - timedelta(hours=23 - i) for i in range(24)]
+        hourly = column_chart([(h.astimezone(tz).strftime("%H"),
+                                int(per_hour.get(_hour_key(h), 0))) for h in hours])
+        per_day: dict[str, int] = {}
+        for key, n in per_hour.items():
+            local = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC).astimezone(tz)
+            day = local.strftime("%Y-%m-%d")
+            per_day[day] = per_day.get(day, 0) + int(n or 0)
+        days = [(now.astimezone(tz) - timedelta(days=6 - i)).strftime("%Y-%m-%d")
+                for i in range(7)]
+        daily = column_chart([(d[8:] + "/" + d[5:7], per_day.get(d, 0)) for d in days])
+
+    top_names: list[tuple[str, int]] = []
+    bypass = {"day": 0, "week": 0}
+    has_events = table_exists(db(), "events")
+    if has_events:
+        week_ts = week_from.timestamp()
+        top_names = [(r[0], r[1]) for r in db().execute(
+            "SELECT name, COUNT(*) AS n FROM events WHERE action = 'block' AND ts >= ?"
+            " GROUP BY name ORDER BY n DESC, name LIMIT 10", [week_ts]).fetchall()]
+        for span, since in (("day", time.time() - 86400), ("week", week_ts)):
+            bypass[span] = db().execute(
+                "SELECT COUNT(*) FROM events WHERE ts >= ?"
+                " AND (path = 'bypass' OR reason = 'bypass')",
+                [since]).fetchone()[0]
+
+    lists = backend().lists_status()
+    usage = shutil.disk_usage(backend().data_dir)
+    health = {
+        "daemon_pid": backend().daemon_pid(),
+        "lists_version": lists.get("version"),
+        "lists_updated": lists.get("updated"),
+        "lists_age_h": (time.time() - lists["updated"]) / 3600 if lists.get("updated") else None,
+        "lists_error": lists.get("error"),
+        "disk_free_pct": 100.0 * usage.free / usage.total if usage.total else 0.0,
+        "disk_free_gb": usage.free / 1e9,
+    }
+    return render_template("dashboard.html", charts=charts, hourly=hourly, daily=daily,
+                           totals=totals, top_names=top_names, bypass=bypass, health=health,
+                           has_counts=has_counts, has_events=has_events)

@@ -1,0 +1,123 @@
+"""Temporary overrides: a teacher allows a site for their group for N minutes (capped by the admin).
+
+Written to `<data_dir>/overrides.json` atomically, then the daemon reloads. The engine
+ignores expired entries by itself, and the protected list stays above every override.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext
+
+from admin_ui import audit
+from admin_ui.blueprints.why import site_name
+from admin_ui.errors import translated
+from admin_ui.security import roles_required
+from admin_ui.web import backend, form_reason, log_change, visible_groups
+from filterd.errors import FilterdError
+
+bp = Blueprint("overrides", __name__)
+
+
+def _expires(item: dict) -> datetime:
+    return datetime.fromisoformat(str(item["expires_at"]).replace("Z", "+00:00"))
+
+
+def active(items: list[dict], now: datetime) -> list[dict]:
+    return [o for o in items if _expires(o) > now]
+
+
+@bp.route("/overrides")
+@roles_required("admin", "teacher")
+def index():
+    now = datetime.now(UTC)
+    try:
+        items = active(backend().read_overrides(), now)
+    except FilterdError as exc:
+        items = []
+        flash(translated(exc), "error")
+    if not g.user.is_admin:
+        items = [o for o in items if o.get("group") in g.user.groups]
+    for o in items:
+        o["minutes_left"] = max(0, int((_expires(o) - now).total_seconds() // 60) + 1)
+    return render_template("overrides.html", items=items, groups=visible_groups(),
+                           cap=backend().max_override_minutes)
+
+
+@bp.route("/overrides", methods=["POST"])
+@roles_required("admin", "teacher")
+def create():
+    group = request.form.get("group") or ""
+    name = site_name(request.form.get("site") or "")
+    reason = form_reason()
+    cap = backend().max_override_minutes
+    try:
+        minutes = int(request.form.get("minutes") or "0")
+    except ValueError:
+        minutes = 0
+    if not g.user.can_act_for(group) or group not in {grp.id for grp in backend().groups()}:
+        abort(403)
+    problem = None
+    if not name:
+        problem = gettext("Type a site name such as example.com or a full address.")
+    elif not 1 <= minutes <= cap:
+        problem = gettext("Minutes must be between 1 and %(cap)s.", cap=cap)
+    elif not reason:
+        problem = gettext("Type a reason.")
+    decision = None
+    if problem is None:
+        try:
+            decision = backend().decide(name, group)
+        except FilterdError as exc:
+            problem = translated(exc)
+    if problem is None and decision is not None and str(decision.reason) == "protected":
+        problem = gettext("This site is on the protected list; no override can unblock it.")
+    if problem:
+        log_change("override.refused", target=f"{group} {name}", reason=reason, outcome=problem)
+        flash(problem, "error")
+        return redirect(url_for("overrides.index"))
+    now = datetime.now(UTC)
+    item = {"id": secrets.token_hex(6), "group": group, "domain": name,
+            "expires_at": (now + timedelta(minutes=minutes)).isoformat(timespec="seconds"),
+            "created_by": g.user.name, "created_at": now.isoformat(timespec="seconds"),
+                    "reason": reason}
+    items = active(backend().read_overrides(), now)
+    backend().write_overrides([*items, item])
+    result = backend().reload()
+    log_change("override.create", target=f"{group} {name}", diff=audit.value_diff(None, item),
+               reason=reason, outcome="ok" if result.ok else f"reload: {result.message}")
+    flash(gettext("%(site)s is allowed for %(group)s for %(n)s minutes.", site=name, group=group,
+                  n=minutes), "ok")
+    _flash_reload(result)
+    return redirect(url_for("overrides.index"))
+
+
+@bp.route("/overrides/<oid>/revoke", methods=["POST"])
+@roles_required("admin", "teacher")
+def revoke(oid: str):
+    now = datetime.now(UTC)
+    items = backend().read_overrides()
+    found = next((o for o in items if o.get("id") == oid), None)
+    if found is None:
+        abort(404)
+    if not (g.user.is_admin or (g.user.can_act_for(found.get("group", ""))
+                                and found.get("created_by") == g.user.name)):
+        abort(403)
+    backend().write_overrides([o for o in active(items, now) if o.get("id") != oid])
+    result = backend().reload()
+    log_change("override.revoke", target=f"{found.get('group')} {found.get('domain')}",
+               diff=audit.value_diff(found, None), reason=form_reason(),
+               outcome="ok" if result.ok else f"reload: {result.message}")
+    flash(gettext("Override removed."), "ok")
+    _flash_reload(result)
+    return redirect(url_for("overrides.index"))
+
+
+def _flash_reload(result) -> None:  # type: ignore[no-untyped-def]
+    if result.ok:
+        flash(gettext("The filter reloaded (pid %(pid)s).", pid=result.pid), "ok")
+    else:
+        flash(gettext("The filter did not reload: %(message)s", message=result.message), "error")

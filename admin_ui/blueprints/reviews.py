@@ -1,0 +1,132 @@
+"""The review queue fed by the block page (table `reviews`, owned by the HTTP part).
+
+Approve: an allow entry for the group in its policy file (validated, written
+atomically, reloaded), or, when an expiry is chosen, an expiring override.
+Decline: with a note. Teachers see the requests of their own groups.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext
+
+from admin_ui import audit, policy_edit
+from admin_ui.blueprints.overrides import _flash_reload, active
+from admin_ui.blueprints.why import site_name
+from admin_ui.errors import translated
+from admin_ui.security import roles_required
+from admin_ui.store import table_exists
+from admin_ui.web import backend, db, form_reason, log_change, page_args
+from filterd.errors import FilterdError
+
+bp = Blueprint("reviews", __name__)
+
+STATUSES = ("open", "approved", "declined")
+
+
+def _get(review_id: int) -> dict:
+    if not table_exists(db(), "reviews"):
+        abort(404)
+    rows = list(db().query("SELECT * FROM reviews WHERE id = ?", [review_id]))
+    if not rows:
+        abort(404)
+    return rows[0]
+
+
+@bp.route("/reviews")
+@roles_required("admin", "teacher")
+def index():
+    status = request.args.get("status", "open")
+    if status not in STATUSES:
+        status = "open"
+    page, size = page_args()
+    rows: list[dict] = []
+    total = 0
+    present = table_exists(db(), "reviews")
+    if present:
+        where, args = "WHERE status = ?", [status]
+        if not g.user.is_admin:
+            marks = ",".join("?" * len(g.user.groups)) or "NULL"
+            where += f" AND group_id IN ({marks})"
+            args += list(g.user.groups)
+        total = db().execute(f"SELECT COUNT(*) FROM reviews {where}", args).fetchone()[0]
+        rows = list(db().query(f"SELECT * FROM reviews {where} ORDER BY created_at DESC, id DESC"
+                               " LIMIT ? OFFSET ?", [*args, size, (page - 1) * size]))
+    if not g.user.is_admin:
+        for r in rows:
+            r.pop("client_ip", None)  # client identities are for admins only
+    pages = max(1, (total + size - 1) // size)
+    return render_template("reviews.html", rows=rows, status=status, statuses=STATUSES,
+                           page=page, pages=pages, total=total, present=present)
+
+
+def _decide(review: dict, status: str, note: str) -> None:
+    with db().conn:
+        db().conn.execute(
+            "UPDATE reviews SET status = ?, decided_by = ?, decided_at = ?, note = ? WHERE id = ?",
+            [status, g.user.name, time.time(), note, review["id"]])
+
+
+@bp.route("/reviews/<int:review_id>/approve", methods=["POST"])
+@roles_required("admin")
+def approve(review_id: int):
+    review = _get(review_id)
+    if review["status"] != "open":
+        flash(gettext("This request was already decided."), "error")
+        return redirect(url_for("reviews.index"))
+    name = site_name(review.get("name") or "")
+    group = review.get("group_id") or ""
+    note = form_reason()
+    try:
+        days = int(request.form.get("days") or "0")
+    except ValueError:
+        days = 0
+    try:
+        if days > 0:
+            now = datetime.now(UTC)
+            item = {"id": secrets.token_hex(6), "group": group, "domain": name,
+                    "expires_at": (now + timedelta(days=min(days, 365))).isoformat(
+                        timespec="seconds"),
+                    "created_by": g.user.name, "created_at": now.isoformat(timespec="seconds"),
+                    "reason": note or f"review {review_id}"}
+            backend().write_overrides([*active(backend().read_overrides(), now), item])
+            diff = audit.value_diff(None, item)
+        else:
+            fname, before, after = policy_edit.add_allow(backend(), group, name)
+            backend().write_policies({fname: after})
+            diff = audit.text_diff(before, after, fname)
+    except FilterdError as exc:
+        flash(translated(exc), "error")
+        log_change("review.approve", target=f"#{review_id} {group} {name}", reason=note,
+                   outcome=f"refused: {exc}")
+        return redirect(url_for("reviews.index"))
+    _decide(review, "approved", note)
+    result = backend().reload()
+    log_change("review.approve", target=f"#{review_id} {group} {name}", diff=diff, reason=note,
+               outcome="ok" if result.ok else f"reload: {result.message}")
+    flash(gettext("Approved: %(site)s is allowed for %(group)s.", site=name, group=group), "ok")
+    _flash_reload(result)
+    return redirect(url_for("reviews.index"))
+
+
+@bp.route("/reviews/<int:review_id>/decline", methods=["POST"])
+@roles_required("admin")
+def decline(review_id: int):
+    review = _get(review_id)
+    if review["status"] != "open":
+        flash(gettext("This request was already decided."), "error")
+        return redirect(url_for("reviews.index"))
+    note = form_reason()
+    if not note:
+        flash(gettext("Type a note for the person who asked."), "error")
+        return redirect(url_for("reviews.index"))
+    _decide(review, "declined", note)
+    log_change("review.decline",
+               target=f"#{review_id} {review.get('group_id')} {review.get('name')}",
+               reason=note)
+    flash(gettext("Request declined."), "ok")
+    return redirect(url_for("reviews.index"))

@@ -1,0 +1,121 @@
+"""Settings: school id and name, office URL, retention, time zone, override cap.
+
+Edits filterd.yaml: the candidate is validated by the daemon's own loader
+(`filterd.config.load_config`) before the file is replaced atomically; then the
+daemon reloads. Without a config file (embedded defaults) the page is read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+
+from admin_ui import audit
+from admin_ui.blueprints.overrides import _flash_reload
+from admin_ui.files import atomic_write
+from admin_ui.security import roles_required
+from admin_ui.web import backend, form_reason, log_change
+from filterd.errors import ConfigError
+
+bp = Blueprint("settings", __name__)
+
+# form field -> (section or None, key, is a whole number)
+FIELDS: dict[str, tuple[str | None, str, bool]] = {
+    "school_id": (None, "school_id", False),
+    "school_name": (None, "school_name", False),
+    "timezone": (None, "timezone", False),
+    "office_url": ("sync", "office_url", False),
+    "retention_days": ("events", "retention_days", True),
+    "max_override_minutes": ("admin", "max_override_minutes", True),
+}
+
+
+def current_values(config: Any) -> dict[str, Any]:
+    out = {}
+    for fld, (section, key, _num) in FIELDS.items():
+        obj = getattr(config, section, None) if section else config
+        value = getattr(obj, key, "")
+        out[fld] = str(getattr(value, "key", value))
+    return out
+
+
+def validate_config_text(path: Path, text: str) -> Any:
+    """Load `text` as if it were `path` (same directory, so relative paths mean the same)."""
+    from filterd.config import load_config
+
+    fd, tmp = tempfile.mkstemp(prefix=".filterd-candidate-", suffix=".yaml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        try:
+            return load_config(tmp)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, file=str(path), line=exc.line, key=exc.key) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@bp.route("/settings")
+@roles_required("admin")
+def index():
+    be = backend()
+    return render_template("settings.html", values=current_values(be.config),
+                           config_path=be.config_path, error=None)
+
+
+@bp.route("/settings", methods=["POST"])
+@roles_required("admin")
+def save():
+    be = backend()
+    path = be.config_path
+    if path is None:
+        flash(gettext("filterd runs on its embedded defaults; there is no settings file to edit."),
+              "error")
+        return redirect(url_for("settings.index"))
+    reason = form_reason()
+    before_text = path.read_text(encoding="utf-8")
+    doc = yaml.safe_load(before_text) or {}
+    if not isinstance(doc, dict):
+        doc = {}
+    for fld, (section, key, is_num) in FIELDS.items():
+        if fld not in request.form:
+            continue
+        raw = request.form[fld].strip()
+        value: Any = raw
+        if is_num:
+            with contextlib.suppress(ValueError):
+                value = int(raw)
+        target = doc.setdefault(section, {}) if section else doc
+        if not isinstance(target, dict):
+            target = doc[section] = {}
+        target[key] = value
+    after_text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    error = None
+    if not reason:
+        error = gettext("Type a reason.")
+    else:
+        try:
+            new_config = validate_config_text(path, after_text)
+        except ConfigError as exc:
+            error = str(exc)
+    if error:
+        log_change("settings.save", target=str(path), reason=reason, outcome=f"refused: {error}")
+        values = {f: request.form.get(f, "") for f in FIELDS}
+        return render_template("settings.html", values=values, config_path=path, error=error), 400
+    atomic_write(path, after_text)
+    be.config = new_config
+    result = be.reload()
+    log_change("settings.save", target=str(path),
+               diff=audit.text_diff(before_text, after_text, path.name),
+               reason=reason, outcome="ok" if result.ok else f"reload: {result.message}")
+    flash(gettext("Settings saved."), "ok")
+    _flash_reload(result)
+    return redirect(url_for("settings.index"))

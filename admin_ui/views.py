@@ -1,0 +1,57 @@
+"""Registers the blueprints, error pages and template helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Flask, g, render_template, request
+from flask_babel import format_datetime, format_decimal, gettext
+
+from admin_ui.blueprints import (
+    audit_log,
+    auth,
+    dashboard,
+    events,
+    groups,
+    lists,
+    overrides,
+    reviews,
+    settings,
+    why,
+)
+from admin_ui.web import lang
+
+
+def register(app: Flask) -> None:
+    for bp in (auth.bp, dashboard.bp, groups.bp, why.bp, reviews.bp, overrides.bp, events.bp,
+               lists.bp, settings.bp, audit_log.bp):
+        app.register_blueprint(bp)
+
+    @app.context_processor
+    def _ctx() -> dict:
+        return {"user": g.get("user"), "lang": lang(), "endpoint": request.endpoint or ""}
+
+    @app.template_filter("ts")
+    def _ts(value: float | None) -> str:
+        if value in (None, ""):
+            return ""
+        return format_datetime(datetime.fromtimestamp(float(value), UTC), "short")
+
+    @app.template_filter("num")
+    def _num(value: float | int | None) -> str:
+        return "" if value is None else format_decimal(value)
+
+    for code in (400, 403, 404, 405, 413):
+        app.register_error_handler(code, _error_page)
+
+
+def _error_page(exc):  # type: ignore[no-untyped-def]
+    code = getattr(exc, "code", 500)
+    messages = {
+        400: gettext("The request was refused (the form expired or was not sent from this page)."),
+        403: gettext("Your account may not open this page."),
+        404: gettext("This page does not exist."),
+        405: gettext("This page does not accept that request."),
+        413: gettext("What you sent is too large."),
+    }
+    return render_template("error.html", code=code, message=messages.get(code, "")), code

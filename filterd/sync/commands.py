@@ -1,0 +1,221 @@
+"""`filterd sync` and `filterd office ...`: thin click commands over filterd.sync.
+
+Registered on the main group by filterd/cli.py. Exit codes suit a systemd
+oneshot service and timer: 0 done (or nothing to do), 75 (EX_TEMPFAIL) when the
+office is unreachable (reports stay in the outbox), 1 for anything a person
+must fix (configuration, credential, a refused report).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from filterd.errors import FilterdError
+
+EX_TEMPFAIL = 75
+
+
+def _load_config(path: str | None) -> Any:
+    from filterd.config import load_config
+
+    return load_config(path)
+
+
+def _list_info(data_dir: Path):
+    """The compiled list index's version and build time, if an index is installed."""
+    from filterd.sync.report import ListInfo
+
+    current = data_dir / "lists" / "current"
+    if not current.exists():
+        return ListInfo()
+    version = None
+    try:
+        from filterd.lists.index import ListIndex
+
+        version = ListIndex.open(current).version
+    except Exception:  # an unreadable index is reported as unknown, not fatal
+        version = None
+    updated = datetime.fromtimestamp(current.resolve().stat().st_mtime, UTC)
+    return ListInfo(version=version, updated_at=updated)
+
+
+@click.command("sync")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="filterd.yaml (default: the embedded defaults).")
+@click.option("--dry-run", is_flag=True,
+              help="Print exactly what would leave (decompressed, pretty); send nothing.")
+@click.option("--now", "ignore_backoff", is_flag=True,
+              help="Try the office now even if the last failure asked to wait.")
+def sync_cmd(config_path: str | None, dry_run: bool, ignore_backoff: bool) -> None:
+    """Build every finished day's anonymized report and deliver the outbox to the office.
+
+    Each day is written to <data_dir>/outbox/ first and removed only when the
+    office acknowledges it. Run daily by a systemd timer; safe to run any time.
+
+    Example: filterd sync --dry-run
+    """
+    from filterd.sync.outbox import Outbox, SyncSettings, run_sync
+    from filterd.sync.signing import Credential
+    from filterd.sync.uploader import Uploader
+
+    try:
+        cfg = _load_config(config_path)
+        settings = SyncSettings.from_config(cfg)
+        lists = lambda: _list_info(settings.data_dir)  # noqa: E731
+        now = datetime.now(UTC)
+        if dry_run:
+            items = Outbox(settings, lists=lists).dry_run(now)
+            target = settings.office_url or "(no office_url configured: nothing is sent)"
+            click.echo(f"# {len(items)} report(s) would be sent to {target}")
+            for day, report in items:
+                click.echo(f"# --- school {settings.school_id}, day {day} ---")
+                click.echo(json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True))
+            return
+        uploader = None
+        if settings.office_url:
+            if settings.token_file is None:
+                raise click.ClickException("sync.token_file is not set: enrol the school at "
+                                           "the office and save its credential there")
+            uploader = Uploader(settings.office_url, Credential.read(settings.token_file))
+        result = run_sync(settings, uploader, now=now, lists=lists,
+                          respect_backoff=not ignore_backoff)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for day in result.built:
+        click.echo(f"built report for {day}")
+    for day in result.delivered:
+        click.echo(f"delivered {day}")
+    for day in result.duplicates:
+        click.echo(f"delivered {day} (the office already had it; not counted twice)")
+    for day, why in result.rejected:
+        click.echo(f"REFUSED {day}: {why} (kept in the outbox)", err=True)
+    if uploader is None:
+        click.echo("no office_url configured: reports stay in the outbox")
+    if result.skipped_backoff:
+        click.echo(f"waiting before retrying (last error: {result.error}); use --now to retry")
+    if result.pending:
+        click.echo(f"{len(result.pending)} report(s) waiting in the outbox: "
+                   + ", ".join(result.pending))
+    if result.rejected:
+        sys.exit(1)
+    if result.error and result.pending:
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(EX_TEMPFAIL)
+
+
+@click.group("office")
+def office_group() -> None:
+    """The education office's receiver: enrol schools, receive uploads, dashboard.
+
+    Example: filterd office serve --database-url postgresql://office@db/office
+    """
+
+
+def _office_options(f):
+    f = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                     help="filterd.yaml (office.listen, office.database_url, data_dir).")(f)
+    return click.option("--database-url", default=None,
+                        help="sqlite:///path/office.db or postgresql://user@host/db "
+                             "(default: office.database_url)")(f)
+
+
+def _storage(config_path: str | None, database_url: str | None):
+    from filterd.sync.office.storage import Storage
+
+    url, data_dir = database_url, None
+    if url is None or config_path:
+        cfg = _load_config(config_path)
+        data_dir = Path(cfg.data_dir)
+        url = url or cfg.office.database_url or f"sqlite:///{data_dir / 'office' / 'office.db'}"
+    storage = Storage(url)
+    storage.migrate()
+    if data_dir is None:
+        data_dir = storage.path.parent if storage.backend == "sqlite" else Path("var/office")
+    return storage, data_dir
+
+
+@office_group.command("serve")
+@_office_options
+@click.option("--listen", default=None, help="host:port (default: office.listen)")
+@click.option("--timezone", "tz", default="Asia/Ho_Chi_Minh", show_default=True,
+              help="Office time zone: which day is 'today' on the dashboard.")
+@click.option("--https-cookies/--no-https-cookies", default=False,
+              help="Mark session cookies Secure (behind an HTTPS reverse proxy).")
+def office_serve(config_path, database_url, listen, tz, https_cookies) -> None:
+    """Serve the receiver (uploads API and dashboard) with waitress, in the foreground.
+
+    Put it behind an HTTPS reverse proxy; appliances refuse plain http except on loopback.
+
+    Example: filterd office serve --listen 127.0.0.1:8090
+    """
+    from filterd.sync.office.app import create_app, secret_key, serve
+
+    try:
+        storage, data_dir = _storage(config_path, database_url)
+        if listen is None:
+            cfg = _load_config(config_path)
+            host, port = cfg.office.listen
+        else:
+            host, _, p = listen.rpartition(":")
+            host, port = host.strip("[]") or "127.0.0.1", int(p)
+        app = create_app(storage, secret=secret_key(data_dir / "office_secret"),
+                         timezone=ZoneInfo(tz), https=https_cookies)
+    except (FilterdError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"office receiver on http://{host}:{port}/ ({storage.backend})", err=True)
+    serve(app, host, port)
+
+
+@office_group.command("enrol")
+@_office_options
+@click.option("--id", "school_id", required=True, help="School id (letters, digits, . _ -).")
+@click.option("--name", required=True, help="The school's name.")
+@click.option("--district", required=True, help="Quận/huyện.")
+@click.option("--province", required=True, help="Tỉnh/thành phố.")
+@click.option("--rekey", is_flag=True, help="Issue a new credential for an enrolled school.")
+def office_enrol(config_path, database_url, school_id, name, district, province, rekey) -> None:
+    """Enrol a school and print its upload credential (once) for the appliance's token file.
+
+    Example: filterd office enrol --id bd-01 --name "THCS A" --district "Ba Dinh" --province HN
+    """
+    from filterd.sync.office.enrol import enrol_school, rekey_school
+
+    try:
+        storage, _ = _storage(config_path, database_url)
+        if rekey:
+            cred = rekey_school(storage, school_id)
+        else:
+            cred = enrol_school(storage, school_id, name, district, province)
+    except (FilterdError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(cred.line())
+    click.echo(f"# save the line above in the appliance's sync.token_file (mode 0600) for "
+               f"{school_id}; it is not shown again", err=True)
+
+
+@office_group.command("user")
+@_office_options
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), default="viewer",
+              show_default=True, help="admin may enrol schools; viewer reads.")
+@click.password_option(help="The password (asked twice when not given).")
+def office_user(config_path, database_url, username, role, password) -> None:
+    """Create a dashboard user, or reset their password and role.
+
+    Example: filterd office user phong-gd --role admin
+    """
+    from filterd.webauth import hash_password
+
+    try:
+        storage, _ = _storage(config_path, database_url)
+        storage.set_user(username, hash_password(password), role)
+    except (FilterdError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"user {username} ({role}) saved")

@@ -1,0 +1,1 @@
+"""The education office's receiver: enrolment, verified uploads, dashboard, yearly report."""

@@ -1,0 +1,137 @@
+"""Receive one upload: authenticate, bound, validate, store once per (school, day).
+
+Order matters: the signature is checked before the body is decompressed, so an
+unauthenticated client cannot make the office expand anything; the nonce and the
+report go in one transaction, so a refused upload leaves nothing stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from filterd.errors import FilterdError
+from filterd.sync import schema
+from filterd.sync.office.storage import Storage
+from filterd.sync.signing import (
+    H_NONCE,
+    H_SCHOOL,
+    H_SIGNATURE,
+    H_TIMESTAMP,
+    MAX_SKEW,
+    NONCE_RE,
+    SCHOOL_RE,
+    verify,
+)
+
+MAX_GZIP_BYTES = 512 * 1024         # a real day is a few kilobytes compressed
+MAX_JSON_BYTES = 4 * 1024 * 1024    # and well under this decompressed
+
+
+class IngestError(FilterdError):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(f"{status}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_gzip: int = MAX_GZIP_BYTES
+    max_json: int = MAX_JSON_BYTES
+
+
+_prune_counter = itertools.count()
+
+
+def receive(storage: Storage, headers: Mapping[str, str], body: bytes, *,
+            now: datetime | None = None, limits: Limits = Limits()) -> dict[str, Any]:
+    """Store the upload or raise IngestError with the HTTP status and a clear message."""
+    now = now or datetime.now(UTC)
+    if len(body) > limits.max_gzip:
+        raise IngestError(413, f"upload too large: {len(body)} bytes (limit {limits.max_gzip})")
+    school_id = headers.get(H_SCHOOL, "")
+    ts, nonce, sig = (headers.get(h, "") for h in (H_TIMESTAMP, H_NONCE, H_SIGNATURE))
+    if not (school_id and ts and nonce and sig):
+        raise IngestError(401, "missing authentication headers "
+                               f"({H_SCHOOL}, {H_TIMESTAMP}, {H_NONCE}, {H_SIGNATURE})")
+    if not SCHOOL_RE.match(school_id) or not NONCE_RE.match(nonce) or not ts.isdigit():
+        raise IngestError(400, "malformed authentication headers")
+    if abs(now.timestamp() - int(ts)) > MAX_SKEW:
+        raise IngestError(401, f"timestamp {ts} is more than {MAX_SKEW}s from the office clock "
+                               "(check the appliance's time)")
+    school = storage.school(school_id)
+    if school is None:
+        raise IngestError(401, f"unknown school {school_id!r} (not enrolled)")
+    key = base64.urlsafe_b64decode(school.key_b64 + "=" * (-len(school.key_b64) % 4))
+    if not verify(key, school_id, ts, nonce, sig, body):
+        raise IngestError(401, "signature does not match: the upload was altered or signed "
+                               "with another key")
+    try:
+        report = schema.decode(body, limit=limits.max_json)
+    except schema.ReportError as exc:
+        status = 413 if "expands beyond" in str(exc) else 400
+        raise IngestError(status, str(exc)) from exc
+    if report["school_id"] != school_id:
+        raise IngestError(400, f"report is for school {report['school_id']!r}, "
+                               f"signed by {school_id!r}")
+    if report["day"] > (now + timedelta(days=1)).date().isoformat():
+        raise IngestError(400, f"report day {report['day']} is in the future")
+    _check_unique(report)
+    status = _store(storage, school_id, nonce, int(ts), report, body, now)
+    return {"status": status, "school_id": school_id, "day": report["day"]}
+
+
+def _check_unique(report: dict[str, Any]) -> None:
+    keys = [(c["group"], c["category"], c["action"], c["hour"]) for c in report["counts"]]
+    if len(keys) != len(set(keys)):
+        raise IngestError(400, "report repeats a (group, category, action, hour) row")
+    for cat, names in report["top_blocked"].items():
+        if len({t["name"] for t in names}) != len(names):
+            raise IngestError(400, f"report repeats a name under top_blocked/{cat}")
+
+
+def _store(storage: Storage, school_id: str, nonce: str, ts: int, report: dict[str, Any],
+           body: bytes, now: datetime) -> str:
+    day = report["day"]
+    with storage.transaction() as tx:
+        if next(_prune_counter) % 100 == 0:  # nonces older than the skew window cannot come back
+            tx.execute("DELETE FROM nonces WHERE ts < ?", [int(now.timestamp()) - 2 * MAX_SKEW])
+        if tx.execute("INSERT INTO nonces (school_id, nonce, ts) VALUES (?, ?, ?)"
+                      " ON CONFLICT (school_id, nonce) DO NOTHING", [school_id, nonce, ts]) == 0:
+            raise IngestError(409, "replayed request: this nonce was already used")
+        h, lists = report["health"], report["lists"]
+        inserted = tx.execute(
+            "INSERT INTO reports (school_id, day, received_at, schema_version, app_version,"
+            " list_version, list_updated_at, uptime_s, events_dropped, upstream_failures,"
+            " size_gz, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (school_id, day) DO NOTHING",
+            [school_id, day, now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             report["schema_version"], h["version"], lists["current_version"],
+             lists["updated_at"], h["uptime_s"], h["events_dropped"], h["upstream_failures"],
+             len(body), hashlib.sha256(body).hexdigest()])
+        if inserted == 0:
+            return "duplicate"  # already have this day: acknowledged, never counted twice
+        tx.executemany(
+            "INSERT INTO report_counts (school_id, day, grp, category, action, hour, n)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(school_id, day, c["group"], c["category"], c["action"], c["hour"], c["n"])
+             for c in report["counts"]])
+        tx.executemany(
+            "INSERT INTO report_top (school_id, day, category, name, devices, hits)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(school_id, day, cat, t["name"], t["devices"], t["hits"])
+             for cat, ts_ in report["top_blocked"].items() for t in ts_])
+        tx.executemany(
+            "INSERT INTO report_devices (school_id, day, grp, devices) VALUES (?, ?, ?, ?)",
+            [(school_id, day, g, n) for g, n in report["devices"].items()])
+        tx.executemany(
+            "INSERT INTO report_bypass (school_id, day, grp, attempts, devices)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(school_id, day, g, b["attempts"], b["devices"]) for g, b in report["bypass"].items()])
+    return "stored"

@@ -1,0 +1,142 @@
+"""The office dashboard: reporting status, blocks, top categories, bypass trends,
+list freshness, the yearly report and enrolment. Every table downloads as CSV
+with `?format=csv&table=N`."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, session
+
+from filterd.sync.office import queries
+from filterd.sync.office.auth import login_required
+from filterd.sync.office.enrol import enrol_school
+from filterd.sync.office.i18n import translate
+from filterd.sync.office.storage import DuplicateSchool, StorageError
+
+bp = Blueprint("pages", __name__, template_folder="templates")
+
+
+def _office():
+    return current_app.extensions["office"]
+
+
+def _today() -> date:
+    return datetime.now(_office()["tz"]).date()
+
+
+def _date_arg(name: str, default: date) -> date:
+    raw = request.args.get(name)
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        abort(400, f"{name}: not a date (YYYY-MM-DD): {raw!r}")
+
+
+def _range() -> tuple[date, date]:
+    end = _date_arg("to", _today() - timedelta(days=1))
+    start = _date_arg("from", end - timedelta(days=29))
+    if start > end:
+        abort(400, "'from' is after 'to'")
+    return start, end
+
+
+def _render(name: str, title: str, tables: list[queries.Table], **extra):
+    if request.args.get("format") == "csv":
+        try:
+            table = tables[int(request.args.get("table", "0"))]
+        except (ValueError, IndexError):
+            abort(400, "no such table")
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow([translate(c, g.lang) for c in table.columns])
+        w.writerows(table.rows)
+        stamp = extra.get("stamp", _today().isoformat())
+        fname = f"{name}-{stamp}-{int(request.args.get('table', 0))}.csv"
+        return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f"attachment; filename={fname}"})
+    return render_template("office/tables.html", page=name, title=title, tables=tables,
+                           args=request.args, **extra)
+
+
+@bp.get("/")
+@login_required
+def today():
+    day = _date_arg("day", _today() - timedelta(days=1))
+    reported, missing = queries.reporting_status(_office()["storage"], day)
+    return _render("today", f"{translate('Reports for', g.lang)} {day.isoformat()}",
+                   [missing, reported], day=day, stamp=day.isoformat())
+
+
+@bp.get("/blocks")
+@login_required
+def blocks():
+    start, end = _range()
+    district = request.args.get("district") or None
+    return _render("blocks", translate("Blocks", g.lang),
+                   queries.blocks(_office()["storage"], start, end, district),
+                   start=start, end=end, stamp=f"{start}_{end}")
+
+
+@bp.get("/top")
+@login_required
+def top():
+    start, end = _range()
+    return _render("top", translate("Top categories", g.lang),
+                   queries.top(_office()["storage"], start, end), start=start, end=end,
+                   stamp=f"{start}_{end}")
+
+
+@bp.get("/bypass")
+@login_required
+def bypass():
+    start, end = _range()
+    return _render("bypass", translate("Bypass", g.lang),
+                   queries.bypass(_office()["storage"], start, end), start=start, end=end,
+                   stamp=f"{start}_{end}")
+
+
+@bp.get("/lists")
+@login_required
+def lists():
+    return _render("lists", translate("List freshness", g.lang),
+                   queries.freshness(_office()["storage"], datetime.now(UTC)))
+
+
+@bp.get("/yearly")
+@login_required
+def yearly():
+    today = _today()
+    try:
+        year = int(request.args.get("year") or (today.year if today.month == 12
+                                                else today.year - 1))
+    except ValueError:
+        abort(400, "year: not a number")
+    start, end = queries.yearly_period(year)
+    return _render("yearly", f"{translate('Yearly report', g.lang)} {year}",
+                   queries.yearly(_office()["storage"], start, end), start=start, end=end,
+                   year=year, stamp=str(year))
+
+
+@bp.route("/schools", methods=["GET", "POST"])
+@login_required
+def schools():
+    storage = _office()["storage"]
+    issued = error = None
+    if request.method == "POST":
+        if session.get("role") != "admin":
+            abort(403, translate("Only administrators can do this.", g.lang))
+        fields = [request.form.get(k, "").strip() for k in ("id", "name", "district", "province")]
+        if not all(fields):
+            error = translate("All fields are required.", g.lang)
+        else:
+            try:
+                issued = enrol_school(storage, *fields)
+            except (DuplicateSchool, StorageError, ValueError) as exc:
+                error = str(exc)
+    return render_template("office/schools.html", schools=storage.schools(), issued=issued,
+                           error=error), (400 if error else 200)

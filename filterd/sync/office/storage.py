@@ -1,0 +1,225 @@
+"""Office storage: one small layer, two backends (SQLite by default, PostgreSQL by URL).
+
+The SQL is written once in the common subset both understand (TEXT/BIGINT
+columns, `INSERT ... ON CONFLICT DO NOTHING`, `?` placeholders translated for
+psycopg). Each thread keeps its own connection (waitress serves with a fixed
+thread pool), so a request never waits for a connect.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filterd.errors import FilterdError
+
+
+class StorageError(FilterdError):
+    """The office database is unreachable, or a request contradicts what is stored."""
+
+
+class DuplicateSchool(StorageError):
+    pass
+
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE schools (id TEXT PRIMARY KEY, name TEXT NOT NULL, district TEXT NOT NULL,"
+        " province TEXT NOT NULL, key_b64 TEXT NOT NULL, enrolled_at TEXT NOT NULL)",
+        "CREATE TABLE reports (school_id TEXT NOT NULL REFERENCES schools(id), day TEXT NOT NULL,"
+        " received_at TEXT NOT NULL, schema_version INTEGER NOT NULL, app_version TEXT,"
+        " list_version TEXT, list_updated_at TEXT, uptime_s BIGINT, events_dropped BIGINT,"
+        " upstream_failures BIGINT, size_gz BIGINT NOT NULL, body_sha256 TEXT NOT NULL,"
+        " PRIMARY KEY (school_id, day))",
+        "CREATE INDEX reports_day ON reports (day)",
+        "CREATE TABLE report_counts (school_id TEXT NOT NULL, day TEXT NOT NULL, grp TEXT NOT NULL,"
+        " category TEXT NOT NULL, action TEXT NOT NULL, hour INTEGER NOT NULL, n BIGINT NOT NULL,"
+        " PRIMARY KEY (school_id, day, grp, category, action, hour))",
+        "CREATE INDEX report_counts_day ON report_counts (day)",
+        "CREATE TABLE report_top (school_id TEXT NOT NULL, day TEXT NOT NULL,"
+        " category TEXT NOT NULL, name TEXT NOT NULL, devices BIGINT NOT NULL,"
+        " hits BIGINT NOT NULL,"
+        " PRIMARY KEY (school_id, day, category, name))",
+        "CREATE TABLE report_devices (school_id TEXT NOT NULL, day TEXT NOT NULL,"
+        " grp TEXT NOT NULL,"
+        " devices BIGINT NOT NULL, PRIMARY KEY (school_id, day, grp))",
+        "CREATE TABLE report_bypass (school_id TEXT NOT NULL, day TEXT NOT NULL,"
+        " grp TEXT NOT NULL,"
+        " attempts BIGINT NOT NULL, devices BIGINT NOT NULL, PRIMARY KEY (school_id, day, grp))",
+        "CREATE TABLE nonces (school_id TEXT NOT NULL, nonce TEXT NOT NULL, ts BIGINT NOT NULL,"
+        " PRIMARY KEY (school_id, nonce))",
+        "CREATE TABLE users (username TEXT PRIMARY KEY, pw_hash TEXT NOT NULL, role TEXT NOT NULL,"
+        " created_at TEXT NOT NULL)",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class School:
+    id: str
+    name: str
+    district: str
+    province: str
+    key_b64: str
+    enrolled_at: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Storage:
+    """`Storage.open(url)`: `sqlite:///path/office.db` or `postgresql://...`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            self.backend = "sqlite"
+            self.path = Path(url.removeprefix("sqlite:///"))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif url.startswith(("postgresql://", "postgres://")):
+            self.backend = "postgres"
+            try:
+                import psycopg  # noqa: F401  (optional dependency: the `postgres` extra)
+            except ImportError as exc:
+                raise StorageError("PostgreSQL needs psycopg: pip install 'filterd[postgres]'"
+                                   ) from exc
+        else:
+            raise StorageError(f"unsupported database URL {url!r} "
+                               "(use sqlite:///path or postgresql://...)")
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    # connections -------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self.backend == "sqlite":
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            return conn
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise StorageError(f"cannot connect to the office database: {exc}") from exc
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self.backend == "postgres" and (conn.closed or conn.broken):
+            conn = None
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with suppress(Exception):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.backend == "postgres" else sql
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        cur = self._conn().execute(self._sql(sql), tuple(params))
+        return list(cur.fetchall())
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        conn = self._conn()
+        if self.backend == "sqlite":
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self, conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        else:
+            with conn.transaction():
+                yield Tx(self, conn)
+
+    # schema ------------------------------------------------------------------
+    def migrate(self) -> None:
+        with self.transaction() as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS office_migrations (version INTEGER PRIMARY KEY,"
+                       " applied_at TEXT NOT NULL)")
+        done = self.query("SELECT COALESCE(MAX(version), 0) FROM office_migrations")[0][0]
+        for version, steps in enumerate(MIGRATIONS[done:], start=done + 1):
+            with self.transaction() as tx:
+                for step in steps:
+                    tx.execute(step)
+                tx.execute("INSERT INTO office_migrations (version, applied_at) VALUES (?, ?)",
+                           [version, _now()])
+
+    # schools -------------------------------------------------------------------
+    def add_school(self, school: School) -> None:
+        with self.transaction() as tx:
+            n = tx.execute("INSERT INTO schools (id, name, district, province, key_b64,"
+                           " enrolled_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                           [school.id, school.name, school.district, school.province,
+                            school.key_b64, school.enrolled_at])
+            if n == 0:
+                raise DuplicateSchool(f"school {school.id!r} is already enrolled")
+
+    def rekey_school(self, school_id: str, key_b64: str) -> None:
+        with self.transaction() as tx:
+            if tx.execute("UPDATE schools SET key_b64 = ? WHERE id = ?", [key_b64, school_id]) == 0:
+                raise StorageError(f"no school {school_id!r}")
+
+    def school(self, school_id: str) -> School | None:
+        rows = self.query("SELECT id, name, district, province, key_b64, enrolled_at FROM schools"
+                          " WHERE id = ?", [school_id])
+        return School(*rows[0]) if rows else None
+
+    def schools(self) -> list[School]:
+        return [School(*r) for r in self.query(
+            "SELECT id, name, district, province, key_b64, enrolled_at FROM schools"
+            " ORDER BY province, district, name, id")]
+
+    # users -----------------------------------------------------------------------
+    def set_user(self, username: str, pw_hash: str, role: str) -> None:
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM users WHERE username = ?", [username])
+            tx.execute("INSERT INTO users (username, pw_hash, role, created_at)"
+                       " VALUES (?, ?, ?, ?)",
+                       [username, pw_hash, role, _now()])
+
+    def user(self, username: str) -> tuple[str, str, str] | None:
+        rows = self.query("SELECT username, pw_hash, role FROM users WHERE username = ?",
+                          [username])
+        return rows[0] if rows else None
+
+
+class Tx:
+    def __init__(self, storage: Storage, conn: Any) -> None:
+        self.storage = storage
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = self.conn.execute(self.storage._sql(sql), tuple(params))
+        return cur.rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self.storage.backend == "sqlite":
+            self.conn.executemany(sql, rows)
+        else:
+            with self.conn.cursor() as cur:
+                cur.executemany(self.storage._sql(sql), rows)

@@ -1,0 +1,42 @@
+"""Lists page: status from the index/sources, and "update now" runs `filterd lists update`."""
+
+from __future__ import annotations
+
+import time
+
+from tests.admin_ui.conftest import post
+
+
+def test_lists_page_shows_configured_sources(as_role, config):
+    config.sources_file.write_text(
+        "version: 1\nsources:\n  - name: hostsvn\n    url: https://example.invalid/hosts\n"
+        "    format: hosts\n    category: adult\n    license: MIT\n")
+    page = as_role("viewer").get("/lists").get_data(as_text=True)
+    assert "hostsvn" in page and "MIT" in page
+    assert "/lists/update" not in page  # viewers cannot start an update
+
+
+def test_update_now_runs_in_background_and_is_logged(as_role, backend, config):
+    # a source nobody can reach: the update fails fast and says so, without the network
+    config.sources_file.write_text(
+        "version: 1\nsources:\n  - name: local\n    url: http://127.0.0.1:9/none.txt\n"
+        "    format: domains\n    category: adult\n    match: subtree\n    license: test\n")
+    c = as_role("admin")
+    resp = post(c, "/lists/update")
+    assert resp.status_code == 302
+    proc = backend._update_proc
+    assert proc is not None
+    proc.wait(timeout=60)
+    log = (backend.data_dir / "lists-update.log").read_text()
+    assert "filterd lists update" in log and f"--data-dir {backend.data_dir}" in log
+    page = c.get("/lists").get_data(as_text=True)
+    assert "filterd lists update" in page
+    assert "lists.update" in c.get("/audit").get_data(as_text=True)
+
+
+def test_second_update_while_running_is_refused(as_role, backend, monkeypatch):
+    c = as_role("admin")
+    monkeypatch.setattr(backend, "lists_update_running", lambda: True)
+    post(c, "/lists/update")
+    assert backend._update_proc is None
+    time.sleep(0)

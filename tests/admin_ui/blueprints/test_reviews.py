@@ -1,0 +1,88 @@
+"""The review queue: teachers see their groups' requests; admins approve or decline."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+from tests.admin_ui.conftest import post
+
+
+@pytest.fixture
+def reviews(shared_db):
+    shared_db["reviews"].insert_all([
+        {"id": 1, "created_at": time.time(), "name": "bad.example", "url": "http://bad.example/a",
+         "group_id": "thcs", "category": "adult", "reason": "category",
+         "message": "<script>alert('x')</script> needed for biology", "client_ip": "127.0.0.2",
+         "status": "open"},
+        {"id": 2, "created_at": time.time(), "name": "bet.example", "url": None,
+         "group_id": "staff", "category": "gambling", "reason": "category", "message": "",
+         "client_ip": "127.0.1.5", "status": "open"},
+    ])
+    return shared_db
+
+
+def test_teacher_sees_only_their_groups_without_client_addresses(as_role, reviews):
+    page = as_role("teacher").get("/reviews").get_data(as_text=True)
+    assert "bad.example" in page and "bet.example" not in page
+    assert "127.0.0.2" not in page
+    assert "/reviews/1/approve" not in page  # deciding is for admins
+
+
+def test_message_is_escaped(as_role, reviews):
+    page = as_role("admin").get("/reviews").get_data(as_text=True)
+    assert "<script>alert('x')</script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_approve_adds_an_allow_entry_validated_and_reloads(as_role, reviews, policy_file,
+                                                           backend, fake_daemon):
+    c = as_role("admin")
+    assert backend.decide("bad.example", "thcs").blocked
+    resp = post(c, "/reviews/1/approve", days="0", reason="biology")
+    assert resp.status_code == 302
+    doc = yaml.safe_load(policy_file.read_text())
+    assert "bad.example" in doc["groups"]["thcs"]["allow"]
+    assert not backend.decide("bad.example", "thcs").blocked
+    row = reviews.execute("SELECT status, decided_by, note FROM reviews WHERE id=1").fetchone()
+    assert row == ("approved", "admin1", "biology")
+    assert fake_daemon.hups() == 1
+
+
+def test_approve_with_expiry_writes_an_override(as_role, reviews, backend, policy_file):
+    before = policy_file.read_text()
+    c = as_role("admin")
+    post(c, "/reviews/2/approve", days="7", reason="a week")
+    items = json.loads((backend.data_dir / "overrides.json").read_text())["overrides"]
+    assert [(o["group"], o["domain"]) for o in items] == [("staff", "bet.example")]
+    assert policy_file.read_text() == before
+
+
+def test_decline_needs_a_note(as_role, reviews):
+    c = as_role("admin")
+    post(c, "/reviews/1/decline", reason="")
+    assert reviews.execute("SELECT status FROM reviews WHERE id=1").fetchone()[0] == "open"
+    post(c, "/reviews/1/decline", reason="not suitable")
+    assert reviews.execute("SELECT status, note FROM reviews WHERE id=1").fetchone() == \
+        ("declined", "not suitable")
+    assert "not suitable" in c.get("/reviews?status=declined").get_data(as_text=True)
+
+
+def test_decided_request_cannot_be_decided_again(as_role, reviews, policy_file):
+    c = as_role("admin")
+    post(c, "/reviews/1/decline", reason="no")
+    before = policy_file.read_text()
+    post(c, "/reviews/1/approve", days="0", reason="changed my mind")
+    assert reviews.execute("SELECT status FROM reviews WHERE id=1").fetchone()[0] == "declined"
+    assert policy_file.read_text() == before
+
+
+def test_missing_review_is_404(as_role, reviews):
+    assert post(as_role("admin"), "/reviews/99/approve", reason="x").status_code == 404
+
+
+def test_no_reviews_table_yet(as_role):
+    assert as_role("admin").get("/reviews").status_code == 200

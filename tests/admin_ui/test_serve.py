@@ -1,0 +1,62 @@
+"""Served by waitress on loopback; accounts from the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import pytest
+
+from admin_ui.accounts import authenticate
+from admin_ui.serve import add_user, make_server
+from admin_ui.store import open_admin_db
+from tests.admin_ui.conftest import REPO
+
+
+@pytest.mark.integration
+def test_waitress_serves_the_first_run_page(backend):
+    server = make_server(backend.config, listen=("127.0.0.1", 0),
+                         test_config={"FILTERD_BACKEND": backend})
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.effective_port}/"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = resp.read().decode()
+            assert resp.url.endswith("/setup")
+            assert resp.headers["Server"] == "filterd-admin"
+        assert "Lần chạy đầu" in body
+    finally:
+        server.close()
+        thread.join(timeout=10)
+
+
+def test_add_user_from_the_command_line_library(config):
+    add_user(config, "thu.ha", "a long password", "admin")
+    db = open_admin_db(config.data_dir)
+    try:
+        assert authenticate(db, "thu.ha", "a long password", "cli").role == "admin"
+        assert db.execute("SELECT actor, action FROM audit").fetchone() == ("cli", "account.create")
+    finally:
+        db.conn.close()
+
+
+@pytest.mark.integration
+def test_cli_create_user_with_real_config(tmp_path):
+    pytest.importorskip("filterd.config")
+    cfg = tmp_path / "filterd.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "filterd", "admin", "create-user", "co.lan",
+                          "--role", "teacher", "--groups", "thcs", "--config", str(cfg),
+                          "--password-stdin"], input="a long password\n", text=True,
+                         capture_output=True, env=env, timeout=60, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "created teacher co.lan" in run.stdout
+    again = subprocess.run([sys.executable, "-m", "filterd", "admin", "create-user", "co.lan",
+                            "--role", "teacher", "--config", str(cfg), "--password-stdin"],
+                           input="a long password\n", text=True, capture_output=True, env=env,
+                           timeout=60, cwd=tmp_path)
+    assert again.returncode != 0 and "already exists" in again.stderr

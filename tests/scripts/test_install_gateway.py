@@ -1,0 +1,165 @@
+"""scripts/install-gateway in a clean Debian 12 root (debootstrap, chroot): install, run twice
+with no change, upgrade keeping configuration and data, uninstall keeping data, purge."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALLER = REPO / "scripts" / "install-gateway"
+CACHE = Path(os.environ.get("FILTERD_TEST_CACHE", "/var/cache/filterd"))
+pytestmark = pytest.mark.integration
+
+# Not part of what the installer owns or changes: kernel mounts, scratch, caches, logs of apt.
+SKIP_TOP = {"proc", "dev", "sys", "run", "tmp"}
+SKIP_PREFIX = ("var/cache/", "var/log/", "var/lib/apt/", "var/lib/dpkg/")
+
+
+def _run(args: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def debian_cache() -> tuple[Path, Path]:
+    if os.geteuid() != 0:
+        pytest.skip("the installer test needs root (chroot, useradd)")
+    if not (CACHE / "bookworm-root" / "bin" / "sh").exists() or \
+            not (CACHE / "wheels" / ".complete").exists():
+        if not shutil.which("debootstrap"):
+            pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
+        proc = subprocess.run([str(REPO / "scripts" / "debian-root")], capture_output=True,
+                              text=True, timeout=1500, check=False,
+                              env={**os.environ, "PYTHON": sys.executable,
+                                   "FILTERD_TEST_CACHE": str(CACHE)})
+        if proc.returncode != 0:
+            pytest.skip(f"could not build the Debian root / wheelhouse: {proc.stderr[-500:]}")
+    return CACHE / "bookworm-root", CACHE / "wheels"
+
+
+@pytest.fixture
+def root(debian_cache: tuple[Path, Path], tmp_path: Path) -> Path:
+    target = tmp_path / "root"
+    subprocess.run(["cp", "-a", str(debian_cache[0]), str(target)], check=True, timeout=600)
+    return target
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every file's type, mode, owner and content (or link target): what "no change" means."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d not in SKIP_TOP]
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if rel.startswith(SKIP_PREFIX):
+                continue
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                content = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                content = None
+            out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                        content)
+    return out
+
+
+def install(root: Path, wheels: Path, *extra: str, source: Path = REPO
+            ) -> subprocess.CompletedProcess:
+    return _run([str(source / "scripts" / "install-gateway"), "--root", str(root),
+                 "--wheels", str(wheels), "--no-apt", "--lan", "lan0",
+                 "--school-id", "thcs-test", *extra])
+
+
+def in_root(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return _run(["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                 "LANG=C.UTF-8", *args], timeout=120)
+
+
+def test_install_twice_upgrade_uninstall(root: Path, debian_cache, tmp_path: Path) -> None:
+    wheels = debian_cache[1]
+    first = install(root, wheels)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Admin page:     http://" in first.stdout
+    assert "admin create-user" in first.stdout
+
+    # what a school gets
+    assert "filterd:" in (root / "etc/passwd").read_text()
+    version = in_root(root, "/opt/filterd/venv/bin/filterd", "--version")
+    assert version.returncode == 0 and "0." in version.stdout, version.stderr
+    valid = in_root(root, "/opt/filterd/venv/bin/filterd", "policy", "validate", "--config",
+                    "/etc/filterd/filterd.yaml")
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    assert (wants / "filterd.service").is_symlink()
+    assert (wants / "filterd-bypass.service").is_symlink()
+    assert (root / "etc/systemd/system/timers.target.wants/filterd-sync.timer").is_symlink()
+    assert not (wants / "filterd-office.service").exists()
+    state = root / "var/lib/filterd"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o750
+    assert (root / "etc/filterd/gateway.env").read_text() == "FILTERD_LAN=lan0\n"
+
+    # run twice = no change
+    before = snapshot(root)
+    second = install(root, wheels)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "nothing changed" in second.stdout
+    after = snapshot(root)
+    assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == set()
+
+    # upgrade: new code; the school's configuration and data stay
+    config = root / "etc/filterd/filterd.yaml"
+    config.write_text(config.read_text() + "# edited by the school\n")
+    (state / "filterd.db").write_bytes(b"events")
+    new_src = tmp_path / "src-next"
+    shutil.copytree(REPO, new_src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "var", "__pycache__", "*.egg-info", "artifacts", ".pytest_cache"))
+    (new_src / "docs" / "UPGRADED.md").write_text("next version\n")
+    upgrade = install(root, wheels, source=new_src)
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    assert "code updated" in upgrade.stdout
+    assert (root / "opt/filterd/src/docs/UPGRADED.md").exists()
+    assert config.read_text().endswith("# edited by the school\n")
+    assert (state / "filterd.db").read_bytes() == b"events"
+
+    # uninstall keeps configuration and data
+    gone = install(root, wheels, "--uninstall")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert not (root / "opt/filterd").exists()
+    assert not (root / "etc/systemd/system/filterd.service").exists()
+    assert not (wants / "filterd.service").exists()
+    assert config.exists() and (state / "filterd.db").exists()
+
+    # purge removes everything, the user too
+    purge = install(root, wheels, "--uninstall", "--purge")
+    assert purge.returncode == 0, purge.stdout + purge.stderr
+    assert not (root / "etc/filterd").exists() and not state.exists()
+    assert "filterd:" not in (root / "etc/passwd").read_text()
+    assert not any(p.name.startswith("filterd-install") for p in (root / "tmp").iterdir())
+    mounts = Path("/proc/mounts").read_text()
+    assert str(root) not in mounts
+
+
+def test_refuses_bad_options() -> None:
+    for args in (["--lan", "eth0; rm -rf /"], ["--school-id", "Bad Id"], ["--frobnicate"]):
+        proc = _run([str(INSTALLER), *args], timeout=30)
+        assert proc.returncode != 0, args
+        assert "install-gateway:" in proc.stderr
+
+
+def test_help_documents_the_options() -> None:
+    proc = _run([str(INSTALLER), "--help"], timeout=30)
+    assert proc.returncode == 0
+    for option in ("--lan", "--wheels", "--root", "--uninstall", "--purge"):
+        assert option in proc.stdout

@@ -1,0 +1,178 @@
+"""Upload verification, against SQLite and PostgreSQL, through a running receiver."""
+
+import gzip
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, date, datetime
+
+import pytest
+
+from filterd.sync import schema
+from filterd.sync.report import build_report
+from filterd.sync.signing import H_SIGNATURE, H_TIMESTAMP, Credential, sign
+
+from ..conftest import TZ, generate_days, make_event_db
+
+DAY = date(2026, 11, 24)
+DETAIL_TABLES = ("reports", "report_counts", "report_top", "report_devices", "report_bypass")
+
+
+@pytest.fixture
+def body(tmp_path):
+    conn = make_event_db(tmp_path / "f.db")
+    generate_days(conn, [DAY])
+    r = build_report(conn, school_id="thcs-ba-dinh-01", day=DAY, tz=TZ, secret=b"x" * 32, k=3)
+    assert r["top_blocked"] and r["bypass"]
+    return schema.encode(r)
+
+
+def post(office, body: bytes, headers: dict[str, str]):
+    req = urllib.request.Request(office.url + "/api/v1/reports", data=body, method="POST",
+                                 headers={"Content-Encoding": "gzip", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def nothing_stored(office):
+    return all(office.count(t) == 0 for t in DETAIL_TABLES)
+
+
+def test_signed_upload_is_stored_once(office, body):
+    cred = office.enrol()
+    now = datetime.now(UTC).timestamp()
+    assert post(office, body, sign(cred, body, now)) == (
+        200, {"status": "stored", "school_id": "thcs-ba-dinh-01", "day": "2026-11-24"})
+    total = office.total("thcs-ba-dinh-01", DAY)
+    assert total > 0
+    # the same day again (new nonce, e.g. the acknowledgement was lost): not counted twice
+    status, ack = post(office, body, sign(cred, body, now))
+    assert (status, ack["status"]) == (200, "duplicate")
+    assert office.total("thcs-ba-dinh-01", DAY) == total
+    assert office.count("reports") == 1
+
+
+def test_replayed_request_refused(office, body):
+    cred = office.enrol()
+    headers = sign(cred, body, datetime.now(UTC).timestamp())
+    assert post(office, body, headers)[0] == 200
+    rows = [office.count(t) for t in DETAIL_TABLES]
+    status, payload = post(office, body, headers)
+    assert status == 409 and "replayed" in payload["error"]
+    assert [office.count(t) for t in DETAIL_TABLES] == rows
+
+
+def test_tampered_body_refused_and_nothing_stored(office, body):
+    cred = office.enrol()
+    report = json.loads(gzip.decompress(body))
+    report["counts"][0]["n"] += 1000
+    tampered = schema.encode(report)
+    headers = sign(cred, body, datetime.now(UTC).timestamp())  # signature of the original
+    status, payload = post(office, tampered, headers)
+    assert status == 401 and "altered" in payload["error"]
+    assert nothing_stored(office)
+
+
+def test_wrong_key_refused(office, body):
+    office.enrol()
+    other = Credential.issue("thcs-ba-dinh-01")
+    status, payload = post(office, body, sign(other, body, datetime.now(UTC).timestamp()))
+    assert status == 401 and "another key" in payload["error"]
+    assert nothing_stored(office)
+
+
+def test_unknown_school_and_missing_headers_refused(office, body):
+    status, payload = post(office, body, sign(Credential.issue("ghost"), body,
+                                              datetime.now(UTC).timestamp()))
+    assert status == 401 and "unknown school" in payload["error"]
+    status, payload = post(office, body, {})
+    assert status == 401 and "missing authentication" in payload["error"]
+    assert nothing_stored(office)
+
+
+def test_stale_timestamp_refused(office, body):
+    cred = office.enrol()
+    status, payload = post(office, body, sign(cred, body, datetime.now(UTC).timestamp() - 3600))
+    assert status == 401 and "office clock" in payload["error"]
+    assert nothing_stored(office)
+
+
+def test_report_signed_by_another_school_refused(office, body):
+    office.enrol()
+    other = office.enrol("thcs-khac-02")
+    status, payload = post(office, body, sign(other, body, datetime.now(UTC).timestamp()))
+    assert status == 400 and "signed by 'thcs-khac-02'" in payload["error"]
+    assert nothing_stored(office)
+
+
+def test_oversized_and_gzip_bomb_refused(office):
+    cred = office.enrol()
+    big = b"\x1f\x8b" + b"x" * (600 * 1024)
+    status, payload = post(office, big, sign(cred, big, datetime.now(UTC).timestamp()))
+    assert status == 413 and "too large" in payload["error"]
+    bomb = gzip.compress(b'{"a":"' + b"A" * (20 * 1024 * 1024) + b'"}')
+    status, payload = post(office, bomb, sign(cred, bomb, datetime.now(UTC).timestamp()))
+    assert status == 413 and "expands beyond" in payload["error"]
+    assert nothing_stored(office)
+
+
+def test_schema_violation_refused(office, body):
+    cred = office.enrol()
+    report = json.loads(gzip.decompress(body))
+    report["devices"]["10.0.0.1"] = 1
+    bad = gzip.compress(json.dumps(report).encode())
+    status, payload = post(office, bad, sign(cred, bad, datetime.now(UTC).timestamp()))
+    assert status == 400 and "schema" in payload["error"]
+    assert nothing_stored(office)
+
+
+def test_not_gzip_encoded_refused(office, body):
+    cred = office.enrol()
+    headers = sign(cred, body, datetime.now(UTC).timestamp())
+    req = urllib.request.Request(office.url + "/api/v1/reports", data=body, method="POST",
+                                 headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 415
+
+
+def test_bad_signature_header_format(office, body):
+    cred = office.enrol()
+    headers = sign(cred, body, datetime.now(UTC).timestamp())
+    headers[H_TIMESTAMP] = "soon"
+    assert post(office, body, headers)[0] == 400
+    headers = sign(cred, body, datetime.now(UTC).timestamp())
+    headers[H_SIGNATURE] = "00" * 32
+    assert post(office, body, headers)[0] == 401
+    assert nothing_stored(office)
+
+
+def test_many_schools_uploading_at_once(office, tmp_path):
+    """waitress threads, one connection per thread: concurrent uploads all land, once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = make_event_db(tmp_path / "g.db")
+    generate_days(conn, [DAY], per_day=50)
+    jobs = []
+    for i in range(16):
+        sid = f"school-{i:02d}"
+        cred = office.enrol(sid)
+        body = schema.encode(build_report(conn, school_id=sid, day=DAY, tz=TZ,
+                                          secret=b"x" * 32, k=3))
+        jobs += [(cred, body)] * 2  # every school twice: the second is a duplicate
+
+    def send(job):
+        cred, body = job
+        return post(office, body, sign(cred, body, datetime.now(UTC).timestamp()))
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, jobs))
+    assert all(status == 200 for status, _ in results), results
+    assert sorted(ack["status"] for _, ack in results) == ["duplicate"] * 16 + ["stored"] * 16
+    assert office.count("reports") == 16
+    one = office.total("school-00", DAY)
+    assert one > 0
+    assert office.storage.query("SELECT SUM(n) FROM report_counts")[0][0] == one * 16
