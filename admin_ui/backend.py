@@ -13,6 +13,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -270,15 +272,53 @@ class Backend:
             return pid
         return pid
 
-    def reload(self) -> ReloadResult:
-        """SIGHUP the daemon (it validates, then swaps); say whether it took it."""
+    def _reload_counts(self) -> dict[str, float] | None:
+        """filterd_reloads_total by result, from the daemon's metrics (None: endpoint off)."""
+        listen = getattr(getattr(self.config, "metrics", None), "listen", None)
+        if not listen:
+            return None
+        host, port = (listen[0], listen[1]) if isinstance(listen, tuple) else \
+            str(listen).rsplit(":", 1)
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                text = resp.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return None
+        counts: dict[str, float] = {}
+        for m in re.finditer(r'^filterd_reloads_total\{[^}]*result="(\w+)"[^}]*\}\s+([0-9.e+]+)',
+                             text, re.M):
+            counts[m.group(1)] = counts.get(m.group(1), 0.0) + float(m.group(2))
+        return counts
+
+    def reload(self, wait: float = 10.0) -> ReloadResult:
+        """SIGHUP the daemon (it validates, then swaps) and say whether it took the change.
+
+        With the daemon's metrics endpoint on, the answer is the daemon's own count of
+        reloads by result; without it, that the signal reached a live daemon.
+        """
         pid = self.daemon_pid()
         if pid is None:
             return ReloadResult(False, "daemon not running (no live pid in filterd.pid)")
+        before = self._reload_counts()
         try:
             os.kill(pid, signal.SIGHUP)
         except OSError as exc:
             return ReloadResult(False, f"could not signal pid {pid}: {exc}", pid)
+        if before is not None:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = self._reload_counts() or {}
+                grown = {k for k, v in after.items() if v > before.get(k, 0.0)}
+                if "ok" in grown:
+                    return ReloadResult(True, f"daemon (pid {pid}) reloaded", pid)
+                if grown:
+                    return ReloadResult(False, f"daemon (pid {pid}) refused the reload; the "
+                                        "previous policy keeps serving (see its log)", pid)
+            return ReloadResult(False, f"daemon (pid {pid}) did not report a reload in "
+                                f"{wait:.0f} s", pid)
         time.sleep(0.2)
         if self.daemon_pid() != pid:
             return ReloadResult(False, f"daemon (pid {pid}) stopped after reload", pid)

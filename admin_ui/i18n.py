@@ -6,7 +6,7 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import request, session
+from flask import session
 
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
@@ -14,12 +14,10 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def select_locale() -> str:
+    """Vietnamese unless this session chose English (the browser's language is not asked:
+    school machines often run an English browser for Vietnamese staff)."""
     lang = session.get("lang")
-    if lang in LANGUAGES:
-        return lang
-    # An explicit choice wins; without one, Vietnamese unless the browser prefers English only.
-    best = request.accept_languages.best_match(LANGUAGES) if request else None
-    return best if best == "en" and "vi" not in request.accept_languages else DEFAULT_LANGUAGE
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def compile_catalogs(directory: Path = TRANSLATIONS) -> list[Path]:

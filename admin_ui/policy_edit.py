@@ -36,6 +36,7 @@ class GroupForm:
     always: frozenset[str] = frozenset()                      # effective always-blocked
     during: Mapping[str, frozenset[str]] = field(default_factory=dict)  # schedule -> effective
     schedules: tuple[str, ...] = ()
+    schedule_labels: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # id -> (vi, en)
     allow: tuple[str, ...] = ()     # the group's own entries
     deny: tuple[str, ...] = ()
     clients: tuple[str, ...] = ()
@@ -86,13 +87,17 @@ def group_form(be: Backend, gid: str) -> GroupForm:
     always, during = _effective(be, gid)
     parent = str(body.get("extends") or "")
     p_always, p_during = _effective(be, parent) if parent else (frozenset(), {})
-    schedules = tuple(be.engine().schedules) if hasattr(be.engine(), "schedules") else ()
+    all_schedules = getattr(be.engine(), "schedules", {}) or {}
+    schedules = tuple(all_schedules)
+    labels = {sid: (str(getattr(sch, "label_vi", "") or sid),
+                    str(getattr(sch, "label_en", "") or sid))
+              for sid, sch in all_schedules.items()}
     return GroupForm(
         gid=gid, file=path.name,
         label_vi=str(body.get("label_vi") or ""), label_en=str(body.get("label_en") or ""),
         extends=parent, always=always,
         during={s: during.get(s, frozenset()) for s in schedules},
-        schedules=schedules,
+        schedules=schedules, schedule_labels=labels,
         allow=_strings(body.get("allow")), deny=_strings(body.get("deny")),
         clients=_strings(body.get("clients")),
         safe_search=str(body.get("safe_search") or INHERIT),
@@ -132,6 +137,16 @@ def _set(body: CommentedMap, key: str, value: Any) -> None:
         body[key] = value
 
 
+def _set_list(body: CommentedMap, key: str, new: list[str], *, as_set: bool = False) -> None:
+    """Like _set for lists, but an unchanged list keeps its node (its comments and style)."""
+    old = body.get(key)
+    if isinstance(old, list):
+        same = (set(map(str, old)) == set(new)) if as_set else ([str(v) for v in old] == new)
+        if same and len(old) == len(new):
+            return
+    _set(body, key, new)
+
+
 def _ordered(cats: set[str] | frozenset[str], order: list[str]) -> list[str]:
     rank = {c: i for i, c in enumerate(order)}
     return sorted(cats, key=lambda c: (rank.get(c, len(rank)), c))
@@ -162,7 +177,7 @@ def apply_form(be: Backend, gid: str, form: GroupForm) -> tuple[str, str, str]:
     block = body.get("block")
     if not isinstance(block, dict):
         block = CommentedMap()
-    _set(block, "always", _ordered(own_always, order))
+    _set_list(block, "always", _ordered(own_always, order), as_set=True)
     during = block.get("during")
     if not isinstance(during, dict):
         during = CommentedMap()
@@ -170,15 +185,15 @@ def apply_form(be: Backend, gid: str, form: GroupForm) -> tuple[str, str, str]:
         if s not in own_during:
             during.pop(s)
     for s, cats in own_during.items():
-        during[s] = _ordered(cats, order)
+        _set_list(during, s, _ordered(cats, order), as_set=True)
     _set(block, "during", during if during else None)
     _set(body, "block", block if block else None)
-    _set(body, "unblock", _ordered(unblock, order))
+    _set_list(body, "unblock", _ordered(unblock, order), as_set=True)
     _set(body, "label_vi", form.label_vi)
     _set(body, "label_en", form.label_en)
-    _set(body, "allow", list(form.allow))
-    _set(body, "deny", list(form.deny))
-    _set(body, "clients", list(form.clients))
+    _set_list(body, "allow", list(form.allow))
+    _set_list(body, "deny", list(form.deny))
+    _set_list(body, "clients", list(form.clients))
     _set(body, "safe_search", form.safe_search)
     _set(body, "youtube", form.youtube)
     _set(body, "block_mode", form.block_mode)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, render_template
-from flask_babel import gettext
+from flask_babel import get_timezone, gettext
 
 from admin_ui.charts import bar_chart, column_chart
 from admin_ui.security import ALL_ROLES, roles_required
@@ -15,6 +16,10 @@ from admin_ui.store import table_exists
 from admin_ui.web import backend, db, lang
 
 bp = Blueprint("dashboard", __name__)
+
+
+def _school_tz() -> ZoneInfo:
+    return ZoneInfo(str(get_timezone()))
 
 
 def _hour_key(dt: datetime) -> str:
@@ -34,7 +39,9 @@ def _sum_by(column: str, since: str) -> list[tuple[str, int]]:
 def index():
     now = datetime.now(UTC)
     day_start = _hour_key(now - timedelta(hours=23))
-    week_start = _hour_key(now - timedelta(days=6, hours=now.hour))
+    local_now = now.astimezone(_school_tz())
+    week_from = (local_now - timedelta(days=6)).replace(hour=0, minute=0, second=0, microsecond=0)
+    week_start = _hour_key(week_from.astimezone(UTC))  # 7 local days, today included
     cats = backend().categories()
     lng = lang()
     group_labels = {grp.id: grp.label(lng) for grp in backend().groups()}
@@ -57,23 +64,28 @@ def index():
                                               [(cat_label(c), v) for c, v in by_cat])
             charts[f"group_{span}"] = bar_chart(gettext("Blocks by group"),
                                                 [(group_labels.get(g, g), v) for g, v in by_group])
+        # The counts table is in UTC hours; the charts speak the school's local time.
+        tz = _school_tz()
         per_hour = dict(db().execute(
             "SELECT hour, SUM(n) FROM counts WHERE action='block' AND hour >= ? GROUP BY hour",
-            [day_start]).fetchall())
+            [week_start]).fetchall())
         hours = [now - timedelta(hours=23 - i) for i in range(24)]
-        hourly = column_chart([(h.strftime("%H"), int(per_hour.get(_hour_key(h), 0)))
-                               for h in hours])
-        per_day = dict(db().execute(
-            "SELECT substr(hour, 1, 10), SUM(n) FROM counts WHERE action='block' AND hour >= ?"
-            " GROUP BY substr(hour, 1, 10)", [week_start]).fetchall())
-        days = [(now - timedelta(days=6 - i)).strftime("%Y-%m-%d") for i in range(7)]
-        daily = column_chart([(d[5:], int(per_day.get(d, 0))) for d in days])
+        hourly = column_chart([(h.astimezone(tz).strftime("%H"),
+                                int(per_hour.get(_hour_key(h), 0))) for h in hours])
+        per_day: dict[str, int] = {}
+        for key, n in per_hour.items():
+            local = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC).astimezone(tz)
+            day = local.strftime("%Y-%m-%d")
+            per_day[day] = per_day.get(day, 0) + int(n or 0)
+        days = [(now.astimezone(tz) - timedelta(days=6 - i)).strftime("%Y-%m-%d")
+                for i in range(7)]
+        daily = column_chart([(d[8:] + "/" + d[5:7], per_day.get(d, 0)) for d in days])
 
     top_names: list[tuple[str, int]] = []
     bypass = {"day": 0, "week": 0}
     has_events = table_exists(db(), "events")
     if has_events:
-        week_ts = time.time() - 7 * 86400
+        week_ts = week_from.timestamp()
         top_names = [(r[0], r[1]) for r in db().execute(
             "SELECT name, COUNT(*) AS n FROM events WHERE action = 'block' AND ts >= ?"
             " GROUP BY name ORDER BY n DESC, name LIMIT 10", [week_ts]).fetchall()]

@@ -135,8 +135,8 @@ def fake_daemon(backend: Backend, tmp_path: Path):
         assert time.time() < deadline, "fake daemon did not start"
         time.sleep(0.02)
 
-    def hups() -> int:
-        for _ in range(100):
+    def hups(wait: bool = True) -> int:
+        for _ in range(100 if wait else 0):
             if log.exists():
                 break
             time.sleep(0.02)

@@ -159,3 +159,22 @@ def test_override_with_the_real_engine_and_protected_list(real):
     post(c, "/overrides", site=protected, group="thcs", minutes="10", reason="no")
     assert len(backend.read_overrides()) == 1
     assert backend.decide(protected, "thcs").blocked
+
+
+def test_unchanged_lists_keep_their_comments(real):
+    app, _, tmp = real
+    c = _client(app, "admin1")
+    backend = app.extensions["filterd"]
+    from admin_ui.policy_edit import group_form
+
+    f = group_form(backend, "giao_vien")
+    data = {"always": sorted(f.always | {"gambling"}), "allow": "\n".join(f.allow),
+            "deny": "\n".join(f.deny), "clients": "\n".join(f.clients),
+            "label_vi": f.label_vi, "label_en": f.label_en, "safe_search": f.safe_search,
+            "youtube": f.youtube, "block_mode": f.block_mode, "reason": "r"}
+    assert post(c, "/groups/giao_vien", **data).status_code == 302
+    text = (tmp / "policies" / "policy.yaml").read_text()
+    assert "# example: the principal's laptop (one address)" in text
+    assert "gambling" in text.split("giao_vien:")[1].split("khach:")[0]
+    page = c.get("/groups/thcs").get_data(as_text=True)
+    assert "Giờ học" in page and "Ban đêm" in page  # schedules by their names

@@ -1,0 +1,103 @@
+"""Backend: reload by signal (confirmed through the daemon's metrics when on), paths, overrides."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from admin_ui.backend import Backend, _Overlay
+from admin_ui.errors import AdminError
+from tests.admin_ui import fakes
+
+
+def test_reload_without_daemon(backend):
+    result = backend.reload()
+    assert not result.ok and "not running" in result.message
+
+
+def test_reload_signals_the_pid_in_the_pid_file(backend, fake_daemon):
+    result = backend.reload()
+    assert result.ok and result.pid == fake_daemon.pid
+    assert fake_daemon.hups() == 1
+
+
+def test_stale_pid_file_is_not_running(backend):
+    backend.data_dir.mkdir(parents=True, exist_ok=True)
+    (backend.data_dir / "filterd.pid").write_text("999999999\n")
+    assert backend.daemon_pid() is None
+
+
+@pytest.fixture
+def metrics(fake_daemon):
+    """A metrics endpoint counting the fake daemon's SIGHUPs as reloads with `result`."""
+    state = {"result": "ok"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            n = fake_daemon.hups(wait=False)
+            body = (f'filterd_reloads_total{{result="{state["result"]}"}} {n}\n'
+                    'filterd_reloads_total{result="failed"} 0\n').encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, state
+    server.shutdown()
+    server.server_close()
+
+
+def _with_metrics(config, port):
+    cfg = _Overlay(config, metrics=SimpleNamespace(listen=("127.0.0.1", port)))
+    return Backend(cfg, engine_factory=fakes.fake_build_engine)
+
+
+def test_reload_confirmed_by_the_daemons_reload_count(config, metrics):
+    server, _state = metrics
+    be = _with_metrics(config, server.server_address[1])
+    result = be.reload(wait=5)
+    assert result.ok, result.message
+
+
+def test_refused_reload_is_reported(config, metrics):
+    server, state = metrics
+    state["result"] = "refused"
+    be = _with_metrics(config, server.server_address[1])
+    result = be.reload(wait=5)
+    assert not result.ok and "refused" in result.message
+
+
+def test_policy_path_refuses_escapes(backend):
+    for bad in ("../x.yaml", "a/b.yaml", ".x.yaml", "x.txt", ""):
+        with pytest.raises(AdminError):
+            backend.policy_path(bad)
+    assert backend.policy_path("groups.yaml").name == "groups.yaml"
+
+
+def test_broken_overrides_file_is_an_error(backend):
+    backend.data_dir.mkdir(parents=True, exist_ok=True)
+    backend.overrides_path.write_text("{not json")
+    with pytest.raises(AdminError):
+        backend.read_overrides()
+
+
+def test_engine_is_rebuilt_when_a_policy_file_changes(backend, policy_file):
+    first = backend.engine()
+    assert backend.engine() is first
+    policy_file.write_text(policy_file.read_text().replace("Giáo viên", "Nhân viên"))
+    second = backend.engine()
+    assert second is not first and second.groups["staff"].label_vi == "Nhân viên"
+
+
+def test_broken_policy_keeps_the_last_good_engine(backend, policy_file):
+    good = backend.engine()
+    policy_file.write_text("groups:\n  x:\n    colour: red\n")
+    assert backend.engine() is good
