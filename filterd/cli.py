@@ -303,8 +303,12 @@ def lists_status(config_path: str | None, data_dir: str | None, sources_file: st
                    f"{index_info['urls']} URLs")
     for r in rows:
         state = "" if r.enabled else " (disabled)"
-        click.echo(f"{r.name}{state}: {r.category}, {r.count} entries, "
-                   f"age {_age(r.age(now))}" + (f"\n  error: {r.error}" if r.error else ""))
+        click.echo(f"{r.name}{state}: {r.category}, {r.count} entries, age {_age(r.age(now))}")
+        if r.rejects:
+            click.echo("  skipped: " + ", ".join(f"{n} {why}" for why, n in
+                                                 sorted(r.rejects.items(), key=lambda x: -x[1])))
+        if r.error:
+            click.echo(f"  error: {r.error}")
 
 
 @lists_group.command("lookup")

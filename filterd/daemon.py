@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,10 +48,28 @@ EngineFactory = Callable[[Any], DecisionEngine]
 ConfigLoader = Callable[[], Any]
 
 
+_NEIGHBOURS: tuple[int, Any] | None = None
+
+
+def kernel_neighbours() -> Any:
+    """This process's kernel neighbour table (IP -> MAC for MAC-based groups).
+
+    One per process: a forked worker does not inherit the refresh thread, so it starts its own.
+    """
+    global _NEIGHBOURS
+    if _NEIGHBOURS is None or _NEIGHBOURS[0] != os.getpid():
+        from filterd.gateway.neighbours import KernelNeighbours
+
+        # Re-read every 5 s: an address DHCP gave to another device must not keep the
+        # previous device's group for long (IPv4 misses also read the ARP table at once).
+        _NEIGHBOURS = (os.getpid(), KernelNeighbours(interval=5.0).start())
+    return _NEIGHBOURS[1]
+
+
 def default_engine_factory(config: Any) -> DecisionEngine:
     from filterd.policy.build import build_engine
 
-    return build_engine(config)
+    return build_engine(config, neighbours=kernel_neighbours())
 
 
 def default_config_loader(path: str | Path | None) -> ConfigLoader:
@@ -107,16 +126,39 @@ def sd_notify(message: str) -> None:
 
 
 class MeteredEvents:
-    """Counts every decision for the metrics endpoint, then hands it to the event log."""
+    """Counts every decision for the metrics endpoint, then hands it to the event log.
+
+    Counting happens in a plain dict on the query path; `flush_metrics()` (every second, and
+    before a metrics dump) moves the totals into the metrics registry, whose per-label
+    locking and key building would otherwise cost more than deciding a cached query.
+    """
 
     def __init__(self, events: EventLog) -> None:
         self.events = events
+        self._pending: dict[tuple[str, str, str, str], int] = {}
+        self._lock = threading.Lock()
 
     def record(self, decision: Decision, query: Query, **kw: Any) -> None:
-        metrics.QUERIES.inc(path=query.path, action=decision.action.value)
-        if decision.action is Action.BLOCK:
-            metrics.BLOCKS.inc(category=decision.category or "", group=decision.group)
+        action = decision.action
+        key = (query.path, action, decision.category or "" if action is Action.BLOCK else "",
+               decision.group if action is Action.BLOCK else "")
+        with self._lock:
+            pending = self._pending
+            pending[key] = pending.get(key, 0) + 1
         self.events.record(decision, query, **kw)
+
+    def flush_metrics(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for (path, action, category, group), n in pending.items():
+            metrics.QUERIES.inc(n, path=path, action=str(action))
+            if action is Action.BLOCK:
+                metrics.BLOCKS.inc(n, category=category, group=group)
+
+    async def flush_every(self, seconds: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.flush_metrics()
 
     def __getattr__(self, name: str) -> Any:  # dropped, flush, close... of the real log
         return getattr(self.events, name)
@@ -131,7 +173,7 @@ def bind_metrics(config: Any, resolver: Resolver, events: EventLog) -> None:
     metrics.EVENTS_DROPPED.set_function(lambda: events.dropped)
     data = Path(config.data_dir)
     metrics.LIST_AGE.set_function(metrics.mtime_or_none(data / "lists" / "current"))
-    metrics.LAST_SYNC.set_function(metrics.mtime_or_none(data / metrics.SYNC_STAMP))
+    metrics.LAST_SYNC.set_function(metrics.last_sync_or_none(data / metrics.SYNC_STATE))
 
 
 def metrics_dir(config: Any) -> Path:
@@ -210,7 +252,7 @@ class Worker:
         listeners = await serve(self.resolver, s.listen, reuse_port=self.reuse_port)
         if self.metrics_dump is None:
             self.metrics_server = start_metrics_server(self.config)
-        background = []
+        background = [loop.create_task(self.metered.flush_every())]
         if self.notifier is not None:
             writer = self.events
             background.append(loop.create_task(watchdog_loop(
@@ -253,6 +295,7 @@ class Worker:
     async def _dump_metrics(self, every: float = 2.0) -> None:
         assert self.metrics_dump is not None
         while True:
+            self.metered.flush_metrics()
             with contextlib.suppress(OSError):
                 metrics.REGISTRY.dump(self.metrics_dump)
             await asyncio.sleep(every)

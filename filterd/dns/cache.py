@@ -20,8 +20,8 @@ _U32 = struct.Struct("!I")
 class Entry:
     """A normalized answer: upstream flags and records, ready to render for any client."""
 
-    __slots__ = ("body", "counts", "expires", "flags", "last_age", "last_body", "lifetime",
-                 "stored_at", "ttl_offsets", "ttls")
+    __slots__ = ("body", "counts", "expires", "flags", "hit", "last_age", "last_body",
+                 "lifetime", "stored_at", "ttl_offsets", "ttls")
 
     def __init__(self, flags: int, counts: tuple[int, int, int], body: bytes,
                  ttl_offsets: list[int], ttls: list[int]) -> None:
@@ -35,6 +35,7 @@ class Entry:
         self.lifetime = 0
         self.last_age = 0
         self.last_body = body
+        self.hit = False   # used since it was last passed over by eviction (CLOCK)
 
     @property
     def rcode(self) -> int:
@@ -144,12 +145,28 @@ class AnswerCache:
         return life
 
     def _evict(self, now: float) -> None:
+        """Free about 1/64 of the entries: CLOCK (second chance) over insertion order.
+
+        An expired entry goes at once; one used since the hand last passed is moved
+        to the back instead, so a busy name is not pushed out by a stream of one-off
+        names (cache misses), as plain insertion order would do.
+        """
         m = self._map
-        # Oldest insertions first (dicts keep insertion order); expired ones go too.
-        for _ in range(max(1, len(m) // 64)):
-            if not m:
+        want = max(1, len(m) // 64)
+        freed = 0
+        for _ in range(4 * want):
+            if freed >= want or not m:
                 return
+            key = next(iter(m))
+            entry = m.pop(key)
+            if entry.hit and entry.expires > now:
+                entry.hit = False
+                m[key] = entry
+            else:
+                freed += 1
+        while freed < want and m:   # everything was hot: drop the oldest anyway
             del m[next(iter(m))]
+            freed += 1
 
     def get(self, key: Hashable) -> tuple[Entry, int] | None:
         """The entry and its age in whole seconds, or None when absent or expired."""
@@ -163,5 +180,6 @@ class AnswerCache:
             self.misses += 1
             return None
         self.hits += 1
+        entry.hit = True
         return entry, int(now - entry.stored_at)
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from filterd import metrics
 from filterd.dns import wire
 from filterd.dns.edns import build_opt
 from filterd.dns.wire import CD, RD, BadQuery, Layout, Question, Rcode
@@ -51,21 +52,32 @@ class UpstreamHealth:
     failed: int = 0
     rtt: float = 0.0
 
+    @property
+    def label(self) -> str:
+        return f"{self.address[0]}:{self.address[1]}"
+
     def healthy(self, now: float) -> bool:
         return now >= self.down_until
 
     def ok(self, rtt: float) -> None:
+        metrics.UPSTREAM_LATENCY.observe(rtt, upstream=self.label)
         self.failures = 0
         self.down_until = 0.0
         self.answered += 1
         self.rtt = rtt if not self.rtt else 0.8 * self.rtt + 0.2 * rtt
 
     def fail(self, now: float) -> None:
+        metrics.UPSTREAM_ERRORS.inc(upstream=self.label)
         self.failures += 1
         self.failed += 1
         if self.failures >= FAILURES_BEFORE_DOWN:
             backoff = min(MAX_BACKOFF, 2.0 ** (self.failures - FAILURES_BEFORE_DOWN))
             self.down_until = now + backoff
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError("upstream did not answer in time"))
 
 
 class _UdpChannel(asyncio.DatagramProtocol):
@@ -180,10 +192,13 @@ class UpstreamPool:
         qid = chan.new_id()
         fut = asyncio.get_running_loop().create_future()
         chan.pending[qid] = (fut, q.question.lower())
+        # A timer instead of asyncio.wait_for, which wraps every query in one more task.
+        timer = asyncio.get_running_loop().call_later(self.timeout, _expire, fut)
         try:
             chan.transport.sendto(upstream_query(q, qid))  # type: ignore[union-attr]
-            return await asyncio.wait_for(fut, self.timeout)
+            return await fut
         finally:
+            timer.cancel()
             chan.pending.pop(qid, None)
 
     async def _tcp(self, address: tuple[str, int], q: Question) -> bytes:

@@ -232,6 +232,11 @@ class BypassMonitor:
             log.exception("bypass monitor: packet not handled")
 
     def start(self) -> BypassMonitor:
+        # The layers register the link types: without them the capture socket cannot tell
+        # an Ethernet frame from raw bytes and every packet would go unparsed.
+        import scapy.layers.inet
+        import scapy.layers.inet6
+        import scapy.layers.l2  # noqa: F401
         from scapy.sendrecv import AsyncSniffer
 
         self._sniffer = AsyncSniffer(iface=self.iface, filter=self.detector.bpf(),

@@ -168,7 +168,11 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
     events = EventLog(db_path(config.data_dir), flush_interval=config.events.flush_interval,
                       queue_max=config.events.queue_max).start()
     sink = EventLogSink(events, group_for=group_for, enforced=nft.installed())
-    printer = ListSink(echo=lambda line: click.echo(line)) if echo else None
+    def out(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()  # one line per attempt, also when stdout is a pipe
+
+    printer = ListSink(echo=out) if echo else None
     monitor = BypassMonitor(lan, detector, sink,
                             on_attempt=printer.record_bypass if printer else None).start()
     stop = threading.Event()
@@ -198,7 +202,7 @@ def _group_lookup(config):  # type: ignore[no-untyped-def]
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults).")
 @click.option("--skip", multiple=True, type=click.Choice(
-    ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "rules")),
+    ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "sync", "rules")),
     help="Leave out a check (repeatable).")
 def doctor_cmd(config_path: str | None, skip: tuple[str, ...]) -> None:
     """Check the appliance: ports, upstreams, clock, lists, disk, CA, office, firewall rules.

@@ -137,8 +137,11 @@ def render(plan: GatewayPlan) -> str:
             f'\t\t{lan} tcp dport 53 counter redirect to :{plan.dns_port} comment "dns-redirect"',
         ]
         if plan.transparent_http:
+            # DoH resolvers are not proxied: they must reach the forward chain's reject.
             # Not for the appliance itself: its block page and admin page answer directly.
             out += [
+                f"\t\t{lan} ip daddr @doh_v4 tcp dport 443 return",
+                f"\t\t{lan} ip6 daddr @doh_v6 tcp dport 443 return",
                 f"\t\t{lan} fib daddr type != local tcp dport {{ 80, 443 }} counter"
                 f' redirect to :{plan.proxy_port} comment "http-transparent"',
             ]

@@ -255,10 +255,14 @@ class Updater:
             except ListError as exc:  # the kept copy itself went bad: leave it out, say so
                 log.error("kept data of %s no longer parses: %s", source.name, exc)
                 continue
-            yield CompileSource(SourceInfo(
+            box = [CompileSource(SourceInfo(
                 name=source.name, category=source.category, version=st.version,
                 count=result.count, license=source.license, fetched=st.fetched,
-                usage=result.usage, url=source.url), result)
+                usage=result.usage, url=source.url), result)]
+            del result
+            # Hand it over without keeping a reference in this (suspended) frame: only the
+            # compiler holds the parsed list, so it can drop it before building the trie.
+            yield box.pop()
 
     def _current_ok(self) -> bool:
         try:

@@ -116,3 +116,14 @@ def test_opt_in_the_middle_is_repacked():
     entry = Entry.from_response(data, wire.scan_response(data))
     out = DNSRecord.parse(entry.render(query()))
     assert [str(r.rname) for r in out.ar] == ["ns.a.test.", "ns.a.test."]
+
+
+def test_busy_names_survive_a_stream_of_one_off_names():
+    cache = AnswerCache(max_entries=100, clock=Clock())
+    data = response()
+    put(cache, data, "hot")
+    for i in range(1000):
+        put(cache, data, f"miss{i}")
+        cache.get("hot")
+    assert cache.get("hot") is not None
+    assert len(cache) <= 100

@@ -53,6 +53,8 @@ def test_options_add_quic_and_transparent_proxy() -> None:
     assert 'udp dport 443 counter reject comment "quic-block"' in text
     assert "fib daddr type != local tcp dport { 80, 443 } counter redirect to :8443" in text
     assert "redirect to :5353" in text
+    # DoH addresses skip the proxy redirect so that the forward chain refuses them
+    assert text.index("@doh_v4 tcp dport 443 return") < text.index("http-transparent")
 
 
 def test_dns_only_design_has_no_redirects_and_advice_names_the_appliance() -> None:

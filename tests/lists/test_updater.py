@@ -201,6 +201,7 @@ sources:
     assert body["index"]["exact"] > 1000
     text = run("status")
     assert "ut1-drogue: drugs" in text.stdout and "age never" in text.stdout
+    assert "error: broken: HTTP 404" in text.stdout
     again = run("update", "--source", "ut1-drogue")
     assert again.returncode == 0 and "not modified" in again.stdout
     assert "index unchanged" in again.stdout
@@ -228,3 +229,25 @@ def test_import_local_file(mirror: Mirror, tmp_path: Path) -> None:
     assert "broken tarball" in up.load_state()["ut1-drogue"].error
     with pytest.raises(ListError, match="unknown source"):
         up.import_file("nope", local)
+
+
+def test_cli_reads_data_dir_and_sources_from_the_config(mirror: Mirror, tmp_path: Path) -> None:
+    (tmp_path / "sources.yaml").write_text(f"""version: 1
+sources:
+  - name: hostsvn-gambling-vn
+    url: {mirror.url("hostsvn/gambling/domain-VN.txt")}
+    format: domains
+    match: exact
+    category: gambling
+    license: MIT
+""")
+    (tmp_path / "filterd.yaml").write_text(
+        f"school_id: test-school\ndata_dir: {tmp_path / 'data'}\n"
+        f"sources_file: {tmp_path / 'sources.yaml'}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "filterd", "lists", "update", "--config",
+                           str(tmp_path / "filterd.yaml")], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "hostsvn-gambling-vn: updated" in proc.stdout
+    assert "hostsvn-gambling-vn" in open_current(tmp_path / "data" / "lists").sources
