@@ -132,6 +132,9 @@ class Updater:
             unknown = wanted - set(by_name)
             if unknown:
                 raise ListError(f"unknown source(s): {', '.join(sorted(unknown))}")
+            disabled = sorted(n for n in wanted if not by_name[n].enabled)
+            if disabled:
+                raise ListError(f"disabled in the sources file: {', '.join(disabled)}")
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
             state = self.load_state()
@@ -245,9 +248,9 @@ class Updater:
         for source in self.sources:
             if not source.enabled:
                 continue
-            st = state.get(source.name)
+            st = state.get(source.name) or SourceState()   # a lost state file loses no data
             path = self.data_path(source.name)
-            if st is None or not path.is_file():
+            if not path.is_file():
                 continue
             try:
                 result = parse(source.format, path.read_bytes(), exact=source.exact,
