@@ -173,7 +173,7 @@ def bind_metrics(config: Any, resolver: Resolver, events: EventLog) -> None:
     metrics.EVENTS_DROPPED.set_function(lambda: events.dropped)
     data = Path(config.data_dir)
     metrics.LIST_AGE.set_function(metrics.mtime_or_none(data / "lists" / "current"))
-    metrics.LAST_SYNC.set_function(metrics.mtime_or_none(data / metrics.SYNC_STAMP))
+    metrics.LAST_SYNC.set_function(metrics.last_sync_or_none(data / metrics.SYNC_STATE))
 
 
 def metrics_dir(config: Any) -> Path:

@@ -43,6 +43,7 @@ import marisa_trie
 
 from filterd.errors import IndexFormatError, ListError
 from filterd.lists.model import ListHit, ParseResult, SourceInfo
+from filterd.lists.normalize import NAME, classify
 
 MAGIC = "filterd-list-index"
 FORMAT = 1
@@ -258,19 +259,30 @@ class MemoryIndex(ListIndex):
                      version: str = "memory") -> MemoryIndex:
         """Names -> categories (domain and subdomains; names in `exact` match the host only).
 
+        Names are normalised like list entries (`Bücher.DE.` -> `xn--bcher-kva.de`);
+        an invalid one is a ListError.
+
         Each category becomes a source `memory-<category>`; `allow` entries come from
         white (allow) lists.
         """
-        exact_names = set(exact)
+        def norm(name: str) -> str:
+            kind, value = classify(name)
+            if kind != NAME:
+                raise ListError(f"not a valid list entry: {name!r} ({value})")
+            return value
+
+        exact_names = {norm(n) for n in exact}
         per_cat: dict[tuple[str, str], dict[str, list[str]]] = {}
 
         def add(usage: str, kind: str, name: str, cats: Iterable[str]) -> None:
             for cat in cats:
                 per_cat.setdefault((cat, usage), {}).setdefault(kind, []).append(name)
 
-        for name, cats in entries.items():
+        for raw, cats in entries.items():
+            name = norm(raw)
             add("black", "exact" if name in exact_names else "subtree", name, cats)
-        for name, cats in (allow or {}).items():
+        for raw, cats in (allow or {}).items():
+            name = norm(raw)
             add("white", "exact" if name in exact_names else "subtree", name, cats)
         for url, cats in (urls or {}).items():
             add("black", "urls", url, cats)

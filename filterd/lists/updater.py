@@ -132,6 +132,9 @@ class Updater:
             unknown = wanted - set(by_name)
             if unknown:
                 raise ListError(f"unknown source(s): {', '.join(sorted(unknown))}")
+            disabled = sorted(n for n in wanted if not by_name[n].enabled)
+            if disabled:
+                raise ListError(f"disabled in the sources file: {', '.join(disabled)}")
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
             state = self.load_state()

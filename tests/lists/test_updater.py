@@ -48,8 +48,8 @@ def mirror(shared_blocklists: Path) -> Iterator[Mirror]:
         yield m
 
 
-def sources(m: Mirror, **overrides: dict[str, object]) -> list[Source]:
-    base = [
+def sources(m: Mirror) -> list[Source]:
+    return [
         Source("ut1-gambling", m.url("gambling.tar.gz"), "ut1", "gambling", "CC BY-SA 4.0",
                ut1_category="gambling", timeout=10),
         Source("ut1-drogue", m.url("drogue.tar.gz"), "ut1", "drugs", "CC BY-SA 4.0",
@@ -59,7 +59,6 @@ def sources(m: Mirror, **overrides: dict[str, object]) -> list[Source]:
         Source("hostsvn-gambling-vn", m.url("hostsvn/gambling/domain-VN.txt"), "domains",
                "gambling", "MIT", match="exact", timeout=10),
     ]
-    return base
 
 
 def test_update_compiles_real_lists(mirror: Mirror, shared_blocklists: Path,
@@ -150,9 +149,15 @@ def test_first_download_failing_still_builds_an_index(mirror: Mirror, tmp_path: 
     assert "ut1-drogue" not in index.sources and "ut1-gambling" in index.sources
 
 
-def test_unknown_source_name(mirror: Mirror, tmp_path: Path) -> None:
+def test_unknown_or_disabled_source_name(mirror: Mirror, tmp_path: Path) -> None:
     with pytest.raises(ListError, match="unknown source"):
         Updater(tmp_path, sources(mirror)).update(["nope"])
+    off = [*sources(mirror)[:3], Source("off", mirror.url("x.txt"), "domains", "adult", "MIT",
+                                        enabled=False)]
+    with pytest.raises(ListError, match="disabled"):
+        Updater(tmp_path, off).update(["off"])
+    report = Updater(tmp_path, off).update()
+    assert [o.name for o in report.outcomes] == ["ut1-gambling", "ut1-drogue", "ut1-agressif"]
 
 
 def test_cli_update_and_status(mirror: Mirror, tmp_path: Path) -> None:
