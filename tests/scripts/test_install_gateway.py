@@ -110,6 +110,11 @@ def test_install_twice_upgrade_uninstall(root: Path, debian_cache, tmp_path: Pat
     state = root / "var/lib/filterd"
     assert stat.S_IMODE(state.stat().st_mode) == 0o750
     assert (root / "etc/filterd/gateway.env").read_text() == "FILTERD_LAN=lan0\n"
+    filterd_uid = next(int(line.split(":")[2]) for line in
+                       (root / "etc/passwd").read_text().splitlines()
+                       if line.startswith("filterd:"))
+    assert (root / "etc/filterd/policies").stat().st_uid == filterd_uid  # the admin page edits
+    assert (root / "etc/filterd/filterd.yaml").stat().st_uid == 0         # not the daemon
 
     # run twice = no change
     before = snapshot(root)
