@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import ipaddress
 import json
 import os
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +90,7 @@ class Backend:
         self._engine_key: tuple | None = None
         self._engine_error: str | None = None
         self._lock = threading.Lock()
+        self._lock_overrides = threading.Lock()
         self._update_proc: subprocess.Popen | None = None
 
     # ---- configuration values the page shows -------------------------------------------
@@ -260,6 +262,18 @@ class Backend:
                              path=str(self.overrides_path), error=str(exc)) from exc
         items = data.get("overrides", []) if isinstance(data, dict) else data
         return [dict(o) for o in items]
+
+    @contextlib.contextmanager
+    def overrides_lock(self) -> Iterator[None]:
+        """One read-modify-write of overrides.json at a time (waitress serves in threads,
+        and two teachers may press the button in the same second)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock_overrides, open(self.data_dir / ".overrides.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def write_overrides(self, items: list[dict[str, Any]]) -> None:
         text = json.dumps({"version": 1, "overrides": items}, ensure_ascii=False, indent=1,
