@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from admin_ui.errors import N_, AdminError, ReloadError
+from admin_ui.errors import N_, AdminError
 from admin_ui.files import atomic_write
 from filterd.errors import ConfigError, FilterdError
 
@@ -40,13 +40,22 @@ LISTS_LOG = "lists-update.log"
 DEFAULT_MAX_OVERRIDE_MINUTES = 90
 
 EngineFactory = Callable[..., Any]
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)", re.M)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True, slots=True)
 class ReloadResult:
+    """Whether the daemon took a change; `msgid % params` in English, translated on the page."""
+
     ok: bool
-    message: str
+    msgid: str
     pid: int | None = None
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return self.msgid % dict(self.params) if self.params else self.msgid
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +281,8 @@ class Backend:
             return pid
         return pid
 
-    def _reload_counts(self) -> dict[str, float] | None:
-        """filterd_reloads_total by result, from the daemon's metrics (None: endpoint off)."""
+    def metrics(self) -> list[tuple[str, dict[str, str], float]] | None:
+        """The daemon's Prometheus samples (name, labels, value); None when the endpoint is off."""
         listen = getattr(getattr(self.config, "metrics", None), "listen", None)
         if not listen:
             return None
@@ -286,11 +295,43 @@ class Backend:
                 text = resp.read().decode("utf-8", "replace")
         except (OSError, ValueError):
             return None
+        out = []
+        for m in _SAMPLE.finditer(text):
+            labels = dict(_LABEL.findall(m.group(2) or ""))
+            try:
+                out.append((m.group(1), labels, float(m.group(3))))
+            except ValueError:
+                continue
+        return out
+
+    def _reload_counts(self) -> dict[str, float] | None:
+        """filterd_reloads_total by result, from the daemon's metrics (None: endpoint off)."""
+        samples = self.metrics()
+        if samples is None:
+            return None
         counts: dict[str, float] = {}
-        for m in re.finditer(r'^filterd_reloads_total\{[^}]*result="(\w+)"[^}]*\}\s+([0-9.e+]+)',
-                             text, re.M):
-            counts[m.group(1)] = counts.get(m.group(1), 0.0) + float(m.group(2))
+        for name, labels, value in samples:
+            if name == "filterd_reloads_total":
+                result = labels.get("result", "")
+                counts[result] = counts.get(result, 0.0) + value
         return counts
+
+    def upstream_health(self) -> list[dict[str, Any]] | None:
+        """Per upstream resolver: answers and errors since the daemon started (metrics)."""
+        samples = self.metrics()
+        if samples is None:
+            return None
+        ups: dict[str, dict[str, Any]] = {}
+        for name, labels, value in samples:
+            up = labels.get("upstream")
+            if not up:
+                continue
+            row = ups.setdefault(up, {"upstream": up, "answers": 0, "errors": 0})
+            if name == "filterd_upstream_latency_seconds_count":
+                row["answers"] += int(value)
+            elif name == "filterd_upstream_errors_total":
+                row["errors"] += int(value)
+        return sorted(ups.values(), key=lambda r: r["upstream"])
 
     def reload(self, wait: float = 10.0) -> ReloadResult:
         """SIGHUP the daemon (it validates, then swaps) and say whether it took the change.
@@ -300,12 +341,14 @@ class Backend:
         """
         pid = self.daemon_pid()
         if pid is None:
-            return ReloadResult(False, "daemon not running (no live pid in filterd.pid)")
+            return ReloadResult(False, N_("the filter is not running "
+                                          "(no live process in filterd.pid)"))
         before = self._reload_counts()
         try:
             os.kill(pid, signal.SIGHUP)
         except OSError as exc:
-            return ReloadResult(False, f"could not signal pid {pid}: {exc}", pid)
+            return ReloadResult(False, N_("could not signal process %(pid)s: %(error)s"), pid,
+                                {"pid": pid, "error": str(exc)})
         if before is not None:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
@@ -313,16 +356,19 @@ class Backend:
                 after = self._reload_counts() or {}
                 grown = {k for k, v in after.items() if v > before.get(k, 0.0)}
                 if "ok" in grown:
-                    return ReloadResult(True, f"daemon (pid {pid}) reloaded", pid)
+                    return ReloadResult(True, N_("reloaded"), pid)
                 if grown:
-                    return ReloadResult(False, f"daemon (pid {pid}) refused the reload; the "
-                                        "previous policy keeps serving (see its log)", pid)
-            return ReloadResult(False, f"daemon (pid {pid}) did not report a reload in "
-                                f"{wait:.0f} s", pid)
+                    return ReloadResult(False, N_(
+                        "the filter (process %(pid)s) refused the new files; the previous "
+                        "policy keeps serving (see its log)"), pid, {"pid": pid})
+            return ReloadResult(False, N_(
+                "the filter (process %(pid)s) did not report a reload within %(n)s s"), pid,
+                {"pid": pid, "n": int(wait)})
         time.sleep(0.2)
         if self.daemon_pid() != pid:
-            return ReloadResult(False, f"daemon (pid {pid}) stopped after reload", pid)
-        return ReloadResult(True, f"daemon (pid {pid}) reloaded", pid)
+            return ReloadResult(False, N_("the filter (process %(pid)s) stopped after the "
+                                          "reload signal"), pid, {"pid": pid})
+        return ReloadResult(True, N_("reloaded"), pid)
 
     # ---- lists --------------------------------------------------------------------------
 
@@ -409,8 +455,3 @@ def _unmap(file: str | None, cand: Path, real: Path) -> str | None:
     if file and file.startswith(str(cand)):
         return str(real) + file[len(str(cand)):]
     return file
-
-
-def check_reload_error(result: ReloadResult) -> None:
-    if not result.ok:
-        raise ReloadError(N_("Reload failed: %(message)s"), message=result.message)

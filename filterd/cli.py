@@ -303,8 +303,12 @@ def lists_status(config_path: str | None, data_dir: str | None, sources_file: st
                    f"{index_info['urls']} URLs")
     for r in rows:
         state = "" if r.enabled else " (disabled)"
-        click.echo(f"{r.name}{state}: {r.category}, {r.count} entries, "
-                   f"age {_age(r.age(now))}" + (f"\n  error: {r.error}" if r.error else ""))
+        click.echo(f"{r.name}{state}: {r.category}, {r.count} entries, age {_age(r.age(now))}")
+        if r.rejects:
+            click.echo("  skipped: " + ", ".join(f"{n} {why}" for why, n in
+                                                 sorted(r.rejects.items(), key=lambda x: -x[1])))
+        if r.error:
+            click.echo(f"  error: {r.error}")
 
 
 @lists_group.command("lookup")
@@ -439,6 +443,57 @@ def validate(path: str | None, config_path: str | None) -> None:
                f"{len(pol.schedules)} schedules, {len(pol.clients.rules)} client entries, "
                f"{len(pol.education)} education entries, {len(pol.protected)} protected entries; "
                f"unknown clients -> {pol.default_group}")
+
+
+@policy.command("show")
+@click.argument("group_id", required=False)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="filterd.yaml (default: the embedded defaults).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def policy_show(group_id: str | None, config_path: str | None, as_json: bool) -> None:
+    """Show each group as filterd sees it, after `extends:` is applied.
+
+    Example: filterd policy show thcs
+    """
+    import json
+
+    from filterd.config import load_config
+    from filterd.policy.build import build_policy
+    from filterd.policy.summary import group_summary
+
+    try:
+        config = load_config(config_path)
+        _, pol = build_policy(config)
+    except FilterdError as exc:
+        _fail(exc)
+        return
+    if group_id is not None and group_id not in pol.groups:
+        raise click.BadParameter(f"unknown group {group_id!r} (groups: "
+                                 f"{', '.join(pol.groups)})", param_hint="GROUP_ID")
+    ids = [group_id] if group_id else list(pol.groups)
+    rows = [group_summary(pol, gid) for gid in ids]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    for r in rows:
+        head = f"{r['id']}: {r['label_vi']} / {r['label_en']}"
+        if r["abstract"]:
+            head += " (abstract: a base for other groups)"
+        if r["default"]:
+            head += " (unknown devices)"
+        click.echo(head + (f", extends {r['extends']}" if r["extends"] else ""))
+        if r["clients"]:
+            click.echo(f"  clients: {', '.join(r['clients'])}")
+        click.echo(f"  always blocked: {', '.join(r['block_always']) or '-'}")
+        for sid, cats in r["block_during"].items():
+            click.echo(f"  blocked during {sid}: {', '.join(cats)}")
+        if r["allow"]:
+            click.echo(f"  allow: {', '.join(r['allow'])}")
+        if r["deny"]:
+            click.echo(f"  deny: {', '.join(r['deny'])}")
+        click.echo(f"  safe search: {r['safe_search']}, YouTube: {r['youtube']}, "
+                   f"blocked answers: {r['block_mode']}, HTTPS interception: "
+                   f"{'yes' if r['intercept'] else 'no'}")
 
 
 def _register_gateway() -> None:

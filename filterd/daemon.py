@@ -48,10 +48,28 @@ EngineFactory = Callable[[Any], DecisionEngine]
 ConfigLoader = Callable[[], Any]
 
 
+_NEIGHBOURS: tuple[int, Any] | None = None
+
+
+def kernel_neighbours() -> Any:
+    """This process's kernel neighbour table (IP -> MAC for MAC-based groups).
+
+    One per process: a forked worker does not inherit the refresh thread, so it starts its own.
+    """
+    global _NEIGHBOURS
+    if _NEIGHBOURS is None or _NEIGHBOURS[0] != os.getpid():
+        from filterd.gateway.neighbours import KernelNeighbours
+
+        # Re-read every 5 s: an address DHCP gave to another device must not keep the
+        # previous device's group for long (IPv4 misses also read the ARP table at once).
+        _NEIGHBOURS = (os.getpid(), KernelNeighbours(interval=5.0).start())
+    return _NEIGHBOURS[1]
+
+
 def default_engine_factory(config: Any) -> DecisionEngine:
     from filterd.policy.build import build_engine
 
-    return build_engine(config)
+    return build_engine(config, neighbours=kernel_neighbours())
 
 
 def default_config_loader(path: str | Path | None) -> ConfigLoader:
@@ -155,7 +173,7 @@ def bind_metrics(config: Any, resolver: Resolver, events: EventLog) -> None:
     metrics.EVENTS_DROPPED.set_function(lambda: events.dropped)
     data = Path(config.data_dir)
     metrics.LIST_AGE.set_function(metrics.mtime_or_none(data / "lists" / "current"))
-    metrics.LAST_SYNC.set_function(metrics.mtime_or_none(data / metrics.SYNC_STAMP))
+    metrics.LAST_SYNC.set_function(metrics.last_sync_or_none(data / metrics.SYNC_STATE))
 
 
 def metrics_dir(config: Any) -> Path:

@@ -254,6 +254,34 @@ def check_office(config: Any, timeout: float = 5.0) -> Check:
     return Check("education office", Status.OK, f"{url} answers (HTTP {code})")
 
 
+def check_sync(config: Any, now: datetime | None = None, warn_days: float = 2) -> Check:
+    if not config.sync.office_url:
+        return Check("daily upload", Status.SKIP, "no sync.office_url configured")
+    import json
+
+    state_file = Path(config.data_dir) / "sync" / "state.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        state = {}
+    last = state.get("last_success_at")
+    error = state.get("last_error")
+    fix = ("run it now: sudo systemctl start filterd-sync; journalctl -u filterd-sync -e "
+           "shows the office's answer")
+    if not last:
+        return Check("daily upload", Status.WARN, "the office has not acknowledged any upload yet"
+                     + (f" (last error: {error})" if error else ""), fix)
+    try:
+        age = ((now or datetime.now(UTC)) - datetime.fromisoformat(last)).total_seconds() / 86400
+    except (TypeError, ValueError):
+        return Check("daily upload", Status.WARN, f"unreadable sync state {state_file}", fix)
+    text = f"last acknowledged {age:.1f} days ago"
+    if age > warn_days:
+        return Check("daily upload", Status.WARN, text + (f"; last error: {error}" if error
+                                                          else ""), fix)
+    return Check("daily upload", Status.OK, text)
+
+
 def check_gateway_rules() -> Check:
     from filterd.gateway import apply as nft
 
@@ -280,6 +308,7 @@ def run_checks(config: Any, *, skip: Iterable[str] = ()) -> list[Check]:
         ("disk", lambda: check_disk(config)),
         ("ca", lambda: check_ca(config)),
         ("office", lambda: check_office(config)),
+        ("sync", lambda: check_sync(config)),
         ("rules", check_gateway_rules),
     ]
     for name, step in steps:
@@ -293,4 +322,5 @@ def run_checks(config: Any, *, skip: Iterable[str] = ()) -> list[Check]:
     return checks
 
 
-CHECK_NAMES = ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "rules")
+CHECK_NAMES = ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "sync",
+               "rules")

@@ -366,8 +366,21 @@ RELOADS = REGISTRY.counter("filterd_reloads_total", "Configuration reloads, by r
                            ("result",))
 
 
-# The sync job touches this file (under data_dir) when the office acknowledged an upload.
-SYNC_STAMP = "sync-last-success"
+# The sync job's progress (under data_dir): `last_success_at` is the last acknowledged upload.
+SYNC_STATE = "sync/state.json"
+
+
+def last_sync_or_none(path: str | Path) -> Callable[[], float | None]:
+    """A gauge function: unix time of `last_success_at` in the sync state file, None if never."""
+    def probe() -> float | None:
+        from datetime import datetime
+
+        try:
+            raw = json.loads(Path(path).read_text()).get("last_success_at")
+            return datetime.fromisoformat(raw).timestamp() if raw else None
+        except (OSError, ValueError, TypeError, AttributeError):
+            return None
+    return probe
 
 
 def mtime_or_none(path: str | Path) -> Callable[[], float | None]:

@@ -133,3 +133,15 @@ def test_policy_validate_checks_overrides_too(tmp_path):
         ' "expires_at": "2026-11-25T10:00:00+07:00", "created_by": "t", "reason": "r"}]}')
     r = CliRunner().invoke(main, ["policy", "validate", "--config", str(cfg)])
     assert r.exit_code == 1 and "unknown group 'lop_9a'" in r.output
+
+
+def test_policy_show(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["policy", "show", "thcs"])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("thcs: THCS (11–14 tuổi)") and "extends thpt" in r.output
+    assert "blocked during gio_hoc:" in r.output
+    r = CliRunner().invoke(main, ["policy", "show", "--json"])
+    ids = [g["id"] for g in json.loads(r.output)]
+    assert {"mam_non", "tieu_hoc", "thcs", "thpt", "giao_vien", "khach"} <= set(ids)
+    assert CliRunner().invoke(main, ["policy", "show", "nope"]).exit_code == 2

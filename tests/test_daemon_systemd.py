@@ -125,6 +125,8 @@ def test_notify_watchdog_reload_and_metrics(tmp_path: Path, unbound, workers: in
             time.sleep(0.5)
         assert total >= 3, m
         assert m[("filterd_dns_cache_hits_total", ())] >= 1
+        up = (("upstream", f"{unbound.address[0]}:{unbound.address[1]}"),)
+        assert m[("filterd_upstream_latency_seconds_count", up)] >= 1
         assert ("filterd_event_queue_depth", ()) in m
 
         proc.send_signal(signal.SIGHUP)
@@ -145,3 +147,17 @@ def _drain_has(notify: Notify, key: str) -> bool:
                 return True
     except TimeoutError:
         return False
+
+
+def test_kernel_neighbours_is_one_per_process() -> None:
+    from filterd import daemon
+
+    first = daemon.kernel_neighbours()
+    assert daemon.kernel_neighbours() is first
+    try:
+        daemon._NEIGHBOURS = (-1, first)  # as a forked worker sees its parent's table
+        assert daemon.kernel_neighbours() is not first
+    finally:
+        daemon.kernel_neighbours().close()
+        first.close()
+        daemon._NEIGHBOURS = None

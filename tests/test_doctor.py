@@ -27,6 +27,7 @@ from filterd.doctor import (
     check_disk,
     check_lists,
     check_office,
+    check_sync,
     check_upstreams,
     kernel_clock_synced,
 )
@@ -174,6 +175,23 @@ def test_office_reachability(tmp_path, office) -> None:
     closed = f"http://127.0.0.1:{free_port()}/api"
     down = load_config(_config(tmp_path, 1, ("127.0.0.1", 1), 1, 1, office_url=closed))
     assert check_office(down, timeout=2).status is Status.FAIL
+
+
+def test_daily_upload(tmp_path, office) -> None:
+    assert check_sync(load_config(_config(tmp_path, 1, ("127.0.0.1", 1), 1, 1))).status \
+        is Status.SKIP
+    cfg = load_config(_config(tmp_path, 1, ("127.0.0.1", 1), 1, 1, office_url=office))
+    never = check_sync(cfg)
+    assert never.status is Status.WARN and "filterd-sync" in never.fix
+    state = cfg.data_dir / "sync" / "state.json"
+    state.parent.mkdir(parents=True)
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    state.write_text('{"last_success_at": "2026-11-24T18:30:00+00:00"}')
+    assert check_sync(cfg, now=now).status is Status.OK
+    state.write_text('{"last_success_at": "2026-11-20T18:30:00+00:00", '
+                     '"last_error": "office answered 503"}')
+    late = check_sync(cfg, now=now)
+    assert late.status is Status.WARN and "503" in late.detail
 
 
 def test_cli_exit_code(tmp_path, unbound, listeners) -> None:

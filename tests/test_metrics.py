@@ -104,6 +104,19 @@ def test_gauge_function_unknown_is_not_rendered(tmp_path: Path) -> None:
     assert "# TYPE broken gauge" in r.render()
 
 
+def test_last_sync_reads_the_sync_state(tmp_path: Path) -> None:
+    state = tmp_path / "sync" / "state.json"
+    probe = metrics.last_sync_or_none(state)
+    assert probe() is None                      # never synced
+    state.parent.mkdir()
+    state.write_text('{"failures": 2, "last_success_at": null}')
+    assert probe() is None
+    state.write_text('{"last_success_at": "2026-11-24T11:05:00+00:00"}')
+    assert probe() == 1795518300.0
+    state.write_text("{broken")
+    assert probe() is None
+
+
 def _worker(path: str, n: int, depth: float, ts: float) -> None:
     metrics.QUERIES.inc(n, path="dns", action="allow")
     metrics.UPSTREAM_LATENCY.observe(0.02, upstream="u")

@@ -105,6 +105,7 @@ def index():
         "lists_error": lists.get("error"),
         "disk_free_pct": 100.0 * usage.free / usage.total if usage.total else 0.0,
         "disk_free_gb": usage.free / 1e9,
+        "upstreams": backend().upstream_health(),
     }
     return render_template("dashboard.html", charts=charts, hourly=hourly, daily=daily,
                            totals=totals, top_names=top_names, bypass=bypass, health=health,

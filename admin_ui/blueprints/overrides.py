@@ -120,4 +120,5 @@ def _flash_reload(result) -> None:  # type: ignore[no-untyped-def]
     if result.ok:
         flash(gettext("The filter reloaded (pid %(pid)s).", pid=result.pid), "ok")
     else:
-        flash(gettext("The filter did not reload: %(message)s", message=result.message), "error")
+        why = gettext(result.msgid, **dict(result.params))
+        flash(gettext("The filter did not reload: %(message)s", message=why), "error")

@@ -118,19 +118,22 @@ def run(url: str, schools: int, rows: int, seed: int) -> dict:
     prepare = time.perf_counter() - t0
     size_before = db_size(st)
     gz_bytes = sum(len(b) for _, b in uploads)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     for cred, body in uploads:
         ack = receive(st, sign(cred, body, now.timestamp()), body, now=now)
         assert ack["status"] == "stored", ack
-    ingest = time.perf_counter() - t1
+    ingest, ingest_cpu = time.perf_counter() - t1, time.process_time() - c1
     stored = st.query("SELECT COUNT(*), SUM(n) FROM report_counts")[0]
     reports = st.query("SELECT COUNT(*) FROM reports")[0][0]
     assert reports == schools
     size_after = db_size(st)
     st.close()
-    return {"backend": st.backend, "schools": schools, "count_rows_per_report": rows,
+    load = os.getloadavg()[0]
+    return {"backend": st.backend, "loadavg_1m_at_end": round(load, 1), "schools": schools,
+            "count_rows_per_report": rows,
             "upload_gzip_bytes_total": gz_bytes, "upload_gzip_bytes_mean": gz_bytes // schools,
             "prepare_s": round(prepare, 1), "ingest_s": round(ingest, 1),
+            "ingest_cpu_s_receiver": round(ingest_cpu, 1),
             "uploads_per_s": round(schools / ingest, 1),
             "ms_per_upload": round(1000 * ingest / schools, 2),
             "report_count_rows": int(stored[0]), "db_bytes_before": size_before,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from filterd import metrics
 from filterd.dns import wire
 from filterd.dns.edns import build_opt
 from filterd.dns.wire import CD, RD, BadQuery, Layout, Question, Rcode
@@ -51,16 +52,22 @@ class UpstreamHealth:
     failed: int = 0
     rtt: float = 0.0
 
+    @property
+    def label(self) -> str:
+        return f"{self.address[0]}:{self.address[1]}"
+
     def healthy(self, now: float) -> bool:
         return now >= self.down_until
 
     def ok(self, rtt: float) -> None:
+        metrics.UPSTREAM_LATENCY.observe(rtt, upstream=self.label)
         self.failures = 0
         self.down_until = 0.0
         self.answered += 1
         self.rtt = rtt if not self.rtt else 0.8 * self.rtt + 0.2 * rtt
 
     def fail(self, now: float) -> None:
+        metrics.UPSTREAM_ERRORS.inc(upstream=self.label)
         self.failures += 1
         self.failed += 1
         if self.failures >= FAILURES_BEFORE_DOWN:

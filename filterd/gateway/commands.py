@@ -202,7 +202,7 @@ def _group_lookup(config):  # type: ignore[no-untyped-def]
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="filterd.yaml (default: the embedded defaults).")
 @click.option("--skip", multiple=True, type=click.Choice(
-    ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "rules")),
+    ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "sync", "rules")),
     help="Leave out a check (repeatable).")
 def doctor_cmd(config_path: str | None, skip: tuple[str, ...]) -> None:
     """Check the appliance: ports, upstreams, clock, lists, disk, CA, office, firewall rules.

@@ -76,6 +76,10 @@ def parse_proc_arp(text: str, device: str | None = None) -> dict[str, str]:
     return table
 
 
+def read_proc_arp(device: str | None = None) -> dict[str, str]:
+    return parse_proc_arp(Path("/proc/net/arp").read_text(), device)
+
+
 def read_kernel_table(device: str | None = None, *, timeout: float = 5.0) -> dict[str, str]:
     ip = shutil.which("ip") or ("/usr/sbin/ip" if Path("/usr/sbin/ip").exists() else None)
     if ip:
@@ -91,12 +95,19 @@ class KernelNeighbours:
 
     def __init__(self, interval: float = 30.0, *, device: str | None = None,
                  source: Callable[[], Mapping[str, str]] | None = None,
-                 miss_refresh_after: float = 2.0) -> None:
+                 quick_source: Callable[[], Mapping[str, str]] | None = None,
+                 miss_refresh_after: float = 2.0, quick_every: float = 0.5) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.interval = interval
         self.miss_refresh_after = miss_refresh_after
+        self.quick_every = quick_every
         self._source = source or (lambda: read_kernel_table(device))
+        # IPv4 misses read /proc/net/arp at once (a file read, no process): a device with a
+        # new DHCP lease gets its MAC-based group from its first query.
+        self._quick = quick_source if quick_source is not None else (
+            None if source is not None else lambda: read_proc_arp(device))
+        self._quick_at = 0.0
         self._table: Mapping[str, str] = {}
         self._refreshed_at = 0.0
         self._wake = threading.Event()
@@ -114,10 +125,25 @@ class KernelNeighbours:
 
     def mac_for(self, ip: str) -> str | None:
         key = _canonical_ip(ip)
-        mac = self._table.get(key) if key else None
-        if mac is None and key and time.monotonic() - self._refreshed_at > self.miss_refresh_after:
+        if not key:
+            return None
+        mac = self._table.get(key)
+        if mac is not None:
+            return mac
+        now = time.monotonic()
+        if self._quick is not None and ":" not in key and now - self._quick_at > self.quick_every:
+            self._quick_at = now
+            try:
+                fresh = self._quick()
+            except (OSError, ValueError):
+                fresh = {}
+            mac = fresh.get(key)
+            if mac is not None:
+                self._table = {**self._table, key: mac}
+                return mac
+        if now - self._refreshed_at > self.miss_refresh_after:
             self._wake.set()  # a new device or a new lease: re-read soon, not on this path
-        return mac
+        return None
 
     def __len__(self) -> int:
         return len(self._table)

@@ -39,6 +39,7 @@ from filterd.http.http11 import (
     response,
     split_absolute,
 )
+from filterd.http.pipe import splice_streams, splice_to
 from filterd.policy.decision import Decision, Query
 
 log = logging.getLogger(__name__)
@@ -257,14 +258,9 @@ class SniRelay:
                 await writer.drain()
             return
         up_host, up_port = self._upstream(connect_host, dst)
-        async with asyncio.timeout(self.limits.connect_timeout):
-            ur, uw = await asyncio.open_connection(up_host, up_port, limit=STREAM_LIMIT)
-        try:
-            uw.write(bytes(buf))
-            self.stats.spliced += 1
-            await splice(reader, writer, ur, uw)
-        finally:
-            uw.close()
+        self.stats.spliced += 1
+        await splice_to(reader, writer, bytes(buf), up_host, up_port,
+                        connect_timeout=self.limits.connect_timeout)
 
     async def _handoff(
         self, reader, writer, buf: bytes, client_ip: str, name: str, dst: tuple[str, int]
@@ -287,8 +283,7 @@ class SniRelay:
         try:
             if head.split(b" ", 2)[1:2] != [b"200"]:
                 return
-            mw.write(buf)
-            await splice(reader, writer, mr, mw)
+            await splice_streams(reader, writer, mr, mw, buf)
         finally:
             mw.close()
 
@@ -462,39 +457,6 @@ def original_dst(sock: socket.socket | None) -> tuple[str, int] | None:
         return None
     port = struct.unpack_from("!H", raw, 2)[0]
     return socket.inet_ntoa(raw[4:8]), port
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while True:
-        data = await reader.read(CHUNK)
-        if not data:
-            break
-        writer.write(data)
-        await writer.drain()
-    if writer.can_write_eof():
-        with contextlib.suppress(OSError):
-            writer.write_eof()
-
-
-async def splice(
-    cr: asyncio.StreamReader,
-    cw: asyncio.StreamWriter,
-    ur: asyncio.StreamReader,
-    uw: asyncio.StreamWriter,
-) -> None:
-    """Copy both ways until both sides finished; an error on either side ends both."""
-    up = asyncio.ensure_future(_pipe(cr, uw))
-    down = asyncio.ensure_future(_pipe(ur, cw))
-    try:
-        pending = {up, down}
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            if any(t.exception() for t in done if not t.cancelled()):
-                break
-    finally:
-        for t in (up, down):
-            t.cancel()
-        await asyncio.gather(up, down, return_exceptions=True)
 
 
 async def _copy_exact(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:

@@ -43,6 +43,7 @@ import marisa_trie
 
 from filterd.errors import IndexFormatError, ListError
 from filterd.lists.model import ListHit, ParseResult, SourceInfo
+from filterd.lists.normalize import NAME, classify
 
 MAGIC = "filterd-list-index"
 FORMAT = 1
@@ -258,19 +259,30 @@ class MemoryIndex(ListIndex):
                      version: str = "memory") -> MemoryIndex:
         """Names -> categories (domain and subdomains; names in `exact` match the host only).
 
+        Names are normalised like list entries (`Bücher.DE.` -> `xn--bcher-kva.de`);
+        an invalid one is a ListError.
+
         Each category becomes a source `memory-<category>`; `allow` entries come from
         white (allow) lists.
         """
-        exact_names = set(exact)
+        def norm(name: str) -> str:
+            kind, value = classify(name)
+            if kind != NAME:
+                raise ListError(f"not a valid list entry: {name!r} ({value})")
+            return value
+
+        exact_names = {norm(n) for n in exact}
         per_cat: dict[tuple[str, str], dict[str, list[str]]] = {}
 
         def add(usage: str, kind: str, name: str, cats: Iterable[str]) -> None:
             for cat in cats:
                 per_cat.setdefault((cat, usage), {}).setdefault(kind, []).append(name)
 
-        for name, cats in entries.items():
+        for raw, cats in entries.items():
+            name = norm(raw)
             add("black", "exact" if name in exact_names else "subtree", name, cats)
-        for name, cats in (allow or {}).items():
+        for raw, cats in (allow or {}).items():
+            name = norm(raw)
             add("white", "exact" if name in exact_names else "subtree", name, cats)
         for url, cats in (urls or {}).items():
             add("black", "urls", url, cats)
@@ -325,11 +337,9 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
             block = block | {info.category}
         return block, allow, names if info.name in names else (*names, info.name)
 
-    subtree: dict[str, int] = {}   # trie key -> combo id, one dict per kind (cheap counts)
-    exact: dict[str, int] = {}
-    ips: dict[str, int] = {}
-    urls: dict[str, int] = {}
-    expressions: dict[str, int] = {}
+    # trie key -> combo id, one dict per kind (cheap counts)
+    tables: dict[str, dict[str, int]] = {
+        "subtree": {}, "exact": {}, "ips": {}, "urls": {}, "expressions": {}}
     digest = hashlib.sha256()
     for number, src in enumerate(sources):
         info, res = src.info, src.result
@@ -346,26 +356,37 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
                 m = step[(old, number)] = intern(add_source(combos[old], srcs[number]))
             return m
 
-        for target, new_keys in (
-            (subtree, [".".join(n.split(".")[::-1]) + SUBTREE_MARK for n in res.subtree]),
-            (exact, [".".join(n.split(".")[::-1]) + EXACT_MARK for n in res.exact]),
-            (ips, [IP_MARK + n for n in res.ips]),
-            (urls, res.urls),
-            (expressions, res.expressions),
-        ):
+        for kind, items in (("subtree", res.subtree), ("exact", res.exact), ("ips", res.ips),
+                            ("urls", res.urls), ("expressions", res.expressions)):
+            if not items:
+                continue
             # Most keys are new: add them in bulk (C speed), merge only the overlaps.
-            fresh = dict.fromkeys(new_keys, first)
+            if kind == "subtree":
+                fresh = dict.fromkeys((".".join(n.split(".")[::-1]) + SUBTREE_MARK
+                                       for n in items), first)
+            elif kind == "exact":
+                fresh = dict.fromkeys((".".join(n.split(".")[::-1]) + EXACT_MARK
+                                       for n in items), first)
+            elif kind == "ips":
+                fresh = dict.fromkeys((IP_MARK + n for n in items), first)
+            else:
+                fresh = dict.fromkeys(items, first)
+            target = tables[kind]
+            if not target:
+                tables[kind] = fresh   # the first list of this kind: no copy
+                continue
             for key in target.keys() & fresh.keys():
                 fresh[key] = merge(target[key])
             target.update(fresh)
+            del fresh
         if not version:
             digest.update(str(res.count).encode())
-    counts = {"subtree": len(subtree), "exact": len(exact), "ips": len(ips),
-              "urls": len(urls), "expressions": len(expressions)}
-    keys = subtree
-    keys.update(exact)
-    keys.update(ips)
-    del exact, ips
+        del src, res   # a big parsed list can go before the trie is built (peak memory)
+    counts = {kind: len(table) for kind, table in tables.items()}
+    keys = tables.pop("subtree")
+    keys.update(tables.pop("exact"))
+    keys.update(tables.pop("ips"))
+    urls, expressions = tables["urls"], tables["expressions"]
     created = time.time() if created is None else created
     if not version:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))

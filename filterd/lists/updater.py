@@ -132,6 +132,9 @@ class Updater:
             unknown = wanted - set(by_name)
             if unknown:
                 raise ListError(f"unknown source(s): {', '.join(sorted(unknown))}")
+            disabled = sorted(n for n in wanted if not by_name[n].enabled)
+            if disabled:
+                raise ListError(f"disabled in the sources file: {', '.join(disabled)}")
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
             state = self.load_state()
@@ -255,10 +258,14 @@ class Updater:
             except ListError as exc:  # the kept copy itself went bad: leave it out, say so
                 log.error("kept data of %s no longer parses: %s", source.name, exc)
                 continue
-            yield CompileSource(SourceInfo(
+            box = [CompileSource(SourceInfo(
                 name=source.name, category=source.category, version=st.version,
                 count=result.count, license=source.license, fetched=st.fetched,
-                usage=result.usage, url=source.url), result)
+                usage=result.usage, url=source.url), result)]
+            del result
+            # Hand it over without keeping a reference in this (suspended) frame: only the
+            # compiler holds the parsed list, so it can drop it before building the trie.
+            yield box.pop()
 
     def _current_ok(self) -> bool:
         try:

@@ -130,6 +130,7 @@ class Engine:
         self.timezone = timezone
         self.index: CategoryIndex = index if index is not None else EmptyIndex()
         self.overrides = overrides
+        self._has_overrides = bool(overrides)
         self.neighbours = neighbours
         self.groups: Mapping[str, Group] = policy.groups
         self.schedules = policy.schedules
@@ -163,6 +164,7 @@ class Engine:
         clone = object.__new__(Engine)
         clone.__dict__.update(self.__dict__)
         clone.overrides = overrides
+        clone._has_overrides = bool(overrides)
         clone._client_cache = {}
         return clone
 
@@ -282,7 +284,7 @@ class Engine:
                             e.source, None, rt.label_vi, e.value, None, self._categories(hits),
                             rt.label_en)
         # 3 teacher override
-        if self.overrides:
+        if self._has_overrides:
             o = self.overrides.match(rt.group_id, chain, at)
             if o is not None:
                 return Decision(Action.ALLOW, Reason.OVERRIDE, name, rt.group_id, at, o.domain,

@@ -106,7 +106,8 @@ class _Raw:
 
 def _policy_files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.glob("*.yaml") if p.is_file())
+        # dotfiles are editors' and atomic writers' temporary files, never policy
+        return sorted(p for p in path.glob("*.yaml") if p.is_file() and not p.name.startswith("."))
     return [path]
 
 

@@ -20,6 +20,18 @@ REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with small costs in tests: the same code path, a fraction of the time.
+    (The production parameters are argon2-cffi's defaults; the end-to-end test uses them.)"""
+    from argon2 import PasswordHasher
+
+    from admin_ui import accounts
+
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                            parallelism=1))
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> fakes.FakeConfig:
     policy_dir = tmp_path / "policies"

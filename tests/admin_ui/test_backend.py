@@ -101,3 +101,33 @@ def test_broken_policy_keeps_the_last_good_engine(backend, policy_file):
     good = backend.engine()
     policy_file.write_text("groups:\n  x:\n    colour: red\n")
     assert backend.engine() is good
+
+
+def test_upstream_health_from_metrics(config):
+    text = (b'filterd_upstream_latency_seconds_count{upstream="1.1.1.1:53"} 40\n'
+            b'filterd_upstream_errors_total{upstream="1.1.1.1:53"} 2\n'
+            b'filterd_upstream_errors_total{upstream="8.8.8.8:53"} 5\n'
+            b'# HELP x y\nfilterd_reloads_total{result="ok"} 3\n')
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text)
+
+        def log_message(self, *_a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        be = _with_metrics(config, server.server_address[1])
+        assert be.upstream_health() == [
+            {"upstream": "1.1.1.1:53", "answers": 40, "errors": 2},
+            {"upstream": "8.8.8.8:53", "answers": 0, "errors": 5}]
+        assert be._reload_counts() == {"ok": 3.0}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert Backend(config).upstream_health() is None  # endpoint off

@@ -115,6 +115,7 @@ def stack(tmp_path):
         f"dns:\n  listen: ['127.0.0.1:{dns_port}']\n  upstreams: ['127.0.0.1:{upstream.port}']\n"
         "  upstream_timeout: 0.5\n  cache_max_ttl: 1\n"
         "events:\n  flush_interval: 0.2\n"
+        "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n"
         f"admin:\n  listen: '127.0.0.1:{admin_port}'\n  max_override_minutes: 5\n"
         # the admin page reads the daemon's reload count here to say whether a reload took
         f"metrics:\n  listen: '127.0.0.1:{metrics_port}'\n",
@@ -191,6 +192,9 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
             page.get_by_role("button", name="Đăng xuất").click()
             expect(page).to_have_url(url + "/login")
             shoot(page, shots, "login-vi")
+            page.get_by_role("link", name="English").click()
+            shoot(page, shots, "login-en")
+            page.get_by_role("link", name="Tiếng Việt").click()
             page.fill("#name", "thu.ha")
             page.fill("#password", "wrong password!")
             page.click("button[type=submit]")
@@ -256,7 +260,19 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
                 timeout=120, env=stack["env"], cwd=stack["tmp"])
             assert text.split() == check.stdout.split()   # same words (whitespace aside)
             assert "cờ bạc" in text.lower()
+            # ...and the event log recorded the student's query with that same decision
+            import sqlite3
+
+            with sqlite3.connect(stack["tmp"] / "data" / "filterd.db") as db:
+                logged = db.execute("SELECT group_id, action, reason, category FROM events"
+                                    " WHERE name = ? ORDER BY ts DESC", [NAME]).fetchone()
+            assert logged == ("giao_vien", "block", "category", "gambling")
+            dds = [d.inner_text() for d in page.locator("main dl dd").all()]
+            assert (dds[0], dds[1], dds[2], dds[-1]) == ("block", logged[2], logged[3], logged[0])
             shoot(page, shots, "why-teacher-vi")
+            page.set_viewport_size({"width": 390, "height": 844})   # a teacher's phone
+            shoot(page, shots, "why-teacher-phone-vi")
+            page.set_viewport_size({"width": 1280, "height": 900})
 
             # --- the teacher's override lets it through until it expires ----------------------
             page.get_by_role("link", name="Cho phép trong tiết học (ngoại lệ tạm thời)").click()

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 DOH_IP = "10.99.2.3"
 BLOCKED = "pornhub.com"          # in the shipped seed list (adult)
+GAME = "roblox.com"              # seed list games: blocked for unknown devices, not for staff
 UPSTREAM_BLOCKED_ANSWER = "192.0.2.66"  # what the upstream would say for it, unfiltered
 
 
@@ -76,6 +77,7 @@ def _unbound(ns: NetNS, tmp: Path, ip: str) -> None:
         '  local-zone: "." static',
         '  local-data: "allowed.test. 300 IN A 192.0.2.10"',
         f'  local-data: "{BLOCKED}. 300 IN A {UPSTREAM_BLOCKED_ANSWER}"',
+        f'  local-data: "{GAME}. 300 IN A 192.0.2.77"',
         "remote-control:", "  control-enable: no", ""]))
     ns.popen(["unbound", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
              stderr=subprocess.DEVNULL)
@@ -175,6 +177,7 @@ admin:
     assert _connect(lab, lab.upstream_ip, 853) == "refused"
     assert _connect(lab, DOH_IP, 443) == "refused"
     assert _connect(lab, lab.upstream_ip, 80) == "connected"  # via the transparent proxy
+    assert _dig(lab, lab.gw_lan_ip, GAME) != "192.0.2.77"    # an unknown device: games blocked
 
     seen = {attempts.wait(kind).split()[-1].split("/")[0]
             for kind in ("dot to", "doh to")}
@@ -210,3 +213,60 @@ admin:
     accepted = "".join(upstream_log.seen)
     assert f"accepted {lab.upstream_ip}:80" not in accepted  # HTTP went to the proxy
     assert ":853" not in accepted and f"{DOH_IP}:443" not in accepted
+
+
+def test_mac_group_follows_the_device_to_a_new_address(lab: Lab, tmp_path: Path) -> None:
+    """A device listed by MAC in the staff group keeps that group after DHCP moves it."""
+    import shutil
+
+    _need("unbound", "dig")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    _unbound(lab.upstream, tmp_path, lab.upstream_ip)
+    mac = lab.client.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    policy = policies / "policy.yaml"
+    anchor = "      - 10.10.1.10 "
+    assert anchor in policy.read_text()
+    policy.write_text(policy.read_text().replace(anchor, f"      - {mac}\n{anchor}", 1))
+    config = tmp_path / "filterd.yaml"
+    config.write_text(f"""
+data_dir: {tmp_path / "var"}
+policy_dir: {policies}
+appliance_ipv4: {lab.gw_lan_ip}
+dns:
+  listen: ["{lab.gw_lan_ip}:53"]
+  upstreams: ["{lab.upstream_ip}:53"]
+http:
+  block_page_listen: "127.0.0.1:0"
+  proxy_listen: "127.0.0.1:0"
+""")
+    daemon = lab.gw.popen([sys.executable, "-m", "filterd", "run", "--config", str(config)],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    Lines(daemon.stderr).wait("filterd DNS serving", 120)
+    assert _dig(lab, lab.gw_lan_ip, GAME) == "192.0.2.77"   # staff by MAC: allowed
+
+    # DHCP gives the device a new address: same MAC, same group as soon as the gateway's
+    # kernel has seen the new address (the first answer may go out before it has)
+    lab.client.run(["ip", "addr", "flush", "dev", "eth0"])
+    lab.client.run(["ip", "addr", "add", "10.99.1.20/24", "dev", "eth0"])
+    lab.client.run(["ip", "route", "replace", "default", "via", lab.gw_lan_ip])
+    answers = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "192.0.2.77" not in answers:
+        answers.append(_dig(lab, lab.gw_lan_ip, GAME))
+        time.sleep(0.5)
+    assert answers[-1] == "192.0.2.77", answers
+
+    # another device (another MAC) at the old address is not staff
+    lab.client.run(["ip", "link", "set", "eth0", "address", "02:99:00:00:00:01"])
+    lab.gw.run(["ip", "neigh", "flush", "dev", lab.lan_if])
+    lab.client.run(["ip", "addr", "flush", "dev", "eth0"])
+    lab.client.run(["ip", "addr", "add", f"{lab.client_ip}/24", "dev", "eth0"])
+    lab.client.run(["ip", "route", "replace", "default", "via", lab.gw_lan_ip])
+    answers = []
+    deadline = time.monotonic() + 20  # the table is re-read every 5 s
+    while time.monotonic() < deadline and lab.gw_lan_ip not in answers:
+        answers.append(_dig(lab, lab.gw_lan_ip, GAME))
+        time.sleep(0.5)
+    assert answers[-1] == lab.gw_lan_ip, answers  # blocked: the block page address

@@ -73,6 +73,22 @@ def test_new_lease_maps_to_the_same_mac_after_refresh() -> None:
         table.close()
 
 
+def test_ipv4_miss_reads_the_arp_table_at_once() -> None:
+    arp = {"10.99.1.20": "aa:bb:cc:00:11:22"}
+    reads = []
+
+    def quick() -> dict[str, str]:
+        reads.append(1)
+        return dict(arp)
+
+    table = KernelNeighbours(source=dict, quick_source=quick, quick_every=3600)
+    table.refresh()
+    assert table.mac_for("10.99.1.20") == "aa:bb:cc:00:11:22"  # first query after the lease
+    assert table.mac_for("10.99.1.20") == "aa:bb:cc:00:11:22" and len(reads) == 1
+    assert table.mac_for("10.99.1.21") is None and len(reads) == 1  # rate-limited
+    assert table.mac_for("fd99::20") is None and len(reads) == 1  # IPv6: no ARP
+
+
 def test_failed_refresh_keeps_the_last_table() -> None:
     state = {"fail": False}
 

@@ -88,6 +88,7 @@ def test_allowed_https_byte_identical_certificate_unchanged(svc, upstreams):
             assert tls.getpeercert(binary_form=True) == upstreams.pki.cert_der
     assert svc.service.relay.stats.spliced >= 2
     assert svc.sink.records == []
+    _wait_idle(svc)   # spliced connections end their tasks once both sides closed
 
 
 def test_blocked_sni_refused_after_client_hello(svc, upstreams):
@@ -186,3 +187,20 @@ def test_pac_file_from_the_proxy_port(svc):
     out = curl(f"{svc.proxy_url}/proxy.pac")
     assert b"FindProxyForURL" in out.stdout
     assert f"PROXY 127.0.0.1:{svc.proxy[1]}".encode() in out.stdout
+
+
+def test_half_close_is_forwarded_and_splice_ends(svc, upstreams):
+    """The client half-closes after its request; the response still arrives; nothing leaks."""
+    ctx = ssl.create_default_context(cafile=str(upstreams.pki.ca_pem))
+    for _ in range(3):
+        with socket.create_connection(svc.proxy, timeout=10) as raw:
+            raw.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 200")
+            tls = ctx.wrap_socket(raw, server_hostname="allowed.test")
+            tls.sendall(b"GET /page HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+            assert data.endswith(upstreams.page)
+            tls.close()
+    _wait_idle(svc)

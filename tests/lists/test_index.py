@@ -260,3 +260,12 @@ def test_trie_levels_follow_the_byte_budget(tmp_path: Path) -> None:
         idx = ListIndex.open(built)
         assert idx.lookup("www." + names[123])[0].domain == names[123]
     assert levels == {"compressible": 1, "noise": 3}
+
+
+def test_memory_index_normalises_names() -> None:
+    index = MemoryIndex.from_entries({"Bücher.DE.": {"adult"}, "WWW.Casino.vn": {"gambling"}},
+                                     exact={"www.casino.VN"})
+    assert index.lookup("shop.xn--bcher-kva.de")[0].domain == "xn--bcher-kva.de"
+    assert index.lookup("www.casino.vn")[0].exact
+    with pytest.raises(ListError, match="not a valid"):
+        MemoryIndex.from_entries({"bad name": {"adult"}})

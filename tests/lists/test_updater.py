@@ -48,8 +48,8 @@ def mirror(shared_blocklists: Path) -> Iterator[Mirror]:
         yield m
 
 
-def sources(m: Mirror, **overrides: dict[str, object]) -> list[Source]:
-    base = [
+def sources(m: Mirror) -> list[Source]:
+    return [
         Source("ut1-gambling", m.url("gambling.tar.gz"), "ut1", "gambling", "CC BY-SA 4.0",
                ut1_category="gambling", timeout=10),
         Source("ut1-drogue", m.url("drogue.tar.gz"), "ut1", "drugs", "CC BY-SA 4.0",
@@ -59,7 +59,6 @@ def sources(m: Mirror, **overrides: dict[str, object]) -> list[Source]:
         Source("hostsvn-gambling-vn", m.url("hostsvn/gambling/domain-VN.txt"), "domains",
                "gambling", "MIT", match="exact", timeout=10),
     ]
-    return base
 
 
 def test_update_compiles_real_lists(mirror: Mirror, shared_blocklists: Path,
@@ -150,9 +149,15 @@ def test_first_download_failing_still_builds_an_index(mirror: Mirror, tmp_path: 
     assert "ut1-drogue" not in index.sources and "ut1-gambling" in index.sources
 
 
-def test_unknown_source_name(mirror: Mirror, tmp_path: Path) -> None:
+def test_unknown_or_disabled_source_name(mirror: Mirror, tmp_path: Path) -> None:
     with pytest.raises(ListError, match="unknown source"):
         Updater(tmp_path, sources(mirror)).update(["nope"])
+    off = [*sources(mirror)[:3], Source("off", mirror.url("x.txt"), "domains", "adult", "MIT",
+                                        enabled=False)]
+    with pytest.raises(ListError, match="disabled"):
+        Updater(tmp_path, off).update(["off"])
+    report = Updater(tmp_path, off).update()
+    assert [o.name for o in report.outcomes] == ["ut1-gambling", "ut1-drogue", "ut1-agressif"]
 
 
 def test_cli_update_and_status(mirror: Mirror, tmp_path: Path) -> None:
@@ -201,6 +206,7 @@ sources:
     assert body["index"]["exact"] > 1000
     text = run("status")
     assert "ut1-drogue: drugs" in text.stdout and "age never" in text.stdout
+    assert "error: broken: HTTP 404" in text.stdout
     again = run("update", "--source", "ut1-drogue")
     assert again.returncode == 0 and "not modified" in again.stdout
     assert "index unchanged" in again.stdout
@@ -228,3 +234,25 @@ def test_import_local_file(mirror: Mirror, tmp_path: Path) -> None:
     assert "broken tarball" in up.load_state()["ut1-drogue"].error
     with pytest.raises(ListError, match="unknown source"):
         up.import_file("nope", local)
+
+
+def test_cli_reads_data_dir_and_sources_from_the_config(mirror: Mirror, tmp_path: Path) -> None:
+    (tmp_path / "sources.yaml").write_text(f"""version: 1
+sources:
+  - name: hostsvn-gambling-vn
+    url: {mirror.url("hostsvn/gambling/domain-VN.txt")}
+    format: domains
+    match: exact
+    category: gambling
+    license: MIT
+""")
+    (tmp_path / "filterd.yaml").write_text(
+        f"school_id: test-school\ndata_dir: {tmp_path / 'data'}\n"
+        f"sources_file: {tmp_path / 'sources.yaml'}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "filterd", "lists", "update", "--config",
+                           str(tmp_path / "filterd.yaml")], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "hostsvn-gambling-vn: updated" in proc.stdout
+    assert "hostsvn-gambling-vn" in open_current(tmp_path / "data" / "lists").sources

@@ -186,3 +186,10 @@ def test_shipped_policy_is_valid(catalog):
     assert set(p.groups["giao_vien"].block_always) == {"malware", "phishing"}
     for g in p.groups.values():
         assert g.label_vi and g.label_en and g.description_vi and g.description_en
+
+
+def test_hidden_temporary_files_are_ignored(write_policy, catalog):
+    d = write_policy()
+    (d / ".policy.yaml.tmp.yaml").write_text("groups: {broken: 1}\n")
+    (d / "notes.txt").write_text("not yaml: [")
+    assert "older" in load_policy(d, catalog).groups

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Iterator
 
@@ -9,11 +10,16 @@ from filterd.lists.normalize import IP, NAME, classify
 
 
 def text_lines(data: bytes) -> Iterator[str]:
-    """Decode as UTF-8 (a byte order mark and bad bytes tolerated: bad names get rejected)."""
+    """Decode as UTF-8 (a byte order mark and bad bytes tolerated: bad names get rejected).
+
+    Lines come one at a time (line ends stripped) rather than as one big list: a UT1
+    adult list has millions of lines and only the kept names should stay in memory.
+    """
     text = data.decode("utf-8", errors="replace")
     if text.startswith("\ufeff"):
         text = text[1:]
-    return iter(text.splitlines())
+    for line in io.StringIO(text, newline=None):
+        yield line.rstrip("\r\n")
 
 
 class Collector:

@@ -57,7 +57,9 @@ def login_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not session.get("user"):
-            return redirect(url_for("auth.login", next=request.path))
+            # keep the query (a chosen day, a date range) for after signing in
+            nxt = request.full_path.rstrip("?")
+            return redirect(url_for("auth.login", next=nxt))
         return view(*args, **kwargs)
     return wrapper
 

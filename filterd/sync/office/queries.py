@@ -22,7 +22,8 @@ class Table:
 
 
 def reporting_status(st: Storage, day: date) -> tuple[Table, Table]:
-    """Schools whose report for `day` arrived, and those missing with the first missing day."""
+    """Schools whose report for `day` arrived, and those missing with the first missing day
+    (the day after their last report, or their enrolment day if they never reported)."""
     got = {r[0]: r[1] for r in st.query(
         "SELECT school_id, received_at FROM reports WHERE day = ?", [day.isoformat()])}
     last = dict(st.query("SELECT school_id, MAX(day) FROM reports GROUP BY school_id"))
@@ -31,6 +32,8 @@ def reporting_status(st: Storage, day: date) -> tuple[Table, Table]:
     for s in st.schools():
         if s.id in got:
             reported.rows.append([s.id, s.name, s.district, s.province, got[s.id]])
+        elif s.enrolled_at[:10] > day.isoformat():
+            continue  # enrolled after that day: nothing was expected from it
         else:
             since = (date.fromisoformat(last[s.id]) + timedelta(days=1)).isoformat() \
                 if last.get(s.id) else s.enrolled_at[:10]

@@ -148,3 +148,31 @@ def test_bad_signature_header_format(office, body):
     headers[H_SIGNATURE] = "00" * 32
     assert post(office, body, headers)[0] == 401
     assert nothing_stored(office)
+
+
+def test_many_schools_uploading_at_once(office, tmp_path):
+    """waitress threads, one connection per thread: concurrent uploads all land, once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = make_event_db(tmp_path / "g.db")
+    generate_days(conn, [DAY], per_day=50)
+    jobs = []
+    for i in range(16):
+        sid = f"school-{i:02d}"
+        cred = office.enrol(sid)
+        body = schema.encode(build_report(conn, school_id=sid, day=DAY, tz=TZ,
+                                          secret=b"x" * 32, k=3))
+        jobs += [(cred, body)] * 2  # every school twice: the second is a duplicate
+
+    def send(job):
+        cred, body = job
+        return post(office, body, sign(cred, body, datetime.now(UTC).timestamp()))
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, jobs))
+    assert all(status == 200 for status, _ in results), results
+    assert sorted(ack["status"] for _, ack in results) == ["duplicate"] * 16 + ["stored"] * 16
+    assert office.count("reports") == 16
+    one = office.total("school-00", DAY)
+    assert one > 0
+    assert office.storage.query("SELECT SUM(n) FROM report_counts")[0][0] == one * 16

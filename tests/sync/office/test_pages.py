@@ -30,6 +30,9 @@ def loaded(office, tmp_path):
             body = schema.encode(build_report(conn, school_id=sid, day=d, tz=TZ,
                                               secret=b"x" * 32, k=3))
             receive(office.storage, sign(creds[sid], body, datetime.now(UTC).timestamp()), body)
+    with office.storage.transaction() as tx:
+        tx.execute("UPDATE schools SET enrolled_at = '2026-11-01T00:00:00Z'")
+    office.enrol("s4-new", district="Tây Hồ")  # enrolled today: not expected in Nov
     office.storage.set_user("viewer1", hash_password("viewer-pass"), "viewer")
     office.storage.set_user("admin1", hash_password("admin-pass"), "admin")
     return office
@@ -71,8 +74,8 @@ def test_today_shows_reported_and_missing_since(loaded):
         c.get("/?day=2026-11-21&format=csv&table=0").get_data(as_text=True).lstrip("\ufeff"))))
     missing = {r[0]: r[4] for r in rows[1:]}
     assert missing["s2"] == "2026-11-21"
-    assert missing["s3"] == datetime.now(UTC).date().isoformat()  # never reported: since enrolment
-    assert "s1" not in missing
+    assert missing["s3"] == "2026-11-01"  # never reported: missing since its enrolment
+    assert "s1" not in missing and "s4-new" not in missing
     reported = c.get("/?day=2026-11-21&format=csv&table=1").get_data(as_text=True)
     assert "s1" in reported and "s2" not in reported
 

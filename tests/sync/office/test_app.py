@@ -1,0 +1,88 @@
+"""The office dashboard in a real browser (Chromium): sign in, read, switch language, enrol."""
+
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from filterd.sync import schema
+from filterd.sync.office.ingest import receive
+from filterd.sync.report import build_report
+from filterd.sync.signing import sign
+from filterd.webauth import hash_password
+
+from ..conftest import TZ, generate_days, make_event_db
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-dev-shm-usage"]
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("storage", ["sqlite"], indirect=True)
+def test_dashboard_in_chromium(office, tmp_path, artifacts_dir):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    day = date(2026, 11, 21)
+    conn = make_event_db(tmp_path / "f.db")
+    generate_days(conn, [day])
+    cred = office.enrol("thcs-ba-dinh-01")
+    office.enrol("thcs-cau-giay-02", district="Cầu Giấy")
+    body = schema.encode(build_report(conn, school_id="thcs-ba-dinh-01", day=day, tz=TZ,
+                                      secret=b"x" * 32, k=3))
+    receive(office.storage, sign(cred, body, datetime.now(UTC).timestamp()), body)
+    with office.storage.transaction() as tx:
+        tx.execute("UPDATE schools SET enrolled_at = '2026-11-01T00:00:00Z'")
+    office.storage.set_user("phong-gd", hash_password("mat-khau-dai"), "admin")
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="vi-VN")
+            page.goto(office.url + "/?day=2026-11-21")
+            assert page.get_by_role("heading", level=1).inner_text() == "Đăng nhập"
+            page.get_by_label("Tên đăng nhập").fill("phong-gd")
+            page.get_by_label("Mật khẩu").fill("mat-khau-dai")
+            page.get_by_role("button", name="Đăng nhập").click()
+            page.wait_for_load_state()
+            assert page.locator("html").get_attribute("lang") == "vi"
+            assert "Báo cáo ngày 2026-11-21" in page.get_by_role("heading", level=1).inner_text()
+            missing = page.locator("table").first.inner_text()
+            assert "thcs-cau-giay-02" in missing and "thcs-ba-dinh-01" not in missing
+            page.screenshot(path=str(artifacts_dir / "office-today-vi.png"), full_page=True)
+
+            with page.expect_download() as dl:
+                page.get_by_role("link", name="Tải CSV").first.click()
+            csv_text = Path(dl.value.path()).read_text(encoding="utf-8-sig")
+            assert csv_text.startswith("Mã trường,") and "thcs-cau-giay-02" in csv_text
+
+            page.get_by_role("link", name="EN").click()
+            page.wait_for_load_state()
+            assert page.locator("html").get_attribute("lang") == "en"
+            page.get_by_role("link", name="Blocks").click()
+            page.fill("input[name=from]", "2026-11-01")
+            page.fill("input[name=to]", "2026-11-30")
+            page.get_by_role("button", name="Show").click()
+            page.wait_for_load_state()
+            assert "adult" in page.locator("table").first.inner_text()
+            page.screenshot(path=str(artifacts_dir / "office-blocks-en.png"), full_page=True)
+
+            page.get_by_role("link", name="Yearly report").click()
+            page.wait_for_load_state()
+            assert "due 15 December" in page.content()
+
+            page.get_by_role("link", name="Schools").click()
+            page.get_by_label("School id").fill("thpt-dong-da-03")
+            page.get_by_label("Name").fill("THPT Đống Đa")
+            page.get_by_label("District").fill("Đống Đa")
+            page.get_by_label("Province").fill("Hà Nội")
+            page.get_by_role("button", name="Enrol").click()
+            page.wait_for_load_state()
+            line = page.locator("#credential").inner_text()
+            assert re.fullmatch(r"filterd-school-v1:thpt-dong-da-03:[A-Za-z0-9_-]{43}", line)
+            assert office.storage.school("thpt-dong-da-03").name == "THPT Đống Đa"
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        finally:
+            browser.close()
