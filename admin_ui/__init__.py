@@ -16,7 +16,7 @@ from flask import Flask, g, redirect, request, session, url_for
 from flask_babel import Babel
 
 from admin_ui import i18n
-from admin_ui.accounts import get_user, user_count
+from admin_ui.accounts import get_user, password_stamp, user_count
 from admin_ui.backend import Backend
 from admin_ui.security import csrf_protect, csrf_token, load_or_create_secret
 from admin_ui.store import open_admin_db
@@ -81,8 +81,9 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
         uid = session.get("uid")
         if uid is not None:
             user = get_user(db(), uid)
-            if user is None or user.disabled:
-                session.clear()
+            if user is None or user.disabled or \
+                    session.get("stamp") != password_stamp(db(), uid):
+                session.clear()  # gone, disabled, or its password changed since sign-in
             else:
                 g.user = user
         if request.endpoint not in _FIRST_RUN_OK and user_count(db()) == 0:

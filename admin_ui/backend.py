@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import ipaddress
 import json
 import os
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +90,7 @@ class Backend:
         self._engine_key: tuple | None = None
         self._engine_error: str | None = None
         self._lock = threading.Lock()
+        self._lock_overrides = threading.Lock()
         self._update_proc: subprocess.Popen | None = None
 
     # ---- configuration values the page shows -------------------------------------------
@@ -261,6 +263,18 @@ class Backend:
         items = data.get("overrides", []) if isinstance(data, dict) else data
         return [dict(o) for o in items]
 
+    @contextlib.contextmanager
+    def overrides_lock(self) -> Iterator[None]:
+        """One read-modify-write of overrides.json at a time (waitress serves in threads,
+        and two teachers may press the button in the same second)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock_overrides, open(self.data_dir / ".overrides.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def write_overrides(self, items: list[dict[str, Any]]) -> None:
         text = json.dumps({"version": 1, "overrides": items}, ensure_ascii=False, indent=1,
                           sort_keys=True) + "\n"
@@ -392,8 +406,7 @@ class Backend:
             out["error"] = "list index module not available"
         except (FilterdError, OSError) as exc:
             out["error"] = str(exc)
-        if not out["sources"]:
-            out["sources"] = self._configured_sources()
+        out["configured"] = self._source_status()
         log = self.data_dir / LISTS_LOG
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         if len(text) > 4000:  # the command line, then the end of the output
@@ -403,15 +416,23 @@ class Backend:
         out["running"] = self.lists_update_running()
         return out
 
-    def _configured_sources(self) -> list[dict[str, Any]]:
+    def _source_status(self) -> list[dict[str, Any]]:
+        """Each configured source: entries, last download, last check, last error (state.json)."""
         path = Path(getattr(self.config, "sources_file", "") or "")
         if not path.is_file():
             return []
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        srcs = data.get("sources") or {}
-        items = srcs.items() if isinstance(srcs, dict) else ((s.get("name"), s) for s in srcs)
-        return [{"name": n, "category": (s or {}).get("category", ""), "version": "",
-                 "count": None, "license": (s or {}).get("license", "")} for n, s in items]
+        try:
+            from filterd.lists.sources import load_categories, load_sources
+            from filterd.lists.updater import status
+
+            cats_file = Path(getattr(self.config, "categories_file", "") or "")
+            cats = load_categories(cats_file) if cats_file.is_file() else None
+            rows = status(self.data_dir, load_sources(path, cats))
+        except (ImportError, FilterdError, OSError, ValueError) as exc:
+            return [{"name": str(path), "category": "", "enabled": True, "count": None,
+                     "fetched": None, "checked": None, "error": str(exc)}]
+        return [{"name": r.name, "category": r.category, "enabled": r.enabled, "count": r.count,
+                 "fetched": r.fetched, "checked": r.checked, "error": r.error} for r in rows]
 
     def lists_update_running(self) -> bool:
         return self._update_proc is not None and self._update_proc.poll() is None

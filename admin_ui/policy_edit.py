@@ -47,7 +47,7 @@ class GroupForm:
     parent_during: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
-def _yaml() -> YAML:
+def yaml_rt() -> YAML:
     y = YAML()  # round-trip: keeps comments, order and quoting
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)
@@ -59,7 +59,7 @@ def find_group(be: Backend, gid: str) -> tuple[Path, str, Any]:
     """The policy file that defines group `gid`, its text and its parsed (round-trip) document."""
     for path in be.policy_files():
         text = path.read_text(encoding="utf-8")
-        doc = _yaml().load(text)
+        doc = yaml_rt().load(text)
         groups = doc.get("groups") if isinstance(doc, dict) else None
         if isinstance(groups, dict) and gid in groups:
             return path, text, doc
@@ -198,7 +198,7 @@ def apply_form(be: Backend, gid: str, form: GroupForm) -> tuple[str, str, str]:
     _set(body, "youtube", form.youtube)
     _set(body, "block_mode", form.block_mode)
     buf = io.StringIO()
-    _yaml().dump(doc, buf)
+    yaml_rt().dump(doc, buf)
     return path.name, before, buf.getvalue()
 
 
@@ -215,5 +215,5 @@ def add_allow(be: Backend, gid: str, domain: str) -> tuple[str, str, str]:
         allow.append(domain)
     body["allow"] = allow
     buf = io.StringIO()
-    _yaml().dump(doc, buf)
+    yaml_rt().dump(doc, buf)
     return path.name, before, buf.getvalue()

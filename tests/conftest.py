@@ -16,9 +16,10 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 
 @pytest.fixture
 def shared_blocklists() -> Path:
-    """The real category lists in ../shared/data/blocklists (present in CI, absent on a fresh clone)."""
+    """The real category lists in ../shared/data/blocklists (in CI; absent on a fresh clone)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real blocklists not found at {SHARED_DATA} (only CI and developers have ../shared)")
+        pytest.skip(f"real blocklists not found at {SHARED_DATA} "
+                    "(only CI and developers have ../shared)")
     return SHARED_DATA
 
 

@@ -1,3 +1,5 @@
+import pytest
+
 from filterd.db import migrate, open_db
 
 
@@ -18,9 +20,7 @@ def test_failed_migration_step_is_rolled_back(tmp_path):
         d.execute("CREATE TABLE c (z)")
         raise RuntimeError("boom")
 
-    try:
+    with pytest.raises(RuntimeError, match="boom"):
         migrate(db, "mod", [bad])
-    except RuntimeError:
-        pass
     assert "c" not in db.table_names()
     assert migrate(db, "mod", [lambda d: d.execute("CREATE TABLE c (z)")]) == 1

@@ -20,6 +20,7 @@ def _start_session(user: accounts.User) -> None:
     if lang:
         session["lang"] = lang
     session["uid"] = user.id
+    session["stamp"] = accounts.password_stamp(db(), user.id)
     session.permanent = True
     csrf_token()
 
@@ -167,6 +168,7 @@ def password():
             except AccountError as exc:
                 error = translated(exc)
             else:
+                session["stamp"] = accounts.password_stamp(db(), user.id)  # stay signed in
                 log_change("account.password", target=user.name)
                 flash(gettext("Password changed."), "ok")
                 return redirect(url_for("dashboard.index"))

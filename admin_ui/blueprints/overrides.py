@@ -84,8 +84,8 @@ def create():
             "expires_at": (now + timedelta(minutes=minutes)).isoformat(timespec="seconds"),
             "created_by": g.user.name, "created_at": now.isoformat(timespec="seconds"),
                     "reason": reason}
-    items = active(backend().read_overrides(), now)
-    backend().write_overrides([*items, item])
+    with backend().overrides_lock():
+        backend().write_overrides([*active(backend().read_overrides(), now), item])
     result = backend().reload()
     log_change("override.create", target=f"{group} {name}", diff=audit.value_diff(None, item),
                reason=reason, outcome="ok" if result.ok else f"reload: {result.message}")
@@ -99,14 +99,15 @@ def create():
 @roles_required("admin", "teacher")
 def revoke(oid: str):
     now = datetime.now(UTC)
-    items = backend().read_overrides()
-    found = next((o for o in items if o.get("id") == oid), None)
-    if found is None:
-        abort(404)
-    if not (g.user.is_admin or (g.user.can_act_for(found.get("group", ""))
-                                and found.get("created_by") == g.user.name)):
-        abort(403)
-    backend().write_overrides([o for o in active(items, now) if o.get("id") != oid])
+    with backend().overrides_lock():
+        items = backend().read_overrides()
+        found = next((o for o in items if o.get("id") == oid), None)
+        if found is None:
+            abort(404)
+        if not (g.user.is_admin or (g.user.can_act_for(found.get("group", ""))
+                                    and found.get("created_by") == g.user.name)):
+            abort(403)
+        backend().write_overrides([o for o in active(items, now) if o.get("id") != oid])
     result = backend().reload()
     log_change("override.revoke", target=f"{found.get('group')} {found.get('domain')}",
                diff=audit.value_diff(found, None), reason=form_reason(),

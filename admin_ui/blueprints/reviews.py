@@ -93,7 +93,8 @@ def approve(review_id: int):
                         timespec="seconds"),
                     "created_by": g.user.name, "created_at": now.isoformat(timespec="seconds"),
                     "reason": note or f"review {review_id}"}
-            backend().write_overrides([*active(backend().read_overrides(), now), item])
+            with backend().overrides_lock():
+                backend().write_overrides([*active(backend().read_overrides(), now), item])
             diff = audit.value_diff(None, item)
         else:
             fname, before, after = policy_edit.add_allow(backend(), group, name)

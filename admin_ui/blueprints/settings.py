@@ -8,18 +8,20 @@ daemon reloads. Without a config file (embedded defaults) the page is read-only.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
+from ruamel.yaml.comments import CommentedMap
 
 from admin_ui import audit
 from admin_ui.blueprints.overrides import _flash_reload
 from admin_ui.files import atomic_write
+from admin_ui.policy_edit import yaml_rt
 from admin_ui.security import roles_required
 from admin_ui.web import backend, form_reason, log_change
 from filterd.errors import ConfigError
@@ -82,9 +84,10 @@ def save():
         return redirect(url_for("settings.index"))
     reason = form_reason()
     before_text = path.read_text(encoding="utf-8")
-    doc = yaml.safe_load(before_text) or {}
+    rt = yaml_rt()
+    doc = rt.load(before_text) or CommentedMap()
     if not isinstance(doc, dict):
-        doc = {}
+        doc = CommentedMap()
     for fld, (section, key, is_num) in FIELDS.items():
         if fld not in request.form:
             continue
@@ -93,11 +96,14 @@ def save():
         if is_num:
             with contextlib.suppress(ValueError):
                 value = int(raw)
-        target = doc.setdefault(section, {}) if section else doc
+        target = doc.setdefault(section, CommentedMap()) if section else doc
         if not isinstance(target, dict):
-            target = doc[section] = {}
-        target[key] = value
-    after_text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+            target = doc[section] = CommentedMap()
+        if str(target.get(key, "")) != str(value) or key not in target:
+            target[key] = value  # unchanged keys keep their quoting and comments
+    buf = io.StringIO()
+    rt.dump(doc, buf)
+    after_text = buf.getvalue()
     error = None
     if not reason:
         error = gettext("Type a reason.")

@@ -6,10 +6,13 @@ so the updater can keep the last good data and report it.
 
 from __future__ import annotations
 
+import gzip
 import http.client
+import io
 import ipaddress
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -71,7 +74,10 @@ def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None
                 chunks.append(chunk)
             if expected is not None and size != expected:
                 raise ListError(f"truncated download: {size} of {expected} bytes", source=source)
-            return Fetched(b"".join(chunks), response.headers.get("ETag"),
+            body = b"".join(chunks)
+            if response.headers.get("Content-Encoding", "identity").lower() in ("gzip", "x-gzip"):
+                body = _gunzip(body, max_bytes, source)   # sent compressed despite "identity"
+            return Fetched(body, response.headers.get("ETag"),
                            response.headers.get("Last-Modified"))
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
@@ -85,6 +91,17 @@ def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None
                         source=source) from exc
     except (http.client.HTTPException, OSError) as exc:
         raise ListError(f"download failed: {type(exc).__name__}: {exc}", source=source) from exc
+
+
+def _gunzip(body: bytes, max_bytes: int, source: str | None) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as gz:
+            out = gz.read(max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ListError(f"broken gzip transfer encoding: {exc}", source=source) from exc
+    if len(out) > max_bytes:
+        raise ListError(f"download exceeds the {max_bytes} byte cap", source=source)
+    return out
 
 
 def _is_loopback(url: str) -> bool:

@@ -420,18 +420,21 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
     return _Parts(trie.tobytes(), values, url_trie.tobytes(), url_values, meta)
 
 
-# Resident budget per name (trie + value). A one-level marisa trie answers prefix
-# searches about twice as fast as the default three levels but is ~40 % larger; real list
-# names fit the budget that way (about 8 B + 2 B), incompressible ones do not.
+# Resident budget per name (trie + value). Fewer marisa levels answer prefix searches
+# faster but take more room: one level is about twice as fast as the default three and
+# ~40 % larger. Real list names fit one level (about 8 B + 2 B); less compressible names
+# get two or three.
 BYTES_PER_NAME = 16
 
 
 def _name_trie(keys: Iterable[str], value_size: int) -> tuple[marisa_trie.Trie, int]:
     keys = list(keys)
-    fast = marisa_trie.Trie(keys, num_tries=1)
-    if not keys or len(fast.tobytes()) + value_size * len(keys) <= BYTES_PER_NAME * len(keys):
-        return fast, 1
-    del fast
+    budget = (BYTES_PER_NAME - value_size) * len(keys)
+    for levels in (1, 2):
+        trie = marisa_trie.Trie(keys, num_tries=levels)
+        if not keys or len(trie.tobytes()) <= budget:
+            return trie, levels
+        del trie
     return marisa_trie.Trie(keys), marisa_trie.DEFAULT_NUM_TRIES
 
 

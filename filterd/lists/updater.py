@@ -248,9 +248,9 @@ class Updater:
         for source in self.sources:
             if not source.enabled:
                 continue
-            st = state.get(source.name)
+            st = state.get(source.name) or SourceState()   # a lost state file loses no data
             path = self.data_path(source.name)
-            if st is None or not path.is_file():
+            if not path.is_file():
                 continue
             try:
                 result = parse(source.format, path.read_bytes(), exact=source.exact,

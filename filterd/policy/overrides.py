@@ -6,6 +6,9 @@ OverrideSet. An override covers the domain and its subdomains for one group,
 and never reaches above the protected list or the bypass names. Expired
 overrides stay in the file until the admin page prunes them; `decide()`
 ignores them by comparing `expires_at` with `query.at`, so no clock is read.
+An override for a known service (youtube.com, facebook.com, tiktok.com …) also
+covers the domains its pages load from (`builtin.COMPANIONS`: googlevideo.com,
+ytimg.com …), so the page works, not only its front door.
 
 File format:
 
@@ -26,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from filterd.errors import ConfigError
+from filterd.policy.builtin import COMPANIONS
 from filterd.policy.names import normalize_name
 
 FORMAT_VERSION = 1
@@ -82,7 +86,8 @@ class OverrideSet:
         by_group: dict[str, dict[str, tuple[Override, ...]]] = {}
         for o in self._items:
             g = by_group.setdefault(o.group, {})
-            g[o.domain] = (*g.get(o.domain, ()), o)
+            for domain in (o.domain, *COMPANIONS.get(o.domain, ())):
+                g[domain] = (*g.get(domain, ()), o)
         self._by_group = by_group
 
     def __iter__(self) -> Iterator[Override]:

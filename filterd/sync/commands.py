@@ -176,9 +176,9 @@ def office_serve(config_path, database_url, listen, tz, https_cookies) -> None:
 @office_group.command("enrol")
 @_office_options
 @click.option("--id", "school_id", required=True, help="School id (letters, digits, . _ -).")
-@click.option("--name", required=True, help="The school's name.")
-@click.option("--district", required=True, help="Quận/huyện.")
-@click.option("--province", required=True, help="Tỉnh/thành phố.")
+@click.option("--name", help="The school's name.")
+@click.option("--district", help="Quận/huyện.")
+@click.option("--province", help="Tỉnh/thành phố.")
 @click.option("--rekey", is_flag=True, help="Issue a new credential for an enrolled school.")
 def office_enrol(config_path, database_url, school_id, name, district, province, rekey) -> None:
     """Enrol a school and print its upload credential (once) for the appliance's token file.
@@ -191,6 +191,8 @@ def office_enrol(config_path, database_url, school_id, name, district, province,
         storage, _ = _storage(config_path, database_url)
         if rekey:
             cred = rekey_school(storage, school_id)
+        elif not (name and district and province):
+            raise click.UsageError("--name, --district and --province are required to enrol")
         else:
             cred = enrol_school(storage, school_id, name, district, province)
     except (FilterdError, ValueError) as exc:

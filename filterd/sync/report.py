@@ -48,7 +48,9 @@ def _token(value: str | None, empty: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """Appliance health as the daemon last wrote it to `<data_dir>/health.json`."""
+    """Appliance health when the report is built, read from the daemon's own files:
+    uptime from `<data_dir>/filterd.pid` (written at start), counters from the metrics
+    snapshots the workers write to `<data_dir>/metrics/*.json`. Unknown stays None."""
 
     uptime_s: int | None = None
     events_dropped: int | None = None
@@ -56,21 +58,34 @@ class Health:
 
     @classmethod
     def read(cls, data_dir: Path, now: datetime) -> Health:
-        """Missing or unreadable file: unknown health (nulls), never a made-up value."""
-        try:
-            raw = json.loads((Path(data_dir) / "health.json").read_text())
-        except (OSError, ValueError):
-            return cls()
-
-        def _int(key: str) -> int | None:
-            v = raw.get(key)
-            return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
-
-        started = raw.get("started_at")
+        data_dir = Path(data_dir)
         uptime = None
-        if isinstance(started, int | float) and not isinstance(started, bool):
-            uptime = max(0, int(now.timestamp() - started))
-        return cls(uptime, _int("events_dropped"), _int("upstream_failures"))
+        try:
+            pidf = data_dir / "filterd.pid"
+            pid = int(pidf.read_text().strip())
+            if Path(f"/proc/{pid}").exists():  # a stale pid file is not uptime
+                uptime = max(0, int(now.timestamp() - pidf.stat().st_mtime))
+        except (OSError, ValueError):
+            pass
+        snaps = []
+        for path in sorted((data_dir / "metrics").glob("*.json")):
+            try:
+                snaps.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+
+        def total(metric: str) -> int | None:
+            if not snaps:
+                return None
+            n = 0.0
+            for snap in snaps:
+                for _labels, value in (snap.get(metric) or {}).get("values", []):
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        n += value
+            return int(n)
+
+        return cls(uptime, total("filterd_events_dropped_total"),
+                   total("filterd_upstream_errors_total"))
 
 
 @dataclass(frozen=True, slots=True)

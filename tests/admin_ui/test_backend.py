@@ -131,3 +131,23 @@ def test_upstream_health_from_metrics(config):
         server.shutdown()
         server.server_close()
     assert Backend(config).upstream_health() is None  # endpoint off
+
+
+def test_concurrent_override_writes_lose_nothing(backend):
+    from datetime import UTC, datetime, timedelta
+
+    expires = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+
+    def add(i: int) -> None:
+        with backend.overrides_lock():
+            items = backend.read_overrides()
+            items.append({"id": f"o{i}", "group": "thcs", "domain": f"s{i}.example",
+                          "expires_at": expires, "created_by": "t", "reason": "r"})
+            backend.write_overrides(items)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(o["id"] for o in backend.read_overrides()) == sorted(f"o{i}" for i in range(20))

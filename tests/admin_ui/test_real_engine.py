@@ -21,7 +21,8 @@ def real(tmp_path: Path):
     """filterd.yaml + a copy of the shipped policies in tmp; the app built from the path."""
     shutil.copytree(REPO / "policies", tmp_path / "policies")
     cfg = tmp_path / "filterd.yaml"
-    cfg.write_text(f"school_id: test-school\ndata_dir: {tmp_path / 'data'}\n"
+    cfg.write_text("# filterd.yaml for the admin tests (this comment must survive)\n"
+                   f"school_id: test-school\ndata_dir: {tmp_path / 'data'}\n"
                    f"policy_dir: {tmp_path / 'policies'}\n"
                    "admin:\n  max_override_minutes: 30\n", encoding="utf-8")
     app = create_app(cfg, {"TESTING": True})
@@ -125,6 +126,7 @@ def test_settings_saved_through_the_real_config_loader(real):
     assert doc["school_id"] == "thcs-ba-dinh" and doc["events"]["retention_days"] == 60
     assert doc["admin"]["max_override_minutes"] == 45
     assert app.extensions["filterd"].max_override_minutes == 45
+    assert "# filterd.yaml for the admin tests (this comment must survive)" in cfg.read_text()
     page = c.get("/settings").get_data(as_text=True)
     assert "Trường &lt;THCS&gt; Ba Đình" in page
 

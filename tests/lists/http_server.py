@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ class Mirror:
     files: dict[str, bytes] = field(default_factory=dict)
     truncate: set[str] = field(default_factory=set)   # send a Content-Length, then half the body
     status: dict[str, int] = field(default_factory=dict)
+    gzipped: set[str] = field(default_factory=set)   # sent with Content-Encoding: gzip
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, If-None-Match)
 
     def url(self, path: str) -> str:
@@ -44,6 +46,9 @@ def list_mirror() -> Iterator[Mirror]:
                 self.end_headers()
                 return
             self.send_response(200)
+            if path in mirror.gzipped:
+                body = gzip.compress(body)
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("ETag", etag)
             self.end_headers()

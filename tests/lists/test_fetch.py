@@ -43,3 +43,12 @@ def test_http_errors_and_unreachable() -> None:
         closed = m.base
     with pytest.raises(ListError, match="cannot reach"):
         fetch(closed + "/a.txt", timeout=2)
+
+
+def test_gzip_content_encoding_is_undone() -> None:
+    with list_mirror() as m:
+        m.files["a.txt"] = b"example.com\n" * 100
+        m.gzipped.add("a.txt")
+        assert fetch(m.url("a.txt"), timeout=5).data == b"example.com\n" * 100
+        with pytest.raises(ListError, match="cap"):
+            fetch(m.url("a.txt"), timeout=5, max_bytes=500)

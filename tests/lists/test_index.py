@@ -269,3 +269,26 @@ def test_memory_index_normalises_names() -> None:
     assert index.lookup("www.casino.vn")[0].exact
     with pytest.raises(ListError, match="not a valid"):
         MemoryIndex.from_entries({"bad name": {"adult"}})
+
+
+def test_index_files_are_memory_mapped_and_work_across_fork(tmp_path: Path) -> None:
+    import multiprocessing
+
+    built = compile_index(SOURCES, tmp_path)
+    index = ListIndex.open(built)
+    maps = Path("/proc/self/maps").read_text()
+    assert str(built / "names.marisa") in maps and str(built / "names.values") in maps
+    _FORKED["index"] = index   # inherited by the forked workers: the same mapping, no copy
+    try:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            got = pool.map(_domains_of, ["a.bad.org", "www.example.com"])
+    finally:
+        _FORKED.clear()
+    assert got == [["bad.org"], ["www.example.com", "example.com"]]
+
+
+_FORKED: dict[str, ListIndex] = {}
+
+
+def _domains_of(name: str) -> list[str]:
+    return [h.domain for h in _FORKED["index"].lookup(name)]

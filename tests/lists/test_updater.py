@@ -141,6 +141,16 @@ def test_suspicious_shrink_is_refused_unless_forced(mirror: Mirror, shared_block
     assert open_current(tmp_path / "lists").lookup(gambling) == ()
 
 
+def test_lost_state_file_keeps_the_data(mirror: Mirror, tmp_path: Path) -> None:
+    up = Updater(tmp_path, sources(mirror))
+    up.update()
+    (tmp_path / "lists" / "state.json").unlink()
+    up.compile()
+    assert "ut1-gambling" in open_current(tmp_path / "lists").sources
+    report = up.update()   # downloads again without conditions, all fine
+    assert {o.status for o in report.outcomes} == {UPDATED}
+
+
 def test_first_download_failing_still_builds_an_index(mirror: Mirror, tmp_path: Path) -> None:
     mirror.status["drogue.tar.gz"] = 500
     report = Updater(tmp_path, sources(mirror)).update()

@@ -60,3 +60,12 @@ def test_invalid_files(tmp_path, text):
 def test_naive_times_refused():
     with pytest.raises(ValueError):
         Override("a", "g", "x.example", datetime(2026, 1, 1), "t", "r")
+
+
+def test_override_covers_the_services_companion_domains():
+    s = OverrideSet([ov(domain="youtube.com")])
+    assert s.match("thcs", ["rr1---sn-abc.googlevideo.com", "googlevideo.com", "com"], T).id == "o1"
+    assert s.match("thcs", ["i.ytimg.com", "ytimg.com", "com"], T) is not None
+    assert s.match("thcs", ["fbcdn.net", "net"], T) is None
+    assert OverrideSet([ov(domain="example.com")]).match("thcs", ["googlevideo.com", "com"],
+                                                          T) is None

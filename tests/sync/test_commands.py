@@ -130,4 +130,7 @@ def test_office_user_and_duplicate_enrolment(tmp_path):
     filterd(*args)
     r = filterd(*args, check=False)
     assert r.returncode == 1 and "already enrolled" in r.stderr
-    assert filterd(*args, "--rekey").stdout.startswith("filterd-school-v1:s1:")
+    assert filterd("office", "enrol", "--database-url", db, "--id", "s1", "--rekey"
+                   ).stdout.startswith("filterd-school-v1:s1:")
+    r = filterd("office", "enrol", "--database-url", db, "--id", "s2", check=False)
+    assert r.returncode == 2 and "required to enrol" in r.stderr

@@ -1,5 +1,6 @@
 import gzip
 import json
+import os
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -49,8 +50,17 @@ def test_devices_bypass_lists_and_health(appliance, tmp_path):
                reason="bypass", path="bypass")]
     evs += [Ev(at(11), "10.0.1.9", None, "tieu_hoc", "z.games.example", "block", "games")]
     write_events(conn, evs)
-    (settings.data_dir / "health.json").write_text(json.dumps(
-        {"started_at": at(12).timestamp() - 3600, "events_dropped": 4, "upstream_failures": 2}))
+    # the daemon's own files: its pid file (mtime = start) and two workers' metric snapshots
+    pidf = settings.data_dir / "filterd.pid"
+    pidf.write_text(f"{os.getpid()}\n")
+    os.utime(pidf, (at(12).timestamp() - 3600,) * 2)
+    (settings.data_dir / "metrics").mkdir()
+    for pid, dropped in ((11, 3), (12, 1)):
+        (settings.data_dir / "metrics" / f"{pid}.json").write_text(json.dumps({
+            "filterd_events_dropped_total": {"values": [[[], dropped]]},
+            "filterd_upstream_errors_total": {"values": [[["9.9.9.9:53"], 1.0],
+                                                         [["1.1.1.1:53"], 0.0]]}}))
+    (settings.data_dir / "metrics" / "13.json").write_text("{truncated")
     r = build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32,
                      health=Health.read(settings.data_dir, at(12)),
                      lists=ListInfo("2026.11.24-1", datetime(2026, 11, 24, 1, tzinfo=UTC)))
@@ -63,8 +73,10 @@ def test_devices_bypass_lists_and_health(appliance, tmp_path):
     assert r["top_blocked"] == {}  # 3 devices < k = 5
 
 
-def test_missing_health_file_gives_nulls_not_guesses(tmp_path):
+def test_missing_health_files_give_nulls_not_guesses(tmp_path):
     assert Health.read(tmp_path, datetime.now(UTC)) == Health(None, None, None)
+    (tmp_path / "filterd.pid").write_text("999999999\n")  # stale: no such process
+    assert Health.read(tmp_path, datetime.now(UTC)).uptime_s is None
 
 
 def test_no_tables_yet_gives_an_empty_valid_report(tmp_path):

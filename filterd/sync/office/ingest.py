@@ -96,6 +96,13 @@ def _check_unique(report: dict[str, Any]) -> None:
             raise IngestError(400, f"report repeats a name under top_blocked/{cat}")
 
 
+def _by_hour(counts: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[int]]:
+    out: dict[tuple[str, str, str], list[int]] = {}
+    for c in counts:
+        out.setdefault((c["group"], c["category"], c["action"]), [0] * 24)[c["hour"]] += c["n"]
+    return out
+
+
 def _store(storage: Storage, school_id: str, nonce: str, ts: int, report: dict[str, Any],
            body: bytes, now: datetime) -> str:
     day = report["day"]
@@ -118,10 +125,10 @@ def _store(storage: Storage, school_id: str, nonce: str, ts: int, report: dict[s
         if inserted == 0:
             return "duplicate"  # already have this day: acknowledged, never counted twice
         tx.executemany(
-            "INSERT INTO report_counts (school_id, day, grp, category, action, hour, n)"
+            "INSERT INTO report_counts (school_id, day, grp, category, action, n, hours)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(school_id, day, c["group"], c["category"], c["action"], c["hour"], c["n"])
-             for c in report["counts"]])
+            [(school_id, day, g, c, a, sum(hours), ",".join(map(str, hours)))
+             for (g, c, a), hours in _by_hour(report["counts"]).items()])
         tx.executemany(
             "INSERT INTO report_top (school_id, day, category, name, devices, hits)"
             " VALUES (?, ?, ?, ?, ?, ?)",

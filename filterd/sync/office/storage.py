@@ -38,9 +38,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " upstream_failures BIGINT, size_gz BIGINT NOT NULL, body_sha256 TEXT NOT NULL,"
         " PRIMARY KEY (school_id, day))",
         "CREATE INDEX reports_day ON reports (day)",
+        # One row per school, day, group, category and action: `n` is the day's total (what
+        # every page sums) and `hours` the 24 hourly counts as text "n0,n1,...,n23". A row per
+        # hour made the table several times larger for no page that needs it.
         "CREATE TABLE report_counts (school_id TEXT NOT NULL, day TEXT NOT NULL, grp TEXT NOT NULL,"
-        " category TEXT NOT NULL, action TEXT NOT NULL, hour INTEGER NOT NULL, n BIGINT NOT NULL,"
-        " PRIMARY KEY (school_id, day, grp, category, action, hour))",
+        " category TEXT NOT NULL, action TEXT NOT NULL, n BIGINT NOT NULL, hours TEXT NOT NULL,"
+        " PRIMARY KEY (school_id, day, grp, category, action))",
         "CREATE INDEX report_counts_day ON report_counts (day)",
         "CREATE TABLE report_top (school_id TEXT NOT NULL, day TEXT NOT NULL,"
         " category TEXT NOT NULL, name TEXT NOT NULL, devices BIGINT NOT NULL,"

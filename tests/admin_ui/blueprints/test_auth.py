@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from admin_ui.accounts import list_users
 from admin_ui.store import open_admin_db
-from tests.admin_ui.conftest import PASSWORD, login, post
+from tests.admin_ui.conftest import PASSWORD, https_client, login, post
 
 
 def _users(backend):
@@ -70,3 +70,15 @@ def test_language_switch_only_redirects_locally(client):
     resp = client.get("/lang/en?next=//evil.example/")
     assert resp.headers["Location"] == "/"
     assert client.get("/lang/fr").status_code == 404
+
+
+def test_password_reset_by_admin_ends_the_users_other_sessions(as_role, app, backend):
+    teacher = as_role("teacher")
+    assert teacher.get("/why").status_code == 200
+    admin = https_client(app)
+    assert login(admin, "first-admin").status_code == 302
+    tid = _users(backend)["teacher1"].id
+    post(admin, f"/users/{tid}", role="teacher", groups=["thcs"], password="a brand new password",
+         reason="forgot it")
+    assert teacher.get("/why").status_code == 302  # signed out
+    assert admin.get("/").status_code == 200

@@ -12,12 +12,15 @@ def test_lists_page_shows_configured_sources(as_role, config):
         "version: 1\nsources:\n  - name: hostsvn\n    url: https://example.invalid/hosts\n"
         "    format: hosts\n    category: adult\n    license: MIT\n")
     page = as_role("viewer").get("/lists").get_data(as_text=True)
-    assert "hostsvn" in page and "MIT" in page
+    assert "hostsvn" in page and "chưa bao giờ" in page  # configured, never downloaded
     assert "/lists/update" not in page  # viewers cannot start an update
 
 
 def test_update_now_runs_in_background_and_is_logged(as_role, backend, config):
     # a source nobody can reach: the update fails fast and says so, without the network
+    import shutil
+
+    shutil.copy(config.categories_file, config.sources_file.with_name("categories.yaml"))
     config.sources_file.write_text(
         "version: 1\nsources:\n  - name: local\n    url: http://127.0.0.1:9/none.txt\n"
         "    format: domains\n    category: adult\n    match: subtree\n    license: test\n")
@@ -31,6 +34,7 @@ def test_update_now_runs_in_background_and_is_logged(as_role, backend, config):
     assert "filterd lists update" in log and f"--data-dir {backend.data_dir}" in log
     page = c.get("/lists").get_data(as_text=True)
     assert "filterd lists update" in page
+    assert "127.0.0.1" in page.split("<tbody>")[1]  # the source's error, from state.json
     assert "lists.update" in c.get("/audit").get_data(as_text=True)
 
 

@@ -48,6 +48,14 @@ def test_signed_upload_is_stored_once(office, body):
         200, {"status": "stored", "school_id": "thcs-ba-dinh-01", "day": "2026-11-24"})
     total = office.total("thcs-ba-dinh-01", DAY)
     assert total > 0
+    # the hourly detail is kept: each stored row's 24 hours add up to its total, and match
+    report = json.loads(gzip.decompress(body))
+    c = report["counts"][0]
+    ((n, hours),) = office.storage.query(
+        "SELECT n, hours FROM report_counts WHERE grp = ? AND category = ? AND action = ?",
+        [c["group"], c["category"], c["action"]])
+    hours = [int(h) for h in hours.split(",")]
+    assert len(hours) == 24 and sum(hours) == n and hours[c["hour"]] == c["n"]
     # the same day again (new nonce, e.g. the acknowledgement was lost): not counted twice
     status, ack = post(office, body, sign(cred, body, now))
     assert (status, ack["status"]) == (200, "duplicate")
