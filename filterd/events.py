@@ -115,7 +115,8 @@ class EventLog:
         if action is Action.BLOCK or action is Action.REWRITE or (
                 self.store_allowed or decision.reason is Reason.BYPASS):
             try:
-                self._queue.put_nowait(event_row(decision, query, ts, search_term))
+                # The row is built by the writer thread: the query path only queues.
+                self._queue.put_nowait((decision, query, ts, search_term))
             except queue.Full:
                 self.dropped += 1
 
@@ -182,7 +183,8 @@ class EventLog:
         return rows
 
     def _write(self, db: sqlite_utils.Database) -> None:
-        rows = self._drain()
+        items = self._drain()
+        rows = [event_row(*item) for item in items]
         with self._lock:
             counts, self._counts = self._counts, {}
         if not rows and not counts:
@@ -203,9 +205,9 @@ class EventLog:
             with self._lock:
                 for k, n in counts.items():
                     self._counts[k] = self._counts.get(k, 0) + n
-            for r in rows:
+            for item in items:
                 try:
-                    self._queue.put_nowait(r)
+                    self._queue.put_nowait(item)
                 except queue.Full:
                     self.dropped += 1
             raise

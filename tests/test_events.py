@@ -102,3 +102,15 @@ def test_bad_settings(tmp_path):
         EventLog(tmp_path / "f.db", flush_interval=0)
     with pytest.raises(ValueError):
         EventLog(tmp_path / "f.db", retention_days=0)
+
+
+def test_failed_write_keeps_the_rows_for_the_next_batch(tmp_path):
+    log = EventLog(tmp_path / "f.db")
+    db = open_db(tmp_path / "f.db")
+    db.execute("ALTER TABLE events RENAME TO events_away")
+    log.record(decision(), query())
+    with pytest.raises(sqlite3.OperationalError):
+        log._write(db)
+    db.execute("ALTER TABLE events_away RENAME TO events")
+    log.flush()
+    assert [r["name"] for r in recent(tmp_path / "f.db")] == ["x.test"]

@@ -22,6 +22,7 @@ from filterd.dns.edns import OUR_UDP_SIZE
 from filterd.dns.ratelimit import RateLimiter
 from filterd.dns.upstream import UpstreamError, UpstreamPool
 from filterd.dns.wire import (
+    CD,
     CLASS_IN,
     RD,
     TYPE_ANY,
@@ -44,6 +45,11 @@ _REFUSED_TYPES = frozenset({TYPE_AXFR, TYPE_IXFR})
 # schedule boundary or an expiring override shows within a second; a reload clears them all.
 DECISION_TTL = 1.0
 DECISION_CACHE_MAX = 100_000
+
+
+def _variant(q: Question) -> int:
+    """The part of the cache key besides name and type: DO and CD change the answer."""
+    return (2 if q.flags & CD else 0) | (1 if q.edns is not None and q.edns.do else 0)
 
 
 class DecisionEngine(Protocol):
@@ -129,7 +135,7 @@ class Resolver:
             return wire.error_answer(q, Rcode.REFUSED)
         limit = 65535 if tcp else min(q.max_payload, OUR_UDP_SIZE)
         if not q.name:
-            return self._answer(q, (q.name, qtype, q.do), limit)   # the root: nothing to filter
+            return self._answer(q, (q.name, qtype, _variant(q)), limit)   # the root: no filter
         query, decision = self.decide(client_ip, q.name, qtype)
         self.events.record(decision, query)
         action = decision.action
@@ -140,7 +146,7 @@ class Resolver:
             return self.answers.any_answer(q)
         if action is Action.REWRITE and decision.rewrite_target:
             return self._rewrite(q, decision.rewrite_target.rstrip(".").lower(), limit)
-        return self._answer(q, (q.name, qtype, q.do), limit)
+        return self._answer(q, (q.name, qtype, _variant(q)), limit)
 
     def _answer(self, q: Question, key: Hashable, limit: int
                 ) -> bytes | Awaitable[bytes | None]:
@@ -194,7 +200,7 @@ class Resolver:
 
     def _rewrite(self, q: Question, target: str, limit: int) -> bytes | Awaitable[bytes | None]:
         """Safe search: answer `q.name CNAME target` plus the target's records."""
-        key = (q.name, q.qtype, q.do, target)
+        key = (q.name, q.qtype, _variant(q), target)
         hit = self.cache.get(key)
         if hit is not None:
             return hit[0].render(q, hit[1], limit)
@@ -205,7 +211,7 @@ class Resolver:
         tq = Question(0, RD, target, q.qtype, q.qclass,
                       wire.encode_name(target) + q.question[-4:], q.edns)
         try:
-            entry = await self._entry(tq, (target, q.qtype, q.do))
+            entry = await self._entry(tq, (target, q.qtype, _variant(q)))
         except (UpstreamError, BadQuery, ValueError):
             self.stats["servfail"] += 1
             return self.answers.servfail(q)

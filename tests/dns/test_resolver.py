@@ -143,3 +143,19 @@ def test_decisions_reused_per_client_for_a_moment():
         r.handle(pkt("blocked.test"), "10.0.0.5")
         assert len(engine.queries) == 3
     with_resolver(t)
+
+
+def test_do_and_cd_answers_cached_apart():
+    async def t(r, up, engine, events):
+        plain = pkt("a.test", edns=True)
+        do = DNSRecord(q=DNSQuestion("a.test", QTYPE.A))
+        do.add_ar(EDNS0(udp_len=1232, flags="do"))
+        cd = DNSRecord(q=DNSQuestion("a.test", QTYPE.A))
+        cd.header.cd = 1
+        for p in (plain, do.pack(), cd.pack(), plain, do.pack(), cd.pack()):
+            await answer(r.handle(p, "10.0.0.5"))
+        assert len(up.received) == 3
+        sent_do = [DNSRecord.parse(x) for x in up.received]
+        assert [bool(x.ar[0].ttl & 0x8000) for x in sent_do] == [False, True, False]
+        assert [x.header.cd for x in sent_do] == [0, 0, 1]
+    with_resolver(t)
