@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton
 from flask import Blueprint, render_template
 from flask_babel import get_timezone, gettext
 
@@ -77,9 +78,10 @@ def index():
             local = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC).astimezone(tz)
             day = local.strftime("%Y-%m-%d")
             per_day[day] = per_day.get(day, 0) + int(n or 0)
-        days = [(now.astimezone(tz) - timedelta(days=6 - i)).strftime("%Y-%m-%d")
-                for i in range(7)]
-        daily = column_chart([(d[8:] + "/" + d[5:7], per_day.get(d, 0)) for d in days])
+        days = [(now.astimezone(tz) - timedelta(days=6 - i)).date() for i in range(7)]
+        # day and month in the reader's order: 29/11 in Vietnamese, 11/29 in English
+        daily = column_chart([(format_skeleton("Md", d, locale=lng),
+                               per_day.get(d.isoformat(), 0)) for d in days])
 
     top_names: list[tuple[str, int]] = []
     bypass = {"day": 0, "week": 0}
