@@ -43,8 +43,9 @@ def index():
         items = [o for o in items if o.get("group") in g.user.groups]
     for o in items:
         o["minutes_left"] = max(0, int((_expires(o) - now).total_seconds() // 60) + 1)
+        o["ends"] = _expires(o).timestamp()
     return render_template("overrides.html", items=items, groups=visible_groups(),
-                           cap=backend().max_override_minutes)
+                           all_groups=backend().groups(), cap=backend().max_override_minutes)
 
 
 @bp.route("/overrides", methods=["POST"])
