@@ -63,7 +63,8 @@ def index():
             r.pop("client_ip", None)  # client identities are for admins only
     pages = max(1, (total + size - 1) // size)
     return render_template("reviews.html", rows=rows, status=status, statuses=STATUSES,
-                           page=page, pages=pages, total=total, present=present)
+                           page=page, pages=pages, total=total, present=present,
+                           groups=backend().groups(), categories=backend().categories())
 
 
 def _decide(review: dict, status: str, note: str) -> None:
