@@ -3,7 +3,19 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 extras=${1:-}
-if [ ! -x "$repo/.venv/bin/python" ]; then
+command -v python3 >/dev/null || { echo "filterd needs python3 (>= 3.11)" >&2; exit 1; }
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "filterd needs Python >= 3.11, this is $(python3 -V)" >&2; exit 1; }
+# Debian and Raspberry Pi OS ship python3 without venv/ensurepip (package python3-venv).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing the Debian package python3-venv (needed for .venv)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+# A venv left half-made (e.g. by a run before python3-venv was there) has no pip: redo it.
+if [ ! -x "$repo/.venv/bin/pip" ]; then
+  rm -rf "$repo/.venv"
   python3 -m venv "$repo/.venv"
 fi
 stamp="$repo/.venv/.installed${extras:+-$extras}"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from filterd.cli import main
@@ -65,11 +66,22 @@ def test_policy_validate_ok_and_broken(tmp_path):
     assert f"{bad}:7: groups.a.clients: bad CIDR" in r.output
 
 
+def _commands(cmd: click.Command, path: list[str]):
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        for name, sub in sorted(cmd.commands.items()):
+            yield from _commands(sub, [*path, name])
+
+
 def test_help_texts_have_examples():
-    for args in (["--help"], ["check", "--help"], ["policy", "--help"],
-                 ["policy", "validate", "--help"]):
-        r = CliRunner().invoke(main, args)
-        assert r.exit_code == 0 and "Example:" in r.output
+    """Every command and group, including those added later, has help with an Example."""
+    seen = []
+    for path, cmd in _commands(main, []):
+        r = CliRunner().invoke(main, [*path, "--help"])
+        assert r.exit_code == 0, (path, r.output)
+        assert cmd.help and "Example:" in r.output, f"`filterd {' '.join(path)}` has no Example"
+        seen.append(" ".join(path))
+    assert {"check", "policy validate", "policy show", "lists update", "lists status"} <= set(seen)
 
 
 def test_check_as_a_process(tmp_path):

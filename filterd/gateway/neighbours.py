@@ -107,9 +107,11 @@ class KernelNeighbours:
         # new DHCP lease gets its MAC-based group from its first query.
         self._quick = quick_source if quick_source is not None else (
             None if source is not None else lambda: read_proc_arp(device))
-        self._quick_at = 0.0
+        # -inf, not 0: monotonic time starts near 0 at boot, and a gateway that has just
+        # booted must not rate-limit its first reads.
+        self._quick_at = float("-inf")
         self._table: Mapping[str, str] = {}
-        self._refreshed_at = 0.0
+        self._refreshed_at = float("-inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

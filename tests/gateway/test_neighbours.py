@@ -89,6 +89,17 @@ def test_ipv4_miss_reads_the_arp_table_at_once() -> None:
     assert table.mac_for("fd99::20") is None and len(reads) == 1  # IPv6: no ARP
 
 
+def test_just_booted_gateway_reads_the_arp_table_at_once(monkeypatch) -> None:
+    """Monotonic time starts near 0 at boot: the rate limit must not hold the first read."""
+    import filterd.gateway.neighbours as neighbours
+
+    monkeypatch.setattr(neighbours.time, "monotonic", lambda: 3.0)
+    table = KernelNeighbours(source=dict, quick_source=lambda: {"10.99.1.20": "aa:bb:cc:00:11:22"},
+                             quick_every=3600)
+    table.refresh()
+    assert table.mac_for("10.99.1.20") == "aa:bb:cc:00:11:22"
+
+
 def test_failed_refresh_keeps_the_last_table() -> None:
     state = {"fail": False}
 

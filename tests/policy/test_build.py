@@ -84,3 +84,27 @@ def test_intercept_groups_must_exist_in_the_policy(cfg):
     with pytest.raises(ConfigError) as exc:
         build_engine(bad, index=FakeIndex({}))
     assert exc.value.key == "http.intercept_groups" and "oldr" in exc.value.message
+
+
+# The real portals pupils and teachers must reach (policies/education.yaml).
+PORTALS = ["moet.gov.vn", "csdl.moet.gov.vn", "thisinh.thithptquocgia.edu.vn",
+           "temis.csdl.edu.vn", "taphuan.csdl.edu.vn", "vnedu.vn", "k12online.vn", "olm.vn",
+           "smas.edu.vn", "hanoi.edu.vn", "hanhtrangso.nxbgd.vn"]
+
+
+def test_shipped_education_allowlist_above_categories_below_protected(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # A list that wrongly files the portals under blocked categories (list mistakes happen).
+    wrong = {p: {"games", "adult"} for p in PORTALS}
+    e = build_engine(default_config(), index=FakeIndex(wrong))
+    students = [g for g in e.groups.values() if not g.abstract and g.id != "giao_vien"]
+    assert len(students) >= 5
+    for group in students:
+        for portal in PORTALS:
+            d = e.decide_for_group(Query("www." + portal, "192.0.2.1", AT), group.id)
+            assert (d.action.value, d.reason) == ("allow", Reason.EDUCATION), (group.id, portal)
+    shipped = {entry.domain for entry in e.policy.education.entries}
+    assert {"edu.vn", "gov.vn", "vn"}.isdisjoint(shipped)   # never a whole namespace
+    # ... but never above the protected list (list category `illegal`).
+    e = build_engine(default_config(), index=FakeIndex({"olm.vn": {"illegal"}}))
+    assert e.decide(Query("olm.vn", "10.10.41.7", AT)).reason is Reason.PROTECTED
