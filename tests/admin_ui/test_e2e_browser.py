@@ -285,10 +285,18 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
             page.goto(f"{url}/lang/vi?next=/")
             page.get_by_role("button", name="Đăng xuất").click()
 
+            # --- the teacher signs in with the keyboard alone ----------------------------------
+            page.keyboard.type("co.lan")            # the name field has the focus
+            page.keyboard.press("Tab")
+            page.keyboard.type(PASSWORD)
+            page.keyboard.press("Enter")
+            expect(page).to_have_url(url + "/")
+            page.keyboard.press("Tab")              # first stop: "skip to content"
+            assert page.evaluate("document.activeElement.className") == "skip"
+            page.keyboard.press("Enter")
+            assert page.evaluate("document.activeElement.id") == "main"
+
             # --- the teacher asks why, and reads what `filterd check` says --------------------
-            page.fill("#name", "co.lan")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
             page.get_by_role("link", name="Vì sao bị chặn?").click()
             page.fill("#site", f"https://{NAME}/sports")
             page.select_option("#group", "giao_vien")
@@ -314,6 +322,11 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
             assert texts[1] == block_reason   # the reason the block page gave the student
             shoot(page, shots, "why-teacher-vi")
             page.set_viewport_size({"width": 390, "height": 844})   # a teacher's phone
+            for path in ("/why?site=" + NAME + "&group=giao_vien", "/reviews", "/overrides",
+                         "/events"):
+                page.goto(url + path)   # nothing wider than the phone's screen
+                assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+            page.goto(url + "/why?site=" + NAME + "&group=giao_vien")
             shoot(page, shots, "why-teacher-phone-vi")
             page.set_viewport_size({"width": 1280, "height": 900})
             # teachers get 403 on the admin's pages
