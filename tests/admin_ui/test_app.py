@@ -166,3 +166,11 @@ def test_viewer_cannot_create_overrides_or_decide_reviews(as_role):
                 reason="x").status_code == 403
     assert post(c, "/reviews/1/decline", reason="no").status_code == 403
     assert post(c, "/overrides/x1/revoke", reason="no").status_code == 403
+
+
+def test_first_run_form_without_csrf_token_is_refused(client):
+    client.get("/setup")
+    resp = client.post("/setup", data={"name": "mallory", "password": PASSWORD,
+                                       "password2": PASSWORD})
+    assert resp.status_code == 400
+    assert client.get("/").headers["Location"].endswith("/setup")   # still no account

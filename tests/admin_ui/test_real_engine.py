@@ -129,6 +129,13 @@ def test_settings_saved_through_the_real_config_loader(real):
     assert "# filterd.yaml for the admin tests (this comment must survive)" in cfg.read_text()
     page = c.get("/settings").get_data(as_text=True)
     assert "Trường &lt;THCS&gt; Ba Đình" in page
+    # a new time zone applies to the page's dates at once
+    post(c, "/settings", school_id="thcs-ba-dinh", school_name="x", timezone="Europe/London",
+         office_url="", retention_days="60", max_override_minutes="45", reason="tz")
+    with app.test_request_context():
+        from flask_babel import get_timezone
+
+        assert str(get_timezone()) == "Europe/London"
 
 
 def test_bad_settings_refused_with_file_line_key(real):

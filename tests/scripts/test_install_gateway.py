@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,10 +77,10 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return out
 
 
-def install(root: Path, wheels: Path, *extra: str, source: Path = REPO
+def install(root: Path, wheels: Path, *extra: str, source: Path = REPO, apt: bool = False
             ) -> subprocess.CompletedProcess:
     return _run([str(source / "scripts" / "install-gateway"), "--root", str(root),
-                 "--wheels", str(wheels), "--no-apt", "--lan", "lan0",
+                 "--wheels", str(wheels), *([] if apt else ["--no-apt"]), "--lan", "lan0",
                  "--school-id", "thcs-test", *extra])
 
 
@@ -188,3 +190,122 @@ def test_help_documents_the_options() -> None:
     assert proc.returncode == 0
     for option in ("--lan", "--wheels", "--root", "--uninstall", "--purge"):
         assert option in proc.stdout
+
+
+class Booted:
+    """The Debian root booted by systemd-nspawn in a network namespace made by the test."""
+
+    def __init__(self, root: Path, netns: str, log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            # CAP_NET_ADMIN: nspawn leaves it out of a container's capabilities; a gateway's
+            # root has it (filterd-gateway.service loads the firewall with it).
+            ["systemd-nspawn", "-D", str(root), "-b", "--register=no", "--keep-unit",
+             "--console=pipe", f"--network-namespace-path=/run/netns/{netns}", "-M", netns,
+             "--capability=CAP_NET_ADMIN"],
+            stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        self.leader = self._leader()
+
+    def _leader(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+                for pid in task.read_text().split():
+                    # systemctl talks to it over this socket: there once systemd has set up
+                    if (Path(f"/proc/{pid}/comm").read_text().strip() == "systemd"
+                            and Path(f"/proc/{pid}/root/run/systemd/private").exists()):
+                        return int(pid)
+            time.sleep(0.2)
+        raise AssertionError(f"the root did not boot: {self.log.read_text()[-3000:]}")
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(["nsenter", "-t", str(self.leader), "-a", *args],
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.run("systemctl", "poweroff", "--no-block", timeout=30)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+
+@pytest.mark.timeout(900)
+def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) -> None:
+    """The installed units under a real systemd: the daemon reaches READY inside its sandbox,
+    reloads, finds a MAC-listed device through the kernel's neighbour table; the bypass
+    monitor runs and logs a DoT attempt; the firewall table comes back from its unit."""
+    from tests.gateway.netns import Namespaces, netns_unavailable
+
+    if not shutil.which("systemd-nspawn"):
+        pytest.skip("systemd-nspawn is not installed (apt-get install systemd-container)")
+    if reason := netns_unavailable():
+        pytest.skip(reason)
+    first = install(root, debian_cache[1], apt=True)  # nftables, libpcap as on a gateway
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    spaces = Namespaces()
+    booted = None
+    try:
+        gw, client = spaces.add("bgw"), spaces.add("bcl")
+        spaces.link(gw, "lan0", "10.99.1.1/24", client, "eth0", "10.99.1.2/24")
+        client.run(["ip", "route", "add", "default", "via", "10.99.1.1"])
+        booted = Booted(root, gw.name, tmp_path / "boot.log")
+        state = booted.run("systemctl", "is-system-running", "--wait", timeout=120)
+        units = ["filterd", "filterd-admin", "filterd-bypass", "filterd-lists.timer",
+                 "filterd-sync.timer"]
+        active = booted.run("systemctl", "is-active", *units)
+        journal = booted.run("journalctl", "-b", "--no-pager", "-u", "filterd*").stdout
+        assert active.stdout.split() == ["active"] * len(units), (
+            f"{state}\n{active}\n{journal[-4000:]}")
+        status = booted.run("systemctl", "show", "-p", "StatusText", "--value", "filterd")
+        assert "serving DNS" in status.stdout  # sd_notify from inside the sandbox
+
+        # a device listed by MAC in the guests' group (its address is in no group's range):
+        # the policy edited as the admin page does, then a reload
+        mac = client.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+        policy = root / "etc/filterd/policies/policy.yaml"
+        anchor = "      - 10.10.200.0/23 "
+        policy.write_text(policy.read_text().replace(anchor, f"      - {mac}\n{anchor}", 1))
+        reload = booted.run("systemctl", "reload", "filterd")
+        assert reload.returncode == 0, reload.stderr
+        dig = ["dig", "+short", "+time=3", "+tries=2", "@10.99.1.1", "pornhub.com", "A"]
+        assert client.run(dig).stdout.strip() == "127.0.0.1"  # blocked: the appliance address
+
+        dot = ("import socket\ntry: socket.create_connection(('10.99.2.2', 853), timeout=2)\n"
+               "except OSError: pass\n")
+        client.run([sys.executable, "-c", dot], timeout=30)
+        db = root / "var/lib/filterd/filterd.db"
+        rows: list[tuple] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with sqlite3.connect(db, timeout=10) as conn:
+                rows = conn.execute("SELECT path, client_ip, group_id, qtype FROM events"
+                                    ).fetchall()
+            if {r[0] for r in rows} >= {"dns", "bypass"}:
+                break
+            time.sleep(0.5)
+        assert ("dns", "10.99.1.2", "khach", "A") in rows, rows  # found by its MAC
+        assert any(r[0] == "bypass" and r[3] == "DOT" for r in rows), rows
+        restarts = booted.run("systemctl", "show", "-p", "NRestarts", "--value", "filterd",
+                              "filterd-bypass")
+        assert restarts.stdout.split() == ["0", "0"], booted.run(
+            "journalctl", "-b", "--no-pager", "-u", "filterd*").stdout[-4000:]
+
+        # the saved firewall rules come back through filterd-gateway.service
+        nft = booted.run("/usr/local/bin/filterd", "gateway", "apply", "--design", "router",
+                         "--lan", "lan0", "--save", "/etc/filterd/gateway.nft")
+        assert nft.returncode == 0, nft.stderr
+        booted.run("nft", "delete", "table", "inet", "filterd")
+        again = booted.run("systemctl", "restart", "filterd-gateway")
+        assert again.returncode == 0, again.stderr
+        assert booted.run("nft", "list", "table", "inet", "filterd").returncode == 0
+        assert client.run(["dig", "+short", "+time=3", "+tries=2", "@10.99.2.2", "pornhub.com",
+                           "A"]).stdout.strip() == "127.0.0.1"  # another resolver: redirected
+    finally:
+        if booted is not None:
+            booted.close()
+        spaces.close()
+    assert str(root) not in Path("/proc/mounts").read_text()
