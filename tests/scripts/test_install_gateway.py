@@ -3,9 +3,11 @@ with no change, upgrade keeping configuration and data, uninstall keeping data, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -197,6 +199,7 @@ class Booted:
 
     def __init__(self, root: Path, netns: str, log: Path) -> None:
         self.log = log
+        self.leader: int | None = None
         self.proc = subprocess.Popen(
             # CAP_NET_ADMIN: nspawn leaves it out of a container's capabilities; a gateway's
             # root has it (filterd-gateway.service loads the firewall with it).
@@ -204,17 +207,26 @@ class Booted:
              "--console=pipe", f"--network-namespace-path=/run/netns/{netns}", "-M", netns,
              "--capability=CAP_NET_ADMIN"],
             stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        self.leader = self._leader()
 
-    def _leader(self, timeout: float = 60) -> int:
+    def _children(self) -> list[int]:
+        pids = []
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pids += [int(pid) for pid in task.read_text().split()]
+        return pids
+
+    def wait_booted(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
-            for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
-                for pid in task.read_text().split():
+            for pid in self._children():
+                try:
                     # systemctl talks to it over this socket: there once systemd has set up
                     if (Path(f"/proc/{pid}/comm").read_text().strip() == "systemd"
                             and Path(f"/proc/{pid}/root/run/systemd/private").exists()):
-                        return int(pid)
+                        self.leader = pid
+                        return
+                except OSError:
+                    pass
             time.sleep(0.2)
         raise AssertionError(f"the root did not boot: {self.log.read_text()[-3000:]}")
 
@@ -222,14 +234,43 @@ class Booted:
         return subprocess.run(["nsenter", "-t", str(self.leader), "-a", *args],
                               capture_output=True, text=True, timeout=timeout, check=False)
 
+    def _family(self) -> list[int]:
+        """nspawn's descendants that live in another PID namespace: the container's."""
+        children: dict[int, list[int]] = {}
+        for status in Path("/proc").glob("[0-9]*/status"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                ppid = int(status.read_text().split("\nPPid:")[1].split()[0])
+                children.setdefault(ppid, []).append(int(status.parent.name))
+        out, todo = [], [self.proc.pid]
+        while todo:
+            for pid in children.get(todo.pop(), []):
+                out.append(pid)
+                todo.append(pid)
+        own = os.readlink("/proc/self/ns/pid")
+        return [pid for pid in out if _pid_ns(pid) not in (None, own)]
+
     def close(self) -> None:
+        """Power off; whatever happens, no process of the container outlives the test."""
         if self.proc.poll() is None:
-            self.run("systemctl", "poweroff", "--no-block", timeout=30)
-            try:
+            family = self._family()
+            self.proc.terminate()  # nspawn powers the container off (SIGRTMIN+3 to its init)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(60)
-            except subprocess.TimeoutExpired:
+            family += self._family() if self.proc.poll() is None else []
+            for pid in family:  # still there after 60 s: the container's processes die
+                if _pid_ns(pid) not in (None, os.readlink("/proc/self/ns/pid")):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+            if self.proc.poll() is None:
                 self.proc.kill()
-                self.proc.wait(30)
+        self.proc.wait(30)
+
+
+def _pid_ns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
 
 
 @pytest.mark.timeout(900)
@@ -253,6 +294,7 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
         spaces.link(gw, "lan0", "10.99.1.1/24", client, "eth0", "10.99.1.2/24")
         client.run(["ip", "route", "add", "default", "via", "10.99.1.1"])
         booted = Booted(root, gw.name, tmp_path / "boot.log")
+        booted.wait_booted()
         state = booted.run("systemctl", "is-system-running", "--wait", timeout=120)
         units = ["filterd", "filterd-admin", "filterd-bypass", "filterd-lists.timer",
                  "filterd-sync.timer"]
@@ -273,6 +315,17 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
         assert reload.returncode == 0, reload.stderr
         dig = ["dig", "+short", "+time=3", "+tries=2", "@10.99.1.1", "pornhub.com", "A"]
         assert client.run(dig).stdout.strip() == "127.0.0.1"  # blocked: the appliance address
+
+        # ExecReload is two-phase: a broken policy is refused, the running one keeps serving
+        good = policy.read_text()
+        policy.write_text(good.replace("block_mode: address", "block_mode: adress", 1))
+        refused = booted.run("systemctl", "reload", "filterd")
+        assert refused.returncode != 0
+        journal = booted.run("journalctl", "-u", "filterd", "--no-pager", "-n", "30").stdout
+        assert "policy.yaml" in journal, journal  # the error names the file
+        assert booted.run("systemctl", "is-active", "filterd").stdout.strip() == "active"
+        assert client.run(dig).stdout.strip() == "127.0.0.1"
+        policy.write_text(good)
 
         dot = ("import socket\ntry: socket.create_connection(('10.99.2.2', 853), timeout=2)\n"
                "except OSError: pass\n")
