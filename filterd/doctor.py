@@ -282,11 +282,19 @@ def check_sync(config: Any, now: datetime | None = None, warn_days: float = 2) -
     return Check("daily upload", Status.OK, text)
 
 
-def check_gateway_rules() -> Check:
+def check_gateway_rules(euid: int | None = None) -> Check:
     from filterd.gateway import apply as nft
 
+    # Without root `nft list` fails as if the table were absent: say so, not "not loaded".
+    if (os.geteuid() if euid is None else euid) != 0:
+        return Check("gateway rules", Status.SKIP, "not checked: reading the firewall needs "
+                     "root (sudo filterd doctor ...)")
     try:
+        nft._nft()
         installed = nft.installed()
+    except nft.GatewayError as exc:
+        return Check("gateway rules", Status.WARN, str(exc),
+                     "sudo apt-get install nftables, then filterd gateway apply (docs/network.md)")
     except Exception as exc:
         return Check("gateway rules", Status.SKIP, f"cannot read the firewall ({exc})")
     if not installed:
@@ -317,7 +325,9 @@ def run_checks(config: Any, *, skip: Iterable[str] = ()) -> list[Check]:
         try:
             got = step()
         except Exception as exc:  # a broken probe is itself a finding, not a crash
-            got = Check(name, Status.FAIL, f"check failed: {exc!r}")
+            got = Check(name, Status.FAIL, f"check failed: {exc!r}",
+                        f"run again with --skip {name} to see the other checks, and report "
+                        "this message to whoever maintains the appliance")
         checks.extend(got if isinstance(got, list) else [got])
     return checks
 

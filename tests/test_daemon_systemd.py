@@ -104,6 +104,9 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_notify_watchdog_reload_and_metrics(tmp_path: Path, unbound, workers: int) -> None:
     cfg, dns_port, metrics_port = _config(tmp_path, unbound.address, workers)
+    sync_state = tmp_path / "var" / "sync" / "state.json"  # as `filterd sync` leaves it
+    sync_state.parent.mkdir(parents=True)
+    sync_state.write_text('{"last_success_at": "2026-11-24T18:30:00+00:00"}')
     notify = Notify(tmp_path / "notify.sock")
     proc = _start(tmp_path, cfg, notify)
     try:
@@ -116,14 +119,21 @@ def test_notify_watchdog_reload_and_metrics(tmp_path: Path, unbound, workers: in
             assert dns.query.udp(q, "127.0.0.1", port=dns_port, timeout=5).rcode() == \
                 dns.rcode.NOERROR
 
+        q = dns.message.make_query("pornhub.com", "A")  # the seed lists' adult category
+        dns.query.udp(q, "127.0.0.1", port=dns_port, timeout=5)
+
         deadline = time.monotonic() + 30
         while True:  # with workers the parent merges snapshots written every 2 s
             m = _scrape(metrics_port)
             total = sum(v for (name, _), v in m.items() if name == "filterd_queries_total")
-            if total >= 3 or time.monotonic() > deadline:
+            blocked = sum(v for (name, labels), v in m.items()
+                          if name == "filterd_blocks_total" and ("category", "adult") in labels)
+            if (total >= 4 and blocked >= 1) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert total >= 3, m
+        assert total >= 4 and blocked == 1, m
+        assert m[("filterd_last_sync_timestamp_seconds", ())] == 1795545000.0  # 2026-11-24T18:30Z
+        assert m[("filterd_dns_cache_misses_total", ())] >= 1
         assert m[("filterd_dns_cache_hits_total", ())] >= 1
         up = (("upstream", f"{unbound.address[0]}:{unbound.address[1]}"),)
         assert m[("filterd_upstream_latency_seconds_count", up)] >= 1

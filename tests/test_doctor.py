@@ -208,3 +208,10 @@ def test_cli_exit_code(tmp_path, unbound, listeners) -> None:
                           capture_output=True, text=True, timeout=60, env=env, check=False)
     assert fail.returncode == 1
     assert f"FAIL upstream 127.0.0.1:{closed}" in fail.stdout and "fix:" in fail.stdout
+
+
+def test_gateway_rules_without_root_says_it_cannot_tell() -> None:
+    from filterd.doctor import check_gateway_rules
+
+    check = check_gateway_rules(euid=1000)
+    assert check.status is Status.SKIP and "root" in check.detail

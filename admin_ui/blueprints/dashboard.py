@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton
 from flask import Blueprint, render_template
 from flask_babel import get_timezone, gettext
 
@@ -32,6 +36,26 @@ def _sum_by(column: str, since: str) -> list[tuple[str, int]]:
         f" GROUP BY {column}",
         [since]).fetchall()
     return [(r[0] or "", int(r[1] or 0)) for r in rows]
+
+
+def _upload_status() -> dict:
+    """The daily upload to the education office, from the sync job's own files
+    (docs/dev/CONTRACTS.md: `<data_dir>/sync/state.json`, pending reports in `outbox/`)."""
+    data_dir = Path(backend().data_dir)
+    try:
+        state = json.loads((data_dir / "sync" / "state.json").read_text())
+    except (OSError, ValueError):
+        state = {}
+    last = None
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        last = datetime.fromisoformat(state["last_success_at"]).timestamp()
+    configured = bool(getattr(getattr(backend().config, "sync", None), "office_url", ""))
+    pending = len(list((data_dir / "outbox").glob("*.json.gz")))
+    return {"configured": configured, "last": last, "pending": pending,
+            "error": state.get("last_error") if pending else None,
+            # a day's report waits for the next morning; two days late means something broke
+            "warn": configured and (last is None or time.time() - last > 2 * 86400
+                                    or pending > 1)}
 
 
 @bp.route("/")
@@ -77,9 +101,10 @@ def index():
             local = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC).astimezone(tz)
             day = local.strftime("%Y-%m-%d")
             per_day[day] = per_day.get(day, 0) + int(n or 0)
-        days = [(now.astimezone(tz) - timedelta(days=6 - i)).strftime("%Y-%m-%d")
-                for i in range(7)]
-        daily = column_chart([(d[8:] + "/" + d[5:7], per_day.get(d, 0)) for d in days])
+        days = [(now.astimezone(tz) - timedelta(days=6 - i)).date() for i in range(7)]
+        # day and month in the reader's order: 29/11 in Vietnamese, 11/29 in English
+        daily = column_chart([(format_skeleton("Md", d, locale=lng),
+                               per_day.get(d.isoformat(), 0)) for d in days])
 
     top_names: list[tuple[str, int]] = []
     bypass = {"day": 0, "week": 0}
@@ -109,4 +134,5 @@ def index():
     }
     return render_template("dashboard.html", charts=charts, hourly=hourly, daily=daily,
                            totals=totals, top_names=top_names, bypass=bypass, health=health,
-                           has_counts=has_counts, has_events=has_events)
+                           has_counts=has_counts, has_events=has_events,
+                           upload=_upload_status())

@@ -16,7 +16,8 @@ from admin_ui import audit
 from admin_ui.blueprints.why import site_name
 from admin_ui.errors import translated
 from admin_ui.security import roles_required
-from admin_ui.web import backend, form_reason, log_change, visible_groups
+from admin_ui.store import table_exists
+from admin_ui.web import backend, db, form_reason, log_change, visible_groups
 from filterd.errors import FilterdError
 
 bp = Blueprint("overrides", __name__)
@@ -43,8 +44,9 @@ def index():
         items = [o for o in items if o.get("group") in g.user.groups]
     for o in items:
         o["minutes_left"] = max(0, int((_expires(o) - now).total_seconds() // 60) + 1)
+        o["ends"] = _expires(o).timestamp()
     return render_template("overrides.html", items=items, groups=visible_groups(),
-                           cap=backend().max_override_minutes)
+                           all_groups=backend().groups(), cap=backend().max_override_minutes)
 
 
 @bp.route("/overrides", methods=["POST"])
@@ -84,15 +86,36 @@ def create():
             "expires_at": (now + timedelta(minutes=minutes)).isoformat(timespec="seconds"),
             "created_by": g.user.name, "created_at": now.isoformat(timespec="seconds"),
                     "reason": reason}
+    review = _review_answered(group, name)
     with backend().overrides_lock():
         backend().write_overrides([*active(backend().read_overrides(), now), item])
     result = backend().reload()
     log_change("override.create", target=f"{group} {name}", diff=audit.value_diff(None, item),
                reason=reason, outcome="ok" if result.ok else f"reload: {result.message}")
+    if review is not None:
+        from admin_ui.blueprints.reviews import mark_approved
+
+        mark_approved(review, gettext("Allowed for %(n)s minutes: %(reason)s", n=minutes,
+                                      reason=reason))
+        log_change("review.approve", target=f"#{review['id']} {group} {name}", reason=reason)
     flash(gettext("%(site)s is allowed for %(group)s for %(n)s minutes.", site=name, group=group,
                   n=minutes), "ok")
     _flash_reload(result)
     return redirect(url_for("overrides.index"))
+
+
+def _review_answered(group: str, name: str) -> dict | None:
+    """The open review request this override answers (sent from the review queue), if any.
+    It must be for the same group (which the user may act for, checked above) and site."""
+
+    rid = request.form.get("review") or ""
+    if not rid.isdigit() or not table_exists(db(), "reviews"):
+        return None
+    rows = list(db().query("SELECT * FROM reviews WHERE id = ?", [int(rid)]))
+    if not rows or rows[0].get("group_id") != group or rows[0].get("status") != "open" \
+            or site_name(rows[0].get("name") or "") != name:
+        return None
+    return rows[0]
 
 
 @bp.route("/overrides/<oid>/revoke", methods=["POST"])

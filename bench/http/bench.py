@@ -14,7 +14,8 @@ The proxy's CPU is read from /proc/<pid>/stat (user+system of the whole process)
 before and after each workload, so "per CPU-second" does not depend on how busy
 the rest of the machine is.
 
-Usage (repository root): sudo /work/venv/bin/python bench/http/bench.py --duration 6
+Usage (repository root, as root):
+  flock /work/bench.lock /work/venv/bin/python bench/http/bench.py --duration 5 --rounds 3
 """
 
 from __future__ import annotations
@@ -40,8 +41,19 @@ ALLOWED_SNI = "www.bench-allowed.test"
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """CPU time of all threads of `pid`, in nanosecond resolution (schedstat).
+
+    /proc/<pid>/stat counts in clock ticks (10 ms): too coarse for a workload that costs
+    the proxy a fraction of a second. Falls back to it where schedstat is missing.
+    """
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
 
 
 # -- certificates -------------------------------------------------------------------------
@@ -286,26 +298,23 @@ async def measure(name: str, pid: int, port: int, args) -> dict:
     n, err, _ = await run_for(args.duration, args.concurrency,
                               lambda: one_tls_request(port, ctx))
     cpu = cpu_seconds(pid) - c0
-    out["newconn"] = {"connections": n, "errors": err, "proxy_cpu_s": round(cpu, 2),
+    out["newconn"] = {"connections": n, "errors": err, "proxy_cpu_s": round(cpu, 3),
                       "per_cpu_second": round(n / cpu, 1) if cpu else None,
                       "per_second": round(n / args.duration, 1)}
 
-    print(f"{name}: newconn done", file=sys.stderr, flush=True)
     c0 = cpu_seconds(pid)
     async with asyncio.timeout(120):
         nbytes, secs = await bulk(port, args.bulk_mb, 2, ctx)
-    print(f"{name}: bulk done", file=sys.stderr, flush=True)
     cpu = cpu_seconds(pid) - c0
     mbs = nbytes / secs / 1e6
     out["bulk"] = {"bytes": nbytes, "seconds": round(secs, 2), "MB_per_s": round(mbs, 1),
-                   "proxy_cpu_s": round(cpu, 2),
+                   "proxy_cpu_s": round(cpu, 3),
                    "MB_per_cpu_second": round(nbytes / 1e6 / cpu, 1) if cpu else None}
 
     c0 = cpu_seconds(pid)
     n, err = await http_keepalive(port, args.duration, args.concurrency)
     cpu = cpu_seconds(pid) - c0
-    print(f"{name}: http done", file=sys.stderr, flush=True)
-    out["http"] = {"requests": n, "errors": err, "proxy_cpu_s": round(cpu, 2),
+    out["http"] = {"requests": n, "errors": err, "proxy_cpu_s": round(cpu, 3),
                    "per_cpu_second": round(n / cpu, 1) if cpu else None,
                    "per_second": round(n / args.duration, 1)}
 
@@ -314,9 +323,40 @@ async def measure(name: str, pid: int, port: int, args) -> dict:
                          "p99_proxy": round(pct(via, .99) * 1e3, 2),
                          "p50_direct": round(pct(direct, .5) * 1e3, 2),
                          "p99_direct": round(pct(direct, .99) * 1e3, 2),
+                         "p50_added": round((pct(via, .5) - pct(direct, .5)) * 1e3, 2),
                          "p99_added": round((pct(via, .99) - pct(direct, .99)) * 1e3, 2),
                          "samples": len(via)}
     return out
+
+
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def summarize(rounds: list[dict]) -> dict:
+    """Medians over the rounds (each round ran both proxies back to back)."""
+    def med(*path: str) -> float:
+        vals = []
+        for r in rounds:
+            v = r
+            for k in path:
+                v = v[k]
+            vals.append(v)
+        return round(median(vals), 2)
+    return {
+        "newconn_per_cpu_second": med("newconn", "per_cpu_second"),
+        "newconn_per_second": med("newconn", "per_second"),
+        "bulk_MB_per_s": med("bulk", "MB_per_s"),
+        "bulk_MB_per_cpu_second": med("bulk", "MB_per_cpu_second"),
+        "http_per_cpu_second": med("http", "per_cpu_second"),
+        "http_per_second": med("http", "per_second"),
+        "p99_added_ms": med("latency_ms", "p99_added"),
+        "p50_added_ms": med("latency_ms", "p50_added"),
+        "errors": sum(r["newconn"]["errors"] + r["http"]["errors"] for r in rounds),
+        "blocked_refused": all(r["blocked_refused"] for r in rounds),
+    }
 
 
 async def inside(args) -> None:
@@ -329,30 +369,34 @@ async def inside(args) -> None:
                                str(d / "leaf.key"), "127.0.0.1"], stdout=subprocess.PIPE, text=True)
         procs.append(up)
         assert up.stdout.readline().strip() == "ready"
-        results = []
         filterd = start_filterd(d, 3128)
         procs.append(filterd)
-        await wait_port(3128)
-        results.append(await measure("filterd", filterd.pid, 3128, args))
-        filterd.terminate()
-        filterd.wait(10)
         squid = start_squid(d, 3129, blocklist_names())
         procs.append(squid)
+        await wait_port(3128)
         await wait_port(3129)
-        results.append(await measure("squid", squid.pid, 3129, args))
-        f, s = results
+        proxies = (("filterd", filterd.pid, 3128), ("squid", squid.pid, 3129))
+        rounds: dict[str, list[dict]] = {"filterd": [], "squid": []}
+        # Alternate the proxies round by round, so a burst of load elsewhere on the
+        # machine hits both alike; report medians.
+        for i in range(args.rounds):
+            order = proxies if i % 2 == 0 else proxies[::-1]
+            for name, pid, port in order:
+                rounds[name].append(await measure(name, pid, port, args))
+                print(f"round {i + 1}/{args.rounds} {name} done", file=sys.stderr, flush=True)
+        f, s = summarize(rounds["filterd"]), summarize(rounds["squid"])
         ratios = {
-            "newconn_per_cpu_second": round(f["newconn"]["per_cpu_second"]
-                                            / s["newconn"]["per_cpu_second"], 2),
-            "bulk_MB_per_cpu_second": round(f["bulk"]["MB_per_cpu_second"]
-                                            / s["bulk"]["MB_per_cpu_second"], 2),
-            "bulk_MB_per_s": round(f["bulk"]["MB_per_s"] / s["bulk"]["MB_per_s"], 2),
-            "http_per_cpu_second": round(f["http"]["per_cpu_second"]
-                                         / s["http"]["per_cpu_second"], 2),
+            k: round(f[k] / s[k], 2)
+            for k in ("newconn_per_cpu_second", "bulk_MB_per_cpu_second", "bulk_MB_per_s",
+                      "http_per_cpu_second", "http_per_second")
+            if s[k]
         }
         report = {"when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                  "load_average_before": os.getloadavg(), "args": vars(args),
-                  "results": results, "ratios_filterd_over_squid": ratios}
+                  "load_average_before": load_before, "load_average_after": os.getloadavg(),
+                  "cpus": os.cpu_count(), "args": vars(args),
+                  "squid_version": squid_version(),
+                  "median": {"filterd": f, "squid": s},
+                  "ratios_filterd_over_squid": ratios, "rounds": rounds}
         print(json.dumps(report, indent=2))
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
@@ -367,11 +411,20 @@ async def inside(args) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def squid_version() -> str:
+    out = subprocess.run(["squid", "-v"], capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else "?"
+
+
+load_before = os.getloadavg()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=6.0, help="seconds per workload")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--bulk-mb", type=int, default=200, help="MiB per bulk stream (2 streams)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
     ap.add_argument("--json", help="write the report here too")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -387,7 +440,7 @@ def main() -> None:
     try:
         cmd = ["ip", "netns", "exec", ns, sys.executable, __file__, "--inside",
                "--duration", str(args.duration), "--concurrency", str(args.concurrency),
-               "--bulk-mb", str(args.bulk_mb)]
+               "--bulk-mb", str(args.bulk_mb), "--rounds", str(args.rounds)]
         if args.json:
             cmd += ["--json", str(Path(args.json).resolve())]
         raise SystemExit(subprocess.call(cmd))

@@ -3,19 +3,22 @@
 Every upload takes the office's full path (`filterd.sync.office.ingest.receive`):
 signature check, bounded gunzip, JSON Schema validation, one transaction storing
 the report and its rows. Reports are generated (seeded) to the size of a busy
-school's day; building and signing them is the appliances' work and is not timed.
+school's day; building them is the appliances' work and is not timed. The same
+uploads go into SQLite, then into a PostgreSQL server the script starts itself
+(durable settings: fsync on), one after the other, so the ratios compare like with like.
 
-    python bench/office/bench_ingest.py --schools 5000 --backend sqlite
-    python bench/office/bench_ingest.py --schools 5000 --backend postgres   # starts its own server
+    flock /work/bench.lock python bench/office/bench_ingest.py --schools 5000
+    python bench/office/bench_ingest.py --backend sqlite --schools 500
     python bench/office/bench_ingest.py --backend postgres --postgres-url postgresql://u@h/db
 
-Prints one JSON line with the timings and sizes.
+Prints JSON lines: preparation, one per backend, then PostgreSQL/SQLite ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import json
 import os
 import random
@@ -40,7 +43,13 @@ GROUPS = ("mam_non", "tieu_hoc", "thcs", "thpt", "staff", "guest")
 CATEGORIES = ("adult", "gambling", "games", "social_networks", "short_video", "violence",
               "dating", "vpn", "drugs", "none")
 DAY = "2026-11-24"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def pg_bin() -> Path | None:
+    """The newest installed PostgreSQL server binaries (Debian: /usr/lib/postgresql/N/bin)."""
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    return max(found, key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0,
+               default=None)
 
 
 def make_report(school_id: str, rnd: random.Random, rows: int) -> dict:
@@ -70,6 +79,9 @@ def make_report(school_id: str, rnd: random.Random, rows: int) -> dict:
 
 @contextmanager
 def throwaway_postgres():
+    bindir = pg_bin()
+    if bindir is None:
+        sys.exit("PostgreSQL not installed: apt-get install postgresql (or pass --postgres-url)")
     base = Path(tempfile.mkdtemp(prefix="filterd-bench-pg-"))
     run_as = []
     if os.geteuid() == 0:
@@ -79,16 +91,16 @@ def throwaway_postgres():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = base / "data"
-    subprocess.run([*run_as, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U",
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U",
                     "postgres", "-E", "UTF8"], check=True, capture_output=True)
     # durable settings (fsync on): the numbers are what a real office server would see
-    subprocess.run([*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l",
+    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l",
                     str(base / "log"), "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
                     "start"], check=True, capture_output=True)
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
                         "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
@@ -100,24 +112,29 @@ def db_size(st: Storage) -> int:
     return int(st.query("SELECT pg_database_size(current_database())")[0][0])
 
 
-def run(url: str, schools: int, rows: int, seed: int) -> dict:
-    st = Storage(url)
-    st.migrate()
+def prepare(schools: int, rows: int, seed: int) -> list[tuple[Credential, bytes]]:
+    """The schools' uploads (the appliances' work, not timed): seeded, gzip, as sent."""
     rnd = random.Random(seed)
-    t0 = time.perf_counter()
     uploads = []
-    now = datetime.now(UTC)
     for i in range(schools):
         sid = f"school-{i:05d}"
-        cred = Credential.issue(sid)
-        st.add_school(School(sid, f"Trường {i}", f"Quận {i % 30}", f"Tỉnh {i % 3}",
+        report = make_report(sid, rnd, rows)
+        schema.validate(report)
+        uploads.append((Credential.issue(sid), gzip.compress(schema.dumps(report), mtime=0)))
+    return uploads
+
+
+def run(url: str, uploads: list[tuple[Credential, bytes]], rows: int) -> dict:
+    st = Storage(url)
+    st.migrate()
+    schools = len(uploads)
+    for i, (cred, _) in enumerate(uploads):
+        st.add_school(School(cred.school_id, f"Trường {i}", f"Quận {i % 30}", f"Tỉnh {i % 3}",
                              base64.urlsafe_b64encode(cred.key).decode().rstrip("="),
                              "2026-09-01T00:00:00Z"))
-        body = schema.encode(make_report(sid, rnd, rows))
-        uploads.append((cred, body))
-    prepare = time.perf_counter() - t0
     size_before = db_size(st)
     gz_bytes = sum(len(b) for _, b in uploads)
+    now = datetime.now(UTC)
     t1, c1 = time.perf_counter(), time.process_time()
     for cred, body in uploads:
         ack = receive(st, sign(cred, body, now.timestamp()), body, now=now)
@@ -128,12 +145,10 @@ def run(url: str, schools: int, rows: int, seed: int) -> dict:
     assert reports == schools
     size_after = db_size(st)
     st.close()
-    load = os.getloadavg()[0]
-    return {"backend": st.backend, "loadavg_1m_at_end": round(load, 1), "schools": schools,
-            "count_rows_per_report": rows,
+    return {"backend": st.backend, "loadavg_1m_at_end": round(os.getloadavg()[0], 1),
+            "schools": schools, "count_rows_per_report": rows,
             "upload_gzip_bytes_total": gz_bytes, "upload_gzip_bytes_mean": gz_bytes // schools,
-            "prepare_s": round(prepare, 1), "ingest_s": round(ingest, 1),
-            "ingest_cpu_s_receiver": round(ingest_cpu, 1),
+            "ingest_s": round(ingest, 1), "ingest_cpu_s_receiver": round(ingest_cpu, 1),
             "uploads_per_s": round(schools / ingest, 1),
             "ms_per_upload": round(1000 * ingest / schools, 2),
             "report_count_rows": int(stored[0]), "db_bytes_before": size_before,
@@ -145,19 +160,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--schools", type=int, default=5000)
     ap.add_argument("--rows", type=int, default=400, help="count rows per report")
-    ap.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     ap.add_argument("--postgres-url", default=None, help="use this server instead of starting one")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    if args.backend == "sqlite":
+    t0 = time.perf_counter()
+    uploads = prepare(args.schools, args.rows, args.seed)
+    print(json.dumps({"prepare_s": round(time.perf_counter() - t0, 1),
+                      "loadavg_1m": round(os.getloadavg()[0], 1)}), flush=True)
+    results = {}
+    if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
-            result = run(f"sqlite:///{tmp}/office.db", args.schools, args.rows, args.seed)
-    elif args.postgres_url:
-        result = run(args.postgres_url, args.schools, args.rows, args.seed)
-    else:
-        with throwaway_postgres() as url:
-            result = run(url, args.schools, args.rows, args.seed)
-    print(json.dumps(result))
+            results["sqlite"] = run(f"sqlite:///{tmp}/office.db", uploads, args.rows)
+        print(json.dumps(results["sqlite"]), flush=True)
+    if args.backend in ("postgres", "both"):
+        if args.postgres_url:
+            results["postgres"] = run(args.postgres_url, uploads, args.rows)
+        else:
+            with throwaway_postgres() as url:
+                results["postgres"] = run(url, uploads, args.rows)
+        print(json.dumps(results["postgres"]), flush=True)
+    if len(results) == 2:
+        s, p = results["sqlite"], results["postgres"]
+        print(json.dumps({"postgres_over_sqlite": {
+            "ingest_time": round(p["ingest_s"] / s["ingest_s"], 2),
+            "db_bytes_per_school_day": round(p["db_bytes_per_school_day"]
+                                             / s["db_bytes_per_school_day"], 2)}}))
 
 
 if __name__ == "__main__":

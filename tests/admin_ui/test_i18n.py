@@ -69,3 +69,78 @@ def test_vietnamese_is_the_default_and_english_on_request(as_role):
     c.get("/lang/en")
     page = c.get("/").get_data(as_text=True)
     assert '<html lang="en">' in page and "Dashboard" in page and "Tổng quan" not in page
+
+
+def _copy_catalogs(tmp_path: Path) -> Path:
+    import shutil
+
+    dest = tmp_path / "translations"
+    shutil.copytree(TRANSLATIONS, dest)
+    return dest
+
+
+def test_a_clone_without_compiled_catalogs_gets_them_when_the_app_starts(tmp_path):
+    from admin_ui.i18n import compile_catalogs
+
+    tr = _copy_catalogs(tmp_path)
+    for mo in tr.glob("*/LC_MESSAGES/messages.mo"):
+        mo.unlink()
+    assert len(compile_catalogs(tr)) == 2
+    with (tr / "vi" / "LC_MESSAGES" / "messages.mo").open("rb") as fh:
+        mo = {m.id: m.string for m in read_mo(fh) if m.id}
+    assert mo["Dashboard"] == "Tổng quan"
+
+
+def test_right_catalogs_are_left_alone_whatever_their_mtime(tmp_path):
+    """A fresh clone has arbitrary mtimes; a correct committed .mo must not be rewritten."""
+    import os
+
+    from admin_ui.i18n import compile_catalogs
+
+    tr = _copy_catalogs(tmp_path)
+    for po in tr.glob("*/LC_MESSAGES/messages.po"):
+        os.utime(po.with_suffix(".mo"), (1_000_000, 1_000_000))   # older than the .po
+    before = {p: p.read_bytes() for p in tr.glob("*/LC_MESSAGES/messages.mo")}
+    assert compile_catalogs(tr) == []
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_stale_catalog_is_compiled_again(tmp_path):
+    from admin_ui.i18n import compile_catalogs
+
+    tr = _copy_catalogs(tmp_path)
+    po = tr / "vi" / "LC_MESSAGES" / "messages.po"
+    po.write_text(po.read_text(encoding="utf-8").replace('msgstr "Tổng quan"',
+                                                         'msgstr "Bảng tổng quan"'),
+                  encoding="utf-8")
+    assert compile_catalogs(tr) == [po.with_suffix(".mo")]
+    with po.with_suffix(".mo").open("rb") as fh:
+        assert {m.id: m.string for m in read_mo(fh)}["Dashboard"] == "Bảng tổng quan"
+
+
+def test_a_built_package_carries_templates_assets_and_catalogs(tmp_path):
+    """The admin page's data directories are not Python packages: setup.cfg must name them."""
+    import subprocess
+    import sys
+
+    (tmp_path / "egg").mkdir()
+    subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()",
+                    "egg_info", "-e", str(tmp_path / "egg"), "build_py", "-d",
+                    str(tmp_path / "build")], cwd=ROOT, check=True, capture_output=True,
+                   timeout=120)
+    built = tmp_path / "build" / "admin_ui"
+    for rel in ("templates/base.html", "static/app.css",
+                "translations/vi/LC_MESSAGES/messages.mo",
+                "translations/en/LC_MESSAGES/messages.mo"):
+        assert (built / rel).is_file(), rel
+
+
+def test_vietnamese_is_not_a_copy_of_the_english():
+    """An English sentence pasted as its own "translation" passes the emptiness check."""
+    import re
+
+    with (TRANSLATIONS / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        cat = read_po(fh, locale="vi")
+    copies = [m.id for m in cat if m.id and m.string == m.id
+              and len(re.findall(r"[A-Za-z]{2,}", m.id)) >= 2]
+    assert copies == []

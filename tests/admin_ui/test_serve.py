@@ -16,6 +16,8 @@ from tests.admin_ui.conftest import REPO
 
 
 @pytest.mark.integration
+# closing waitress's socket while its loop sits in select() may end that loop with EBADF
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_waitress_serves_the_first_run_page(backend):
     server = make_server(backend.config, listen=("127.0.0.1", 0),
                          test_config={"FILTERD_BACKEND": backend})
@@ -60,3 +62,29 @@ def test_cli_create_user_with_real_config(tmp_path):
                            input="a long password\n", text=True, capture_output=True, env=env,
                            timeout=60, cwd=tmp_path)
     assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def test_the_unit_serves_with_waitress_supervised_with_the_filter():
+    """systemd runs `filterd admin serve` (waitress) as part of filterd.service: started,
+    stopped and restarted with the filter, and restarted when it fails."""
+    import configparser
+
+    cp = configparser.RawConfigParser(strict=False, interpolation=None)
+    cp.read_string((REPO / "systemd" / "filterd-admin.service").read_text())
+    assert cp.get("Service", "ExecStart").split()[1:3] == ["admin", "serve"]
+    assert cp.get("Service", "Restart") == "on-failure"
+    assert "filterd.service" in cp.get("Unit", "PartOf").split()
+    assert "filterd.service" in cp.get("Unit", "After").split()
+    assert "filterd.service" in cp.get("Install", "WantedBy").split()
+    assert cp.get("Service", "CapabilityBoundingSet") == ""
+
+
+def test_nothing_starts_flasks_development_server():
+    import re
+
+    offenders = [str(p.relative_to(REPO)) for p in
+                 [*REPO.glob("admin_ui/**/*.py"), *REPO.glob("filterd/**/*.py"),
+                  *REPO.glob("systemd/*"), *REPO.glob("scripts/*")]
+                 if p.is_file() and re.search(r"\.run\(\s*(host|debug|port)|flask run|"
+                                              r"werkzeug\.serving", p.read_text(errors="ignore"))]
+    assert offenders == []

@@ -75,6 +75,9 @@ class FakeEngine:
     )
     index: FakeIndex = field(default_factory=FakeIndex)
     calls: list[Query] = field(default_factory=list)
+    # Only these names are allowed when set (a browser's own background requests, e.g. to
+    # accounts.google.com, are then refused by the proxy instead of leaving the machine).
+    only: frozenset[str] | None = None
 
     def group_for(self, client_ip: str, client_mac: str | None = None) -> FakeGroup:
         gid = self.clients.get(client_ip, "thcs")
@@ -84,6 +87,15 @@ class FakeEngine:
         self.calls.append(q)
         group = self.group_for(q.client_ip)
         common = dict(name=q.name, group=group.id, at=q.at, group_label=group.label_vi)
+        if self.only is not None and q.name not in self.only and q.name not in self.blocked:
+            return Decision(
+                Action.BLOCK,
+                Reason.GROUP_DENY,
+                rule=q.name,
+                source=RuleSource("policy", "tests"),
+                block_mode=BlockMode.ADDRESS,
+                **common,
+            )
         for domain, cat in self.blocked.items():
             if q.name == domain or q.name.endswith("." + domain):
                 return Decision(

@@ -96,8 +96,14 @@ def test_other_groups_are_not_intercepted(isvc, upstreams):
 
 
 def test_no_intercept_list_is_spliced(isvc, upstreams):
+    default = isvc.service.decider.no_intercept
     isvc.service.decider.no_intercept = ("allowed.test",)
-    out = curl_managed(isvc, "https://allowed.test/page", "--cacert", str(upstreams.pki.ca_pem))
+    try:
+        out = curl_managed(
+            isvc, "https://allowed.test/page", "--cacert", str(upstreams.pki.ca_pem)
+        )
+    finally:
+        isvc.service.decider.no_intercept = default
     assert out.returncode == 0, out.stderr
     assert out.stdout == upstreams.page
 
@@ -144,3 +150,54 @@ def test_youtube_level_follows_the_group(fake_engine):
     from dataclasses import replace
 
     assert youtube_level(replace(d, rule="youtube: strict"), "Moderate") == "Strict"
+
+
+def test_lazy_upstream_block_page_without_reaching_the_server(isvc):
+    """connection_strategy=lazy: a blocked request is answered without any upstream connection
+    (this name resolves nowhere; an eager mitmproxy would fail before our addon ran)."""
+    out = curl_managed(isvc, "https://nowhere.blocked.test/x", "-w", "%{http_code}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.endswith(b"403") and "Nội dung người lớn".encode() in out.stdout
+
+
+def test_https_block_page_in_chromium(isvc, artifacts_dir):
+    """A managed device's browser that trusts only the school CA gets the HTTPS block page."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.http.test_blockpage import CHROMIUM_ARGS, assert_accessible
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    cert = x509.load_pem_x509_certificate(isvc.service.ca.pem())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    isvc.engine.clients["127.0.0.1"] = "managed"  # Chromium connects from 127.0.0.1
+    isvc.engine.only = frozenset()  # the browser's own background requests stay here
+    isvc.sink.records.clear()
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                # Trust exactly the school CA's key (mitmproxy signs leaves with it), nothing else.
+                args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pin}"],
+                proxy={"server": isvc.proxy_url},
+            )
+            try:
+                page = browser.new_page(viewport={"width": 390, "height": 844}, locale="en-US")
+                resp = page.goto("https://blocked.test/some/video?lang=en")
+                assert resp.status == 403 and page.url.startswith("https://blocked.test/")
+                assert page.get_by_role("heading", level=1).inner_text() == "This page is blocked"
+                assert_accessible(page)
+                page.screenshot(path=str(artifacts_dir / "blockpage-https-en.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        isvc.engine.clients.pop("127.0.0.1")
+        isvc.engine.only = None
+    (query,) = [q for _, q, _ in isvc.sink.records if q.name == "blocked.test"]
+    assert query.path == "intercept" and query.url == "https://blocked.test/some/video?lang=en"

@@ -119,15 +119,57 @@ def test_csrf_tokens_bound_to_client_name_and_time():
     assert not s.check(t, "10.0.0.1", "b.test", 7200.0)
 
 
+# WCAG 2 contrast of every visible text element against its painted background.
+CONTRAST_JS = """() => {
+  const lum = (c) => {
+    const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bg = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      const alpha = c.startsWith('rgba') ? Number(c.match(/[\\d.]+/g)[3]) : 1;
+      if (alpha > 0) return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const out = [];
+  for (const el of document.querySelectorAll('h1,h2,p,dt,dd,code,label,button,a,time,footer')) {
+    if (!el.innerText.trim() || !el.offsetParent) continue;
+    const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+    out.push([el.tagName, el.innerText.slice(0, 30),
+              (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
+  }
+  return out;
+}"""
+
+
+def assert_accessible(page) -> None:
+    """lang attribute, every form control labelled, text contrast at least WCAG AA (4.5:1)."""
+    assert page.locator("html").get_attribute("lang") in ("vi", "en")
+    for control in page.locator("textarea, input:not([type=hidden]), select").all():
+        cid = control.get_attribute("id")
+        assert cid and page.locator(f"label[for={cid}]").count() == 1, cid
+    ratios = page.evaluate(CONTRAST_JS)
+    assert ratios, "no text found"
+    low = [r for r in ratios if r[2] < 4.5]
+    assert not low, low
+
+
 @pytest.mark.integration
 def test_block_page_in_chromium(svc, artifacts_dir):
     playwright = pytest.importorskip("playwright.sync_api")
+    svc.engine.only = frozenset()  # the browser's own background requests stay here
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, proxy={"server": svc.proxy_url}
         )
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844}, locale="vi-VN")
+            requested: list[str] = []
+            page.on("request", lambda r: requested.append(r.url))
             resp = page.goto("http://blocked.test/video/123")
             assert resp.status == 403
             assert page.locator("html").get_attribute("lang") == "vi"
@@ -135,12 +177,14 @@ def test_block_page_in_chromium(svc, artifacts_dir):
             assert "Nội dung người lớn" in page.content()
             # Readable on a phone: nothing wider than the viewport.
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            assert_accessible(page)
             page.screenshot(path=str(artifacts_dir / "blockpage-vi.png"), full_page=True)
 
             page.get_by_role("link", name="English").click()
             page.wait_for_load_state()
             assert page.locator("html").get_attribute("lang") == "en"
             assert page.get_by_role("heading", level=1).inner_text() == "This page is blocked"
+            assert_accessible(page)
             page.screenshot(path=str(artifacts_dir / "blockpage-en.png"), full_page=True)
 
             # The review form: labelled, and hostile text is stored as text, capped.
@@ -154,5 +198,7 @@ def test_block_page_in_chromium(svc, artifacts_dir):
             assert row["message"].startswith("<script>alert(1)</script>")
             assert len(row["message"]) <= 500
             assert row["url"] == "http://blocked.test/video/123"
+            # Works offline: the browser never asked for anything from another origin.
+            assert requested and all(u.startswith("http://blocked.test/") for u in requested)
         finally:
             browser.close()

@@ -42,3 +42,15 @@ def test_intercepts_only_opted_in_groups_and_never_no_intercept_sites(fake_engin
 def test_domain_matches():
     assert domain_matches("a.b.test", ("b.test",)) and domain_matches("b.test", ("b.test",))
     assert not domain_matches("ab.test", ("b.test",))
+
+
+def test_default_no_intercept_list_covers_banks_and_pinned_apps(fake_engine):
+    from filterd.http.decider import DEFAULT_NO_INTERCEPT
+    from filterd.http.service import HttpSettings
+
+    assert HttpSettings().no_intercept == DEFAULT_NO_INTERCEPT
+    d = make(fake_engine(), intercept_groups={"managed"})  # the default list
+    for name in ("portal.vietcombank.com.vn", "momo.vn", "accounts.google.com",
+                 "swscan.apple.com", "web.whatsapp.com"):
+        assert not d.intercepts("127.0.0.2", name), name
+    assert d.intercepts("127.0.0.2", "www.example.test")

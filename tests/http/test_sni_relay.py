@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import subprocess
@@ -204,3 +205,46 @@ def test_half_close_is_forwarded_and_splice_ends(svc, upstreams):
             assert data.endswith(upstreams.page)
             tls.close()
     _wait_idle(svc)
+
+
+def test_oversized_client_hello_refused(svc):
+    """A record header announcing a huge handshake, then junk: refused, nothing forwarded."""
+    with socket.create_connection(svc.proxy, timeout=10) as s:
+        s.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 200")
+        s.sendall(b"\x16\x03\x01\xff\xff" + b"\x01" + b"\x00" * 70_000)
+        assert s.recv(100) == b""
+    _wait_idle(svc)
+    assert svc.service.relay.stats.spliced == 0
+
+
+def test_stalled_clients_do_not_hold_up_others(svc, upstreams):
+    """While many clients sit on half a ClientHello, an allowed request goes through."""
+    socks = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection(svc.proxy, timeout=10)
+            s.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n\r\n" + build("x.test")[:20])
+            socks.append(s)
+        t = time.monotonic()
+        out = curl("-x", svc.proxy_url, "--cacert", str(upstreams.pki.ca_pem),
+                   "https://allowed.test/page")
+        assert out.returncode == 0 and out.stdout == upstreams.page
+        assert time.monotonic() - t < 5
+    finally:
+        for s in socks:
+            s.close()
+    _wait_idle(svc)
+
+
+def test_transparent_listener_refuses_connections_that_were_not_redirected(svc):
+    """Straight to the transparent port (no SO_ORIGINAL_DST): closed, never proxied."""
+    server = svc.call(svc.service.relay.serve_transparent("127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+        # Closed with our request unread: a reset is the same refusal as an EOF.
+        with contextlib.suppress(ConnectionResetError):
+            assert s.recv(100) == b""
+    _wait_idle(svc)
+    assert svc.service.relay.stats.http_forwarded == 0

@@ -28,7 +28,13 @@ from filterd.sync.outbox import SyncSettings
 from filterd.sync.signing import Credential
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def pg_bin() -> Path | None:
+    """The newest installed PostgreSQL server binaries (Debian: /usr/lib/postgresql/N/bin)."""
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    return max(found, key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0,
+               default=None)
 
 # The event tables exactly as docs/dev/CONTRACTS.md describes them (owner: dns).
 EVENTS_DDL = (
@@ -140,9 +146,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A throwaway PostgreSQL 15 cluster on a free loopback port (skips if not installed)."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
+    """A throwaway PostgreSQL cluster on a free loopback port, started by the tests themselves
+    (Debian's `postgresql` package, scripts/apt-packages.txt); skips if it is not installed.
+    PostgreSQL refuses to run as root, so as root (CI) it runs as the package's `postgres` user."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL not installed: no /usr/lib/postgresql/*/bin/initdb "
+                    "(apt-get install postgresql)")
     base = Path(tempfile.mkdtemp(prefix="filterd-pg-"))
     run_as: list[str] = []
     if os.geteuid() == 0:
@@ -151,10 +161,10 @@ def postgres_server():
         shutil.chown(base, "postgres", "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
     datadir, port = base / "data", free_port()
-    subprocess.run([*run_as, str(PG_BIN / "initdb"), "-D", str(datadir), "-A", "trust",
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust",
                     "-U", "postgres", "--no-sync", "-E", "UTF8"], check=True,
                    capture_output=True, timeout=120)
-    subprocess.run([*run_as, str(PG_BIN / "pg_ctl"), "-D", str(datadir), "-w", "-t", "60",
+    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(datadir), "-w", "-t", "60",
                     "-l", str(base / "log"), "-o",
                     f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
                     " -c synchronous_commit=off -c full_page_writes=off", "start"],
@@ -162,7 +172,7 @@ def postgres_server():
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run([*run_as, str(PG_BIN / "pg_ctl"), "-D", str(datadir), "-m", "fast",
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast",
                         "-w", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
 
