@@ -247,6 +247,9 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
             expect(page.locator(".flash.ok").first).to_contain_text("Đã lưu nhóm giao_vien")
             expect(page.locator(".flash.ok").nth(1)).to_contain_text("Bộ lọc đã nạp lại")
             expect(page.locator("#always-gambling")).to_be_checked()
+            # written atomically with the previous version kept beside it
+            prev = stack["tmp"] / "policies" / "policy.yaml.prev"
+            assert "gambling" not in prev.read_text().split("giao_vien:")[1].split("khach:")[0]
 
             wait_for(lambda: ask(port)[1] != [UPSTREAM_IP], 30, "the daemon to block " + NAME)
             rcode, addrs = ask(port)
@@ -274,6 +277,16 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
                     page.goto(url + path)
                     assert page.locator("main h1").count() == 1
                     shoot(page, shots, f"{name}-{lang}")
+            # --- every admin page on a phone: nothing wider than its screen ------------------
+            page.set_viewport_size({"width": 390, "height": 844})
+            for path in ("/", "/groups", "/groups/giao_vien", "/policies/policy.yaml", "/reviews",
+                         "/events", "/lists", "/settings", "/users", "/audit"):
+                page.goto(url + path)
+                assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+                if path in ("/", "/groups/giao_vien", "/events"):
+                    shoot(page, shots, "phone-" + (path.strip("/").replace("/", "-") or
+                                                   "dashboard") + "-en")
+            page.set_viewport_size({"width": 1280, "height": 900})
             # --- exports: the audit log, and the event log with client addresses (admins) ----
             page.goto(url + "/audit")
             with page.expect_download() as dl:
@@ -286,7 +299,9 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
             page.get_by_role("button", name="Đăng xuất").click()
 
             # --- the teacher signs in with the keyboard alone ----------------------------------
-            page.keyboard.type("co.lan")            # the name field has the focus
+            expect(page).to_have_url(url + "/login")
+            expect(page.locator("#name")).to_be_focused()   # autofocus: no mouse needed
+            page.keyboard.type("co.lan")
             page.keyboard.press("Tab")
             page.keyboard.type(PASSWORD)
             page.keyboard.press("Enter")
