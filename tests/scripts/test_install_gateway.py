@@ -371,3 +371,54 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
             booted.close()
         spaces.close()
     assert str(root) not in Path("/proc/mounts").read_text()
+
+
+@pytest.mark.timeout(600)
+def test_office_server_boots(root: Path, debian_cache, tmp_path: Path) -> None:
+    """`install-gateway --office`: the receiver's unit starts under systemd with the
+    configuration the installer wrote, serves its dashboard, and uses the database the
+    IT person's `filterd office user` wrote; no gateway unit is enabled."""
+    from tests.gateway.netns import Namespaces, netns_unavailable
+
+    if not shutil.which("systemd-nspawn"):
+        pytest.skip("systemd-nspawn is not installed (apt-get install systemd-container)")
+    if reason := netns_unavailable():
+        pytest.skip(reason)
+    office = install(root, debian_cache[1], "--office")
+    assert office.returncode == 0, office.stdout + office.stderr
+    assert "office user <your-name> --role admin" in office.stdout
+    user = in_root(root, "runuser", "-u", "filterd", "--", "/opt/filterd/venv/bin/filterd",
+                   "office", "user", "phong-gd", "--role", "admin", "--password", "mật-khẩu-1",
+                   "--config", "/etc/filterd/office.yaml")
+    assert user.returncode == 0, user.stdout + user.stderr
+    again = install(root, debian_cache[1], "--office")
+    assert "nothing changed" in again.stdout, again.stdout
+
+    spaces = Namespaces()
+    booted = None
+    try:
+        ns = spaces.add("bof")
+        booted = Booted(root, ns.name, tmp_path / "boot.log")
+        booted.wait_booted()
+        booted.run("systemctl", "is-system-running", "--wait", timeout=120)
+        journal = booted.run("journalctl", "-b", "--no-pager", "-u", "filterd*").stdout
+        assert booted.run("systemctl", "is-active", "filterd-office").stdout.strip() == \
+            "active", journal[-4000:]
+        assert booted.run("systemctl", "is-enabled", "filterd").stdout.strip() != "enabled"
+        login = ("import json, time, urllib.request\n"
+                 "for _ in range(60):\n"
+                 "    try:\n"
+                 "        page = urllib.request.urlopen('http://127.0.0.1:8090/login', timeout=5)\n"
+                 "        print(page.status); break\n"
+                 "    except OSError: time.sleep(0.5)\n")
+        page = booted.run("/opt/filterd/venv/bin/python", "-c", login, timeout=60)
+        assert page.stdout.strip() == "200", page.stdout + page.stderr + journal[-3000:]
+        users = booted.run("runuser", "-u", "filterd", "--", "/opt/filterd/venv/bin/python", "-c",
+                           "import sqlite3; print(sqlite3.connect("
+                           "'/var/lib/filterd-office/office.db').execute("
+                           "'select username from users').fetchall())")
+        assert "phong-gd" in users.stdout, users.stdout + users.stderr
+    finally:
+        if booted is not None:
+            booted.close()
+        spaces.close()
