@@ -366,6 +366,18 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
         assert booted.run("nft", "list", "table", "inet", "filterd").returncode == 0
         assert client.run(["dig", "+short", "+time=3", "+tries=2", "@10.99.2.2", "pornhub.com",
                            "A"]).stdout.strip() == "127.0.0.1"  # another resolver: redirected
+
+        # the watchdog: systemd hears WATCHDOG=1 from inside the sandbox (every 15 s)
+        def shown(prop: str) -> int:
+            return int(booted.run("systemctl", "show", "-p", prop, "--value", "filterd"
+                                  ).stdout.strip() or 0)
+
+        deadline = time.monotonic() + 40
+        while (shown("WatchdogTimestampMonotonic") <= shown("ExecMainStartTimestampMonotonic")
+               + 5_000_000 and time.monotonic() < deadline):
+            time.sleep(1)
+        assert shown("WatchdogTimestampMonotonic") > \
+            shown("ExecMainStartTimestampMonotonic") + 5_000_000
     finally:
         if booted is not None:
             booted.close()
