@@ -85,7 +85,7 @@ def create():
     item = {"id": secrets.token_hex(6), "group": group, "domain": name,
             "expires_at": (now + timedelta(minutes=minutes)).isoformat(timespec="seconds"),
             "created_by": g.user.name, "created_at": now.isoformat(timespec="seconds"),
-                    "reason": reason}
+            "reason": reason}
     review = _review_answered(group, name)
     with backend().overrides_lock():
         backend().write_overrides([*active(backend().read_overrides(), now), item])
@@ -93,7 +93,7 @@ def create():
     log_change("override.create", target=f"{group} {name}", diff=audit.value_diff(None, item),
                reason=reason, outcome="ok" if result.ok else f"reload: {result.message}")
     if review is not None:
-        from admin_ui.blueprints.reviews import mark_approved
+        from admin_ui.blueprints.reviews import mark_approved  # reviews imports this module
 
         mark_approved(review, gettext("Allowed for %(n)s minutes: %(reason)s", n=minutes,
                                       reason=reason))
@@ -107,7 +107,6 @@ def create():
 def _review_answered(group: str, name: str) -> dict | None:
     """The open review request this override answers (sent from the review queue), if any.
     It must be for the same group (which the user may act for, checked above) and site."""
-
     rid = request.form.get("review") or ""
     if not rid.isdigit() or not table_exists(db(), "reviews"):
         return None

@@ -247,6 +247,9 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
             expect(page.locator(".flash.ok").first).to_contain_text("Đã lưu nhóm giao_vien")
             expect(page.locator(".flash.ok").nth(1)).to_contain_text("Bộ lọc đã nạp lại")
             expect(page.locator("#always-gambling")).to_be_checked()
+            # written atomically with the previous version kept beside it
+            prev = stack["tmp"] / "policies" / "policy.yaml.prev"
+            assert "gambling" not in prev.read_text().split("giao_vien:")[1].split("khach:")[0]
 
             wait_for(lambda: ask(port)[1] != [UPSTREAM_IP], 30, "the daemon to block " + NAME)
             rcode, addrs = ask(port)
