@@ -284,6 +284,8 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
         pytest.skip("systemd-nspawn is not installed (apt-get install systemd-container)")
     if reason := netns_unavailable():
         pytest.skip(reason)
+    for lists in (root / "var/lib/apt/lists").glob("*_Packages*"):
+        lists.unlink()  # as on a freshly written SD card: the installer fetches them
     first = install(root, debian_cache[1], apt=True)  # nftables, libpcap as on a gateway
     assert first.returncode == 0, first.stdout + first.stderr
 
@@ -347,6 +349,13 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
         assert restarts.stdout.split() == ["0", "0"], booted.run(
             "journalctl", "-b", "--no-pager", "-u", "filterd*").stdout[-4000:]
 
+        # the timers' jobs run inside their sandboxes (no network here: the list sources fail
+        # and the last good lists stay; no office configured: the report waits in the outbox)
+        for job in ("filterd-sync", "filterd-lists"):
+            done = booted.run("systemctl", "start", job, timeout=240)
+            assert done.returncode == 0, booted.run("journalctl", "-u", job, "--no-pager").stdout
+        assert list((root / "var/lib/filterd/outbox").iterdir())
+
         # the saved firewall rules come back through filterd-gateway.service
         nft = booted.run("/usr/local/bin/filterd", "gateway", "apply", "--design", "router",
                          "--lan", "lan0", "--save", "/etc/filterd/gateway.nft")
@@ -357,8 +366,71 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
         assert booted.run("nft", "list", "table", "inet", "filterd").returncode == 0
         assert client.run(["dig", "+short", "+time=3", "+tries=2", "@10.99.2.2", "pornhub.com",
                            "A"]).stdout.strip() == "127.0.0.1"  # another resolver: redirected
+
+        # the watchdog: systemd hears WATCHDOG=1 from inside the sandbox (every 15 s)
+        def shown(prop: str) -> int:
+            return int(booted.run("systemctl", "show", "-p", prop, "--value", "filterd"
+                                  ).stdout.strip() or 0)
+
+        deadline = time.monotonic() + 40
+        while (shown("WatchdogTimestampMonotonic") <= shown("ExecMainStartTimestampMonotonic")
+               + 5_000_000 and time.monotonic() < deadline):
+            time.sleep(1)
+        assert shown("WatchdogTimestampMonotonic") > \
+            shown("ExecMainStartTimestampMonotonic") + 5_000_000
     finally:
         if booted is not None:
             booted.close()
         spaces.close()
     assert str(root) not in Path("/proc/mounts").read_text()
+
+
+@pytest.mark.timeout(600)
+def test_office_server_boots(root: Path, debian_cache, tmp_path: Path) -> None:
+    """`install-gateway --office`: the receiver's unit starts under systemd with the
+    configuration the installer wrote, serves its dashboard, and uses the database the
+    IT person's `filterd office user` wrote; no gateway unit is enabled."""
+    from tests.gateway.netns import Namespaces, netns_unavailable
+
+    if not shutil.which("systemd-nspawn"):
+        pytest.skip("systemd-nspawn is not installed (apt-get install systemd-container)")
+    if reason := netns_unavailable():
+        pytest.skip(reason)
+    office = install(root, debian_cache[1], "--office")
+    assert office.returncode == 0, office.stdout + office.stderr
+    assert "office user <your-name> --role admin" in office.stdout
+    user = in_root(root, "runuser", "-u", "filterd", "--", "/opt/filterd/venv/bin/filterd",
+                   "office", "user", "phong-gd", "--role", "admin", "--password", "mật-khẩu-1",
+                   "--config", "/etc/filterd/office.yaml")
+    assert user.returncode == 0, user.stdout + user.stderr
+    again = install(root, debian_cache[1], "--office")
+    assert "nothing changed" in again.stdout, again.stdout
+
+    spaces = Namespaces()
+    booted = None
+    try:
+        ns = spaces.add("bof")
+        booted = Booted(root, ns.name, tmp_path / "boot.log")
+        booted.wait_booted()
+        booted.run("systemctl", "is-system-running", "--wait", timeout=120)
+        journal = booted.run("journalctl", "-b", "--no-pager", "-u", "filterd*").stdout
+        assert booted.run("systemctl", "is-active", "filterd-office").stdout.strip() == \
+            "active", journal[-4000:]
+        assert booted.run("systemctl", "is-enabled", "filterd").stdout.strip() != "enabled"
+        login = ("import json, time, urllib.request\n"
+                 "for _ in range(60):\n"
+                 "    try:\n"
+                 "        page = urllib.request.urlopen('http://127.0.0.1:8090/login', timeout=5)\n"
+                 "        print(page.status); break\n"
+                 "    except OSError: time.sleep(0.5)\n")
+        page = booted.run("/opt/filterd/venv/bin/python", "-c", login, timeout=60)
+        assert page.stdout.strip() == "200", page.stdout + page.stderr + journal[-3000:]
+        users = booted.run("runuser", "-u", "filterd", "--", "/opt/filterd/venv/bin/python", "-c",
+                           "import sqlite3; print(sqlite3.connect("
+                           "'/var/lib/filterd-office/office.db').execute("
+                           "'select username from users').fetchall())")
+        assert "phong-gd" in users.stdout, users.stdout + users.stderr
+    finally:
+        if booted is not None:
+            booted.close()
+        spaces.close()
