@@ -55,11 +55,15 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
         PAGE_SIZE=50,
     )
     app.config.update(test_config)
-    tz = getattr(backend.config, "timezone", None)
-    app.config["BABEL_DEFAULT_TIMEZONE"] = str(getattr(tz, "key", tz) or "Asia/Ho_Chi_Minh")
+    def school_timezone() -> str:
+        # read per request: a time zone saved on the settings page applies at once
+        tz = getattr(backend.config, "timezone", None)
+        return str(getattr(tz, "key", tz) or "Asia/Ho_Chi_Minh")
+
+    app.config["BABEL_DEFAULT_TIMEZONE"] = school_timezone()
 
     i18n.compile_catalogs()
-    Babel(app, locale_selector=i18n.select_locale)
+    Babel(app, locale_selector=i18n.select_locale, timezone_selector=school_timezone)
 
     def db():
         if "db" not in g:

@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's filterd
 
 from filterd.config import default_config
 from filterd.lists.index import CompileSource, ListIndex, compile_index

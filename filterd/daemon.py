@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -168,8 +169,7 @@ def bind_metrics(config: Any, resolver: Resolver, events: EventLog) -> None:
     """Point the scrape-time metrics at this process's cache, event queue and files."""
     metrics.CACHE_HITS.set_function(lambda: resolver.cache.hits)
     metrics.CACHE_MISSES.set_function(lambda: resolver.cache.misses)
-    queue = getattr(events, "_queue", None)
-    metrics.EVENT_QUEUE_DEPTH.set_function(lambda: queue.qsize() if queue is not None else None)
+    metrics.EVENT_QUEUE_DEPTH.set_function(lambda: events.depth)
     metrics.EVENTS_DROPPED.set_function(lambda: events.dropped)
     data = Path(config.data_dir)
     metrics.LIST_AGE.set_function(metrics.mtime_or_none(data / "lists" / "current"))
@@ -273,6 +273,9 @@ class Worker:
                                                  self.metered)
             log.info("filterd HTTP serving: %s", ", ".join(
                 f"{k} {h}:{p}" for k, (h, p) in http_service.addresses.items()))
+        # Everything built so far (engine, policy tables, modules) lives as long as the
+        # process: keep it out of the cyclic GC's full passes, which otherwise pause the loop.
+        gc.freeze()
         if ready is not None:
             ready(listeners.addresses)
         try:
@@ -326,6 +329,11 @@ class Worker:
             return False
         assert self.resolver is not None
         self.resolver.engine = engine
+        # The old engine may hold cycles among the frozen objects: one full pass frees them,
+        # then the new one is frozen in turn (a reload is rare; the pass takes milliseconds).
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         self.reloads += 1
         metrics.RELOADS.inc(result="ok")
         log.info("reloaded policy and lists in %.2fs", time.monotonic() - started)

@@ -14,9 +14,9 @@ Allowed queries are only counted per hour, group, category, action and path
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,7 +85,10 @@ class EventLog:
         self.store_allowed = store_allowed
         self.retention_days = retention_days
         self._hour = (-1, "")
-        self._queue: queue.Queue[tuple] = queue.Queue(maxsize=queue_max)
+        # A deque, not a queue.Queue: append and popleft are atomic under the GIL, and
+        # Queue's lock and condition cost more than the rest of record() on the query path.
+        self._queue: deque[tuple] = deque()
+        self.queue_max = queue_max
         self._counts: dict[tuple[str, str, str, str, str], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -114,10 +117,10 @@ class EventLog:
             counts[key] = counts.get(key, 0) + 1
         if action is Action.BLOCK or action is Action.REWRITE or (
                 self.store_allowed or decision.reason is Reason.BYPASS):
-            try:
-                # The row is built by the writer thread: the query path only queues.
-                self._queue.put_nowait((decision, query, ts, search_term))
-            except queue.Full:
+            # The row is built by the writer thread: the query path only queues.
+            if len(self._queue) < self.queue_max:
+                self._queue.append((decision, query, ts, search_term))
+            else:
                 self.dropped += 1
 
     # -- writer -------------------------------------------------------------------
@@ -172,13 +175,18 @@ class EventLog:
                 self._generation += 1
                 self._flushed.notify_all()
 
+    @property
+    def depth(self) -> int:
+        """Events recorded and not yet written."""
+        return len(self._queue)
+
     def _drain(self) -> list[tuple]:
         rows = []
-        get = self._queue.get_nowait
+        get = self._queue.popleft
         try:
             while True:
                 rows.append(get())
-        except queue.Empty:
+        except IndexError:
             pass
         return rows
 
@@ -205,11 +213,10 @@ class EventLog:
             with self._lock:
                 for k, n in counts.items():
                     self._counts[k] = self._counts.get(k, 0) + n
-            for item in items:
-                try:
-                    self._queue.put_nowait(item)
-                except queue.Full:
-                    self.dropped += 1
+            # Back at the front, oldest first, as far as the bound allows.
+            room = max(0, self.queue_max - len(self._queue))
+            self.dropped += max(0, len(items) - room)
+            self._queue.extendleft(reversed(items[:room]))
             raise
         self.written += len(rows)
 

@@ -6,6 +6,7 @@ Groups are told apart by source address (127.0.0.1 default group, 127.0.0.2 THPT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,12 +19,15 @@ import time
 from pathlib import Path
 
 import dns.edns
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "dns"))
+from corpus import CORPUS, DIFFERENCES, ask_udp
 from dnshelpers import Unbound, free_port, wait_dns
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,7 +80,10 @@ def unbound(tmp_path_factory):
 class Daemon:
     """`python -m filterd run --config filterd.yaml` in a temporary directory."""
 
-    def __init__(self, tmp: Path, upstream, *, workers: int = 1, flush_interval: float = 1.0):
+    def __init__(self, tmp: Path, upstream, *, workers: int = 1, flush_interval: float = 1.0,
+                 dns_extra: str = ""):
+        """`upstream` is one (host, port) or a list of them; `dns_extra` more `dns:` lines."""
+        upstreams = [upstream] if isinstance(upstream[0], str) else list(upstream)
         self.tmp = tmp
         self.port = free_port()
         self.policy_dir = tmp / "policies"
@@ -88,8 +95,8 @@ class Daemon:
             f"data_dir: {tmp / 'var'}\npolicy_dir: {self.policy_dir}\n"
             "appliance_ipv4: 10.0.0.1\n"
             f"dns:\n  listen: ['127.0.0.1:{self.port}']\n"
-            f"  upstreams: ['{upstream[0]}:{upstream[1]}']\n  upstream_timeout: 0.5\n"
-            f"  workers: {workers}\n"
+            f"  upstreams: [{', '.join(repr(f'{h}:{p}') for h, p in upstreams)}]\n"
+            f"  upstream_timeout: 0.5\n  workers: {workers}\n{dns_extra}"
             f"events:\n  flush_interval: {flush_interval}\n"
             "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n")
         self.proc: subprocess.Popen | None = None
@@ -172,6 +179,11 @@ def test_blocked_per_group_by_client_address(daemon):
     r = daemon.ask("blocked.test", source=STAFF)
     assert addresses(r) == ["192.0.2.66"]          # staff: not filtered, forwarded
     assert ede(r) is None
+    # The protected list blocks every group, each in its own mode: staff's is null.
+    r = daemon.ask("protected.test", source=STAFF)
+    assert addresses(r) == ["0.0.0.0"] and r.answer[0].ttl == 10 and ede(r)[0] == 15
+    assert addresses(daemon.ask("protected.test", "AAAA", source=STAFF)) == ["::"]
+    assert daemon.ask("protected.test", source=DEFAULT).rcode() == dns.rcode.NXDOMAIN
 
 
 def test_category_block_names_the_category(daemon):
@@ -188,6 +200,20 @@ def test_bypass_names_with_dig(daemon):
     assert "status: NXDOMAIN" in out and "EDE: 15" in out
     out = dig(daemon, "-b", STAFF, "mask.icloud.com")
     assert "status: NXDOMAIN" in out or "status: NOERROR" in out
+    db = daemon.tmp / "var" / "filterd.db"
+
+    def logged():
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT COUNT(*) FROM events WHERE name = 'use-application-dns.net'"
+                             " AND reason = 'bypass' AND client_ip = ?", [DEFAULT]
+                             ).fetchone()[0] > 0
+    daemon.wait_for(logged, "bypass-name hit not in the event log")
+
+
+def test_category_block_text_in_dig(daemon):
+    out = dig(daemon, "pornhub.com")
+    assert "status: NXDOMAIN" in out
+    assert "EDE: 17 (Filtered): (filterd: category adult, group chua_xac_dinh)" in out
 
 
 def test_allowed_and_cached_with_dig(daemon):
@@ -209,6 +235,16 @@ def test_safe_search_and_youtube_rewrites_are_full_chains(daemon):
     assert addresses(r) == ["142.250.1.1"]
     out = dig(daemon, "-b", THPT, "www.google.com.vn")
     assert "forcesafesearch.google.com." in out and "216.239.38.120" in out
+    for name, target, address in [("www.bing.com", "strict.bing.com", "204.79.197.220"),
+                                   ("duckduckgo.com", "safe.duckduckgo.com", "52.142.124.216"),
+                                   ("www.youtube.com", "restrict.youtube.com", "216.239.38.119")]:
+        for tcp in (False, True):
+            r = daemon.ask(name, tcp=tcp)   # default group: strict safe search and YouTube
+            assert [rrset.rdtype for rrset in r.answer] == [dns.rdatatype.CNAME,
+                                                            dns.rdatatype.A], name
+            assert str(r.answer[0][0].target) == target + "."
+            assert addresses(r) == [address]
+            assert 0 < r.answer[0].ttl <= 10   # the rewrite TTL: a policy change shows soon
 
 
 def test_events_logged_blocked_one_by_one_allowed_counted(daemon):
@@ -343,3 +379,347 @@ def test_kill_9_with_event_writer_running(tmp_path, unbound):
     settled = sum(1 for t in answered if t < killed_at - 1.0)
     assert settled > 0
     assert settled <= stored <= len(answered)
+    db.close()
+    # The same database serves the next start: the WAL is recovered, new events go on.
+    d.start()
+    try:
+        assert addresses(d.ask("blocked.test", source=THPT)) == ["10.0.0.1"]
+
+        def logged_again():
+            with sqlite3.connect(tmp_path / "var" / "filterd.db") as c:
+                return c.execute("SELECT COUNT(*) FROM events WHERE client_ip = ?",
+                                 [THPT]).fetchone()[0] == 1
+        d.wait_for(logged_again, "no event written after the restart")
+    finally:
+        d.stop()
+    with sqlite3.connect(tmp_path / "var" / "filterd.db") as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert c.execute("SELECT COUNT(*) FROM events WHERE name = 'blocked.test'"
+                         ).fetchone()[0] == stored + 1
+
+
+# -- bad input, EDNS, ANY and TCP on the real daemon ------------------------------------
+
+NEVER_ANSWERED = ("short", "response")   # no ID to answer / a response: answering could loop
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_malformed_corpus_on_the_daemon_like_unbound(case, daemon, unbound):
+    data = CORPUS[case]
+    ref = ask_udp(unbound.address, data)
+    ours = ask_udp(daemon.address, data)
+    if case in DIFFERENCES:
+        theirs_expected, ours_expected = DIFFERENCES[case]
+        assert ref in theirs_expected and ours in ours_expected, (case, ref, ours)
+    else:
+        assert ours == ref, f"{case}: unbound {ref}, filterd {ours}"
+    if case in NEVER_ANSWERED:
+        assert ours is None
+    # The next good query is answered at once, and the daemon is still the same process.
+    start = time.monotonic()
+    assert addresses(daemon.ask("allowed.test")) == ["192.0.2.10"]
+    assert time.monotonic() - start < 2.0   # not after a client timeout (3 s)
+    assert daemon.proc.poll() is None
+
+
+def test_any_is_answered_per_rfc8482(daemon):
+    out = dig(daemon, "allowed.test", "ANY")
+    assert "status: NOERROR" in out and "HINFO" in out and '"RFC8482"' in out
+    r = daemon.ask("allowed.test", "ANY", tcp=True)
+    assert [rrset.rdtype for rrset in r.answer] == [dns.rdatatype.HINFO]
+    r = daemon.ask("blocked.test", "ANY")   # a blocked name stays blocked for ANY
+    assert r.rcode() == dns.rcode.NXDOMAIN and ede(r)[0] == 15
+
+
+def _frame(msg: bytes) -> bytes:
+    return struct.pack("!H", len(msg)) + msg
+
+
+def _read_frames(sock: socket.socket, n: int, timeout: float = 5.0) -> list[bytes]:
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    while len(out) < n:
+        chunk = sock.recv(65535)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+            size = struct.unpack("!H", buf[:2])[0]
+            out.append(buf[2:2 + size])
+            buf = buf[2 + size:]
+    return out
+
+
+def test_tcp_pipelining_and_bad_frames_on_the_daemon(daemon):
+    names = ["allowed.test", "blocked.test", "www.google.com", "nothere.test", "other.test",
+             "pornhub.com", "www.allowed.test"]
+    msgs = []
+    for i, n in enumerate(names * 3):
+        m = dns.message.make_query(n, "A")
+        m.id = i
+        msgs.append(m.to_wire())
+    # A FORMERR packet and a response in the middle: one answered FORMERR, one never answered.
+    stream = b"".join(_frame(m) for m in msgs[:10]) + _frame(CORPUS["compression_loop"]) \
+        + _frame(CORPUS["response"]) + b"".join(_frame(m) for m in msgs[10:])
+    with socket.create_connection(daemon.address, timeout=5) as s:
+        s.sendall(stream)
+        answers = _read_frames(s, len(msgs) + 1)
+    parsed = [dns.message.from_wire(a) for a in answers if struct.unpack("!H", a[2:4])[0] & 0xF
+              != dns.rcode.FORMERR]
+    assert len(answers) == len(msgs) + 1
+    assert sorted(m.id for m in parsed) == list(range(len(msgs)))
+    by_name = {str(m.question[0].name).rstrip("."): m for m in parsed}
+    assert addresses(by_name["allowed.test"]) == ["192.0.2.10"]
+    assert by_name["blocked.test"].rcode() == dns.rcode.NXDOMAIN
+    assert addresses(by_name["www.google.com"]) == ["216.239.38.120"]
+    assert by_name["nothere.test"].rcode() == dns.rcode.NXDOMAIN
+    # A frame shorter than a DNS header ends the connection at once.
+    with socket.create_connection(daemon.address, timeout=5) as s:
+        s.sendall(b"\x00\x05hello")
+        s.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):
+            assert s.recv(100) == b""
+    # A frame announced longer than what follows, then EOF: no answer, connection closed.
+    q = dns.message.make_query("allowed.test", "A").to_wire()
+    with socket.create_connection(daemon.address, timeout=5) as s:
+        s.sendall(struct.pack("!H", len(q) + 100) + q)
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(5)
+        assert s.recv(100) == b""
+    assert addresses(daemon.ask("allowed.test", tcp=True)) == ["192.0.2.10"]
+
+
+class Relay:
+    """A UDP and TCP hop between filterd and unbound that keeps every query filterd sends."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        for _ in range(50):   # a UDP port whose TCP twin is free too
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.tcp = socket.socket()
+            try:
+                self.tcp.bind(self.sock.getsockname())
+                break
+            except OSError:
+                self.sock.close()
+                self.tcp.close()
+        self.tcp.listen(8)
+        self.tcp.settimeout(0.2)
+        self.sock.settimeout(0.2)
+        self.address = self.sock.getsockname()
+        self.received: list[bytes] = []
+        self.tcp_received: list[bytes] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True),
+                        threading.Thread(target=self._run_tcp, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
+            up.settimeout(1.0)
+            while not self.stop.is_set():
+                try:
+                    data, addr = self.sock.recvfrom(65535)
+                except TimeoutError:
+                    continue
+                self.received.append(data)
+                up.sendto(data, self.upstream)
+                with contextlib.suppress(TimeoutError):
+                    self.sock.sendto(up.recv(65535), addr)
+
+    def _run_tcp(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.tcp.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError), \
+                    socket.create_connection(self.upstream, timeout=2) as up:
+                conn.settimeout(2)
+                frames = _read_frames(conn, 1)
+                self.tcp_received += frames
+                up.sendall(_frame(frames[0]))
+                conn.sendall(_frame(_read_frames(up, 1)[0]))
+
+    def queries_for(self, name: str) -> list[dns.message.Message]:
+        out = []
+        for data in list(self.received):
+            m = dns.message.from_wire(data)
+            if str(m.question[0].name).rstrip(".").lower() == name:
+                out.append(m)
+        return out
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(5)
+        self.sock.close()
+        self.tcp.close()
+
+
+def test_edns_sane_client_subnet_stripped_and_cached(tmp_path, unbound):
+    relay = Relay(unbound.address)
+    d = Daemon(tmp_path, relay.address).start()
+    try:
+        ecs = dns.edns.ECSOption("192.168.77.23", 24)
+        cookie = dns.edns.GenericOption(dns.edns.COOKIE, b"\x01" * 8)
+        q = dns.message.make_query("www.allowed.test", "A", use_edns=0, payload=4096,
+                                   want_dnssec=True, options=[ecs, cookie])
+        r = dns.query.udp(q, d.address[0], port=d.port, timeout=3)
+        assert addresses(r) == ["192.0.2.11"]
+        assert r.edns == 0 and r.payload == 1232          # our buffer size, not the client's
+        assert r.ednsflags & dns.flags.DO                   # DO echoed
+        assert not [o for o in r.options if o.otype == dns.edns.ECS]
+        sent = relay.queries_for("www.allowed.test")
+        assert len(sent) == 1
+        up = sent[0]
+        assert up.edns == 0 and not up.options            # no ECS, no cookie, nothing else
+        assert up.ednsflags & dns.flags.DO                  # DO passed through
+        assert not any(bytes([192, 168, 77]) in data for data in relay.received)
+        # Cached: asked again (from two clients), upstream sees nothing more; TTLs age.
+        # (Without DO the answer is another cache entry: one more upstream query, once.)
+        first = d.ask("www.allowed.test")
+        for src in (DEFAULT, THPT, DEFAULT):
+            assert addresses(d.ask("www.allowed.test", source=src)) == ["192.0.2.11"]
+        q.id = 4321
+        assert addresses(dns.query.udp(q, d.address[0], port=d.port, timeout=3)) == [
+            "192.0.2.11"]
+        time.sleep(2.1)
+        again = d.ask("www.allowed.test")
+        assert again.answer[0].ttl <= first.answer[0].ttl - 2
+        assert len(relay.queries_for("www.allowed.test")) == 2
+        # Negative answers are cached too (RFC 2308: unbound's SOA for test.).
+        assert d.ask("nothere.test").rcode() == dns.rcode.NXDOMAIN
+        assert d.ask("nothere.test").rcode() == dns.rcode.NXDOMAIN
+        assert len(relay.queries_for("nothere.test")) == 1
+        # EDNS we do not speak: BADVERS with our OPT (version 0), never forwarded.
+        r = dns.query.udp(dns.message.make_query("other.test", "A", use_edns=1),
+                          d.address[0], port=d.port, timeout=3)
+        assert r.rcode() == dns.rcode.BADVERS and r.edns == 0
+        # A malformed OPT: FORMERR, never forwarded.
+        assert ask_udp(d.address, CORPUS["opt_bad_option_length"]) == dns.rcode.FORMERR
+        assert ask_udp(d.address, CORPUS["two_opts"]) == dns.rcode.FORMERR
+        assert relay.queries_for("other.test") == []
+        # No EDNS from the client: no OPT back, and a 512-byte answer limit (TC, then TCP).
+        r = dns.query.udp(dns.message.make_query("big.test", "TXT"), d.address[0],
+                          port=d.port, timeout=3, ignore_trailing=True)
+        assert r.edns == -1 and r.flags & dns.flags.TC
+        assert len(d.ask("big.test", "TXT", tcp=True).answer[0]) == 9
+        # ... which upstream answered truncated over UDP, so filterd asked it again over TCP.
+        assert [str(m.question[0].name) for m in map(dns.message.from_wire, relay.tcp_received)
+                ] == ["big.test."]
+    finally:
+        d.stop()
+        relay.close()
+
+
+# -- the README's examples -------------------------------------------------------------
+
+README = REPO / "README.md"
+
+
+def readme_dig_examples() -> list[tuple[list[str], list[str]]]:
+    """Every `$ dig @127.0.0.1 -p 5353 ...` line of the README and the lines shown under it."""
+    prefix = "$ dig @127.0.0.1 -p 5353 "
+    out: list[tuple[list[str], list[str]]] = []
+    shown: list[str] | None = None
+    for line in README.read_text().splitlines():
+        if line.startswith(prefix):
+            shown = []
+            out.append((line[len(prefix):].split("#")[0].split(), shown))
+        elif not line.strip() or line.startswith("```"):
+            shown = None
+        elif shown is not None:
+            shown.append(line)
+    return out
+
+
+def test_readme_dig_examples_answer_as_shown(tmp_path, unbound):
+    """The README's examples against the shipped policy and seed lists (embedded defaults
+    except the port, the upstream and the HTTP side, which tests may not bind fixed)."""
+    examples = readme_dig_examples()
+    assert len(examples) >= 3
+    port = free_port()
+    cfg = tmp_path / "filterd.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'var'}\n"
+                   f"dns:\n  listen: ['127.0.0.1:{port}']\n"
+                   f"  upstreams: ['{unbound.address[0]}:{unbound.address[1]}']\n"
+                   "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n")
+    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "filterd", "run", "--config", str(cfg)],
+                            stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            cwd=tmp_path)
+    try:
+        wait_dns(("127.0.0.1", port), "allowed.test", timeout=60, proc=proc)
+        for args, shown in examples:
+            out = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+tries=1", "+time=3",
+                                  *args], capture_output=True, text=True, timeout=20).stdout
+            flat = " ".join(out.split())
+            for line in shown:
+                if line.startswith("<"):       # a placeholder for what the upstream says
+                    assert out.strip(), (args, out)
+                elif "status:" in line:
+                    status = line.split("status:")[1].split(",")[0].strip()
+                    assert f"status: {status}" in out, (args, out)
+                else:
+                    assert " ".join(line.split()) in flat, (args, line, out)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+
+
+# -- upstream failover and the per-client rate limit -----------------------------------
+
+
+def test_failover_past_a_dead_upstream(tmp_path, unbound):
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # takes queries, never answers
+    silent.bind(("127.0.0.1", 0))
+    d = Daemon(tmp_path, [silent.getsockname(), unbound.address]).start()
+    try:
+        for name, address in [("allowed.test", "192.0.2.10"), ("other.test", "192.0.2.12"),
+                              ("www.allowed.test", "192.0.2.11"), ("vnexpress.net",
+                                                                    "111.65.250.2")]:
+            assert addresses(d.ask(name)) == [address]
+        # Once the dead one is marked down, answers no longer wait for it.
+        start = time.monotonic()
+        assert addresses(d.ask("big.test", "A")) == [] and time.monotonic() - start < 0.4
+    finally:
+        d.stop()
+        silent.close()
+
+
+def test_rate_limit_per_client(tmp_path, unbound):
+    d = Daemon(tmp_path, unbound.address, dns_extra="  rate_limit_qps: 5\n").start()
+    noisy = "127.0.0.9"
+    try:
+        time.sleep(1.0)   # the start-up probe's tokens refill
+        answered = 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((noisy, 0))
+            s.settimeout(0.3)
+            for i in range(40):
+                q = dns.message.make_query("allowed.test", "A")
+                q.id = i
+                s.sendto(q.to_wire(), d.address)
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    s.recv(4096)
+                    answered += 1
+        assert 5 <= answered <= 15, answered      # a burst of 2 x 5, then silence
+        # Over TCP the same client is told REFUSED rather than left waiting.
+        with socket.socket() as s:
+            s.bind((noisy, 0))
+            s.connect(d.address)
+            s.sendall(b"".join(_frame(dns.message.make_query("allowed.test", "A").to_wire())
+                               for _ in range(30)))
+            rcodes = [dns.message.from_wire(a).rcode() for a in _read_frames(s, 30)]
+        assert len(rcodes) == 30 and rcodes.count(dns.rcode.REFUSED) >= 15, rcodes
+        # Everyone else is served as usual.
+        assert addresses(d.ask("allowed.test", source=THPT)) == ["192.0.2.10"]
+        time.sleep(1.0)                            # and the noisy client again, once it slows down
+        assert addresses(d.ask("allowed.test", source=noisy)) == ["192.0.2.10"]
+    finally:
+        d.stop()

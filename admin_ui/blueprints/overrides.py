@@ -16,7 +16,8 @@ from admin_ui import audit
 from admin_ui.blueprints.why import site_name
 from admin_ui.errors import translated
 from admin_ui.security import roles_required
-from admin_ui.web import backend, form_reason, log_change, visible_groups
+from admin_ui.store import table_exists
+from admin_ui.web import backend, db, form_reason, log_change, visible_groups
 from filterd.errors import FilterdError
 
 bp = Blueprint("overrides", __name__)
@@ -84,16 +85,36 @@ def create():
     item = {"id": secrets.token_hex(6), "group": group, "domain": name,
             "expires_at": (now + timedelta(minutes=minutes)).isoformat(timespec="seconds"),
             "created_by": g.user.name, "created_at": now.isoformat(timespec="seconds"),
-                    "reason": reason}
+            "reason": reason}
+    review = _review_answered(group, name)
     with backend().overrides_lock():
         backend().write_overrides([*active(backend().read_overrides(), now), item])
     result = backend().reload()
     log_change("override.create", target=f"{group} {name}", diff=audit.value_diff(None, item),
                reason=reason, outcome="ok" if result.ok else f"reload: {result.message}")
+    if review is not None:
+        from admin_ui.blueprints.reviews import mark_approved  # reviews imports this module
+
+        mark_approved(review, gettext("Allowed for %(n)s minutes: %(reason)s", n=minutes,
+                                      reason=reason))
+        log_change("review.approve", target=f"#{review['id']} {group} {name}", reason=reason)
     flash(gettext("%(site)s is allowed for %(group)s for %(n)s minutes.", site=name, group=group,
                   n=minutes), "ok")
     _flash_reload(result)
     return redirect(url_for("overrides.index"))
+
+
+def _review_answered(group: str, name: str) -> dict | None:
+    """The open review request this override answers (sent from the review queue), if any.
+    It must be for the same group (which the user may act for, checked above) and site."""
+    rid = request.form.get("review") or ""
+    if not rid.isdigit() or not table_exists(db(), "reviews"):
+        return None
+    rows = list(db().query("SELECT * FROM reviews WHERE id = ?", [int(rid)]))
+    if not rows or rows[0].get("group_id") != group or rows[0].get("status") != "open" \
+            or site_name(rows[0].get("name") or "") != name:
+        return None
+    return rows[0]
 
 
 @bp.route("/overrides/<oid>/revoke", methods=["POST"])

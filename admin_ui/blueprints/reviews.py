@@ -2,7 +2,9 @@
 
 Approve: an allow entry for the group in its policy file (validated, written
 atomically, reloaded), or, when an expiry is chosen, an expiring override.
-Decline: with a note. Teachers see the requests of their own groups.
+Decline: with a note. Teachers see the requests of their own groups, decline them with a
+note, or answer one with a temporary override (which marks it approved); only admins
+write allow entries into the policy.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def index():
             r.pop("client_ip", None)  # client identities are for admins only
     pages = max(1, (total + size - 1) // size)
     return render_template("reviews.html", rows=rows, status=status, statuses=STATUSES,
-                           page=page, pages=pages, total=total, present=present)
+                           page=page, pages=pages, total=total, present=present,
+                           groups=backend().groups(), categories=backend().categories())
 
 
 def _decide(review: dict, status: str, note: str) -> None:
@@ -114,10 +117,24 @@ def approve(review_id: int):
     return redirect(url_for("reviews.index"))
 
 
-@bp.route("/reviews/<int:review_id>/decline", methods=["POST"])
-@roles_required("admin")
-def decline(review_id: int):
+def for_teacher(review_id: int) -> dict:
+    """The review, when the signed-in user may decide it (admins: any; teachers: their groups)."""
     review = _get(review_id)
+    if not g.user.can_act_for(review.get("group_id") or ""):
+        abort(403)
+    return review
+
+
+def mark_approved(review: dict, note: str) -> None:
+    """Approved by an override made from the request (the override form says which)."""
+    if review["status"] == "open":
+        _decide(review, "approved", note)
+
+
+@bp.route("/reviews/<int:review_id>/decline", methods=["POST"])
+@roles_required("admin", "teacher")
+def decline(review_id: int):
+    review = for_teacher(review_id)
     if review["status"] != "open":
         flash(gettext("This request was already decided."), "error")
         return redirect(url_for("reviews.index"))

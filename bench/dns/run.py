@@ -396,7 +396,8 @@ def ratio(a: float | None, b: float | None) -> str:
 def table(results: dict) -> str:
     rows = [("saturation QPS", "saturation_qps"), ("CPU µs/query @ fixed rate", "cpu_us_per_query"),
             ("p50 ms @ fixed rate", "p50_ms"), ("p99 ms @ fixed rate", "p99_ms"),
-            ("RSS MB", "rss_mb"), ("PSS MB", "pss_mb"), ("load s", "load_s"),
+            ("RSS MB", "rss_mb"), ("PSS MB", "pss_mb"),
+            ("list load s (start to first answer)", "load_s"),
             ("lost across 10 reloads", "reload_lost")]
     f, u, d = results["filterd"], results["unbound"], results["dnsmasq"]
     lines = ["| figure | filterd | unbound | dnsmasq | filterd/unbound | filterd/dnsmasq |",
@@ -443,6 +444,8 @@ def main() -> int:
     finally:
         up.terminate()
         up.wait(10)
+    results["load_average_at_end"] = os.getloadavg()
+    results["command"] = " ".join(sys.argv)
     if all(k in results for k in classes):
         print(table(results))
     if args.out:

@@ -174,15 +174,25 @@ def worker_set(d: Path) -> dict[str, float]:
             name = name[i + 1:]
 
     n_hits = sum(1 for q in queries if lookup(q))
-
-    def run() -> None:
-        for q in queries:
-            lookup(q)
-
-    elapsed = best_cpu(run)
+    elapsed = best_cpu(lambda: run_all(lookup, queries))
+    hit_us, miss_us = split_us(lookup, queries)
     return {"n": len(s), "bytes_per_domain": grown / len(s), "build_s": build_only,
             "build_from_file_s": build, "lookup_us": elapsed / len(queries) * 1e6,
-            "lookups_per_s": len(queries) / elapsed, "hits": n_hits}
+            "lookups_per_s": len(queries) / elapsed, "hits": n_hits,
+            "hit_us": hit_us, "miss_us": miss_us}
+
+
+def run_all(lookup: object, queries: list[str]) -> None:
+    for q in queries:
+        lookup(q)  # type: ignore[operator]
+
+
+def split_us(lookup: object, queries: list[str]) -> tuple[float, float]:
+    """µs per lookup for the listed (hit) and the unlisted (miss) half of the queries."""
+    hits = [q for q in queries if lookup(q)]  # type: ignore[operator]
+    misses = [q for q in queries if not lookup(q)]  # type: ignore[operator]
+    return (best_cpu(lambda: run_all(lookup, hits)) / max(len(hits), 1) * 1e6,
+            best_cpu(lambda: run_all(lookup, misses)) / max(len(misses), 1) * 1e6)
 
 
 def best_cpu(fn: object, runs: int = 3) -> float:
@@ -237,19 +247,17 @@ def worker_index(d: Path, path: Path) -> dict[str, float]:
     pss_after = pss_kib()
     rss_after = rss_kib()
 
-    def run() -> None:
-        for q in queries:
-            lookup(q)
-
     # best of 3 runs over the same queries, in CPU time (the first run paid the page faults)
-    best = best_cpu(run)
+    best = best_cpu(lambda: run_all(lookup, queries))
+    hit_us, miss_us = split_us(lookup, queries)
     n = len(index)
     return {"n": n, "open_s": open_s, "pss_after_open_bytes": (after_open - before_pss) * 1024,
             "pss_after_lookups_bytes": (pss_after - before_pss) * 1024,
             "rss_after_lookups_bytes": (rss_after - before_rss) * 1024,
             "first_run_lookup_us": elapsed / len(queries) * 1e6,
             "lookup_us": best / len(queries) * 1e6,
-            "lookups_per_s": len(queries) / best, "hits": n_hits}
+            "lookups_per_s": len(queries) / best, "hits": n_hits,
+            "hit_us": hit_us, "miss_us": miss_us, "trie_levels": index._meta.get("num_tries")}
 
 
 def run_worker(*args: str) -> dict[str, object]:
@@ -309,6 +317,11 @@ def main() -> None:
                 "set_lookup_us": round(float(s["lookup_us"]), 3),
                 "index_lookup_us": round(float(i["lookup_us"]), 3),
                 "index_first_run_lookup_us": round(float(i["first_run_lookup_us"]), 3),
+                "set_hit_us": round(float(s["hit_us"]), 3),
+                "set_miss_us": round(float(s["miss_us"]), 3),
+                "index_hit_us": round(float(i["hit_us"]), 3),
+                "index_miss_us": round(float(i["miss_us"]), 3),
+                "index_trie_levels": i["trie_levels"],
                 "set_lookups_per_s": round(float(s["lookups_per_s"])),
                 "index_lookups_per_s": round(float(i["lookups_per_s"])),
                 "hits_set_vs_index": f"{s['hits']}/{i['hits']}",

@@ -44,7 +44,10 @@ _REFUSED_TYPES = frozenset({TYPE_AXFR, TYPE_IXFR})
 # A decision is reused for the same (client, name, type) this long. Short enough that a
 # schedule boundary or an expiring override shows within a second; a reload clears them all.
 DECISION_TTL = 1.0
-DECISION_CACHE_MAX = 100_000
+# About 500 bytes an entry. Only names asked again within DECISION_TTL gain from it, so a
+# second's worth of distinct queries is plenty; one-off names (random blocked names, cache
+# misses) would otherwise fill 100k entries (50 MB) that nothing reuses.
+DECISION_CACHE_MAX = 20_000
 
 
 def _variant(q: Question) -> int:

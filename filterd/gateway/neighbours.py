@@ -5,8 +5,9 @@ table is re-read from the kernel every `interval` seconds (and soon after a
 lookup misses), so the new address maps to the same MAC. Lookups never run a
 command: they read the last snapshot, so the DNS path never waits for `ip`.
 
-Source: `ip -j neigh show` (IPv4 and IPv6); /proc/net/arp (IPv4 only) when
-iproute2 is missing.
+Source: `ip -j neigh show` (IPv4 and IPv6); the ARP table (IPv4 only) when
+iproute2 is missing or fails. The ARP table is read as /proc/self/net/arp: the
+daemon's unit has ProcSubset=pid, which hides /proc/net (a link to it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 # Entries in these states have no usable link-layer address.
 _UNUSABLE = {"FAILED", "INCOMPLETE", "NOARP"}
 _ZERO_MAC = "00:00:00:00:00:00"
+ARP_FILE = Path("/proc/self/net/arp")
 
 
 def _canonical_ip(text: str) -> str | None:
@@ -77,7 +79,7 @@ def parse_proc_arp(text: str, device: str | None = None) -> dict[str, str]:
 
 
 def read_proc_arp(device: str | None = None) -> dict[str, str]:
-    return parse_proc_arp(Path("/proc/net/arp").read_text(), device)
+    return parse_proc_arp(ARP_FILE.read_text(), device)
 
 
 def read_kernel_table(device: str | None = None, *, timeout: float = 5.0) -> dict[str, str]:
@@ -87,7 +89,7 @@ def read_kernel_table(device: str | None = None, *, timeout: float = 5.0) -> dic
                               timeout=timeout, check=False)
         if proc.returncode == 0:
             return parse_ip_neigh_json(proc.stdout, device)
-    return parse_proc_arp(Path("/proc/net/arp").read_text(), device)
+    return read_proc_arp(device)
 
 
 class KernelNeighbours:
@@ -103,7 +105,7 @@ class KernelNeighbours:
         self.miss_refresh_after = miss_refresh_after
         self.quick_every = quick_every
         self._source = source or (lambda: read_kernel_table(device))
-        # IPv4 misses read /proc/net/arp at once (a file read, no process): a device with a
+        # IPv4 misses read the ARP table at once (a file read, no process): a device with a
         # new DHCP lease gets its MAC-based group from its first query.
         self._quick = quick_source if quick_source is not None else (
             None if source is not None else lambda: read_proc_arp(device))

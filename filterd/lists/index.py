@@ -58,6 +58,7 @@ EXACT_MARK = ".="
 IP_MARK = "#"
 
 _Combo = tuple[frozenset[str], frozenset[str], tuple[str, ...]]  # block cats, allow cats, sources
+_tuple_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class ListIndex:
                  url_values: memoryview, meta: Mapping[str, object],
                  path: Path | None = None, keepalive: tuple[object, ...] = ()) -> None:
         self._trie = trie
+        self._prefixes_ids = trie.iter_prefixes_with_ids
         self._values = values
         self._url_trie = url_trie
         self._url_values = url_values
@@ -174,24 +176,26 @@ class ListIndex:
         the name itself. An exact and a subtree entry for the same name are both
         returned (exact first).
         """
-        if name.endswith("."):
+        # The hot path of every DNS query: one marisa walk over the reversed name finds
+        # every listed parent together with its key id (no second lookup per hit), and
+        # hits are built with tuple.__new__ (a NamedTuple's __new__ is a Python call).
+        if name[-1:] == ".":
             name = name[:-1]
         name = name.lower()
         labels = name.split(".")
         labels.reverse()
-        trie = self._trie
-        found = trie.prefixes(".".join(labels) + EXACT_MARK)
-        if not found:
-            return ()
-        values, table = self._values, self._table
+        values, table, new = self._values, self._table, _tuple_new
         hits = []
         end = len(name) + 1
-        for key in reversed(found):
-            block, sources, allow = table[values[trie[key]]]
+        for key, kid in self._prefixes_ids(".".join(labels) + EXACT_MARK):
+            block, sources, allow = table[values[kid]]
             if key[-1] == "=":
-                hits.append(ListHit(name, block, sources, True, allow))
+                hits.append(new(ListHit, (name, block, sources, True, allow)))
             else:  # a subtree key is the reversed domain plus ".": same length as ".domain"
-                hits.append(ListHit(name[end - len(key):], block, sources, False, allow))
+                hits.append(new(ListHit, (name[end - len(key):], block, sources, False, allow)))
+        if not hits:
+            return ()
+        hits.reverse()  # marisa yields the shortest prefix (the widest domain) first
         return tuple(hits)
 
     def url_match(self, url: str) -> ListHit | None:

@@ -136,7 +136,7 @@ GET_MATRIX = {
 }
 
 POST_ADMIN_ONLY = ("/groups/thcs", "/policies/groups.yaml", "/lists/update", "/settings", "/users",
-                   "/users/1", "/reviews/1/approve", "/reviews/1/decline")
+                   "/users/1", "/reviews/1/approve")
 
 
 def test_get_routes_by_role(as_role):
@@ -160,7 +160,17 @@ def test_teacher_and_viewer_get_403_on_every_admin_post(as_role, policy_file):
     assert policy_file.read_text() == before
 
 
-def test_viewer_cannot_create_overrides(as_role):
+def test_viewer_cannot_create_overrides_or_decide_reviews(as_role):
     c = as_role("viewer")
     assert post(c, "/overrides", site="bad.example", group="thcs", minutes="10",
                 reason="x").status_code == 403
+    assert post(c, "/reviews/1/decline", reason="no").status_code == 403
+    assert post(c, "/overrides/x1/revoke", reason="no").status_code == 403
+
+
+def test_first_run_form_without_csrf_token_is_refused(client):
+    client.get("/setup")
+    resp = client.post("/setup", data={"name": "mallory", "password": PASSWORD,
+                                       "password2": PASSWORD})
+    assert resp.status_code == 400
+    assert client.get("/").headers["Location"].endswith("/setup")   # still no account

@@ -9,12 +9,15 @@ in Vietnamese and English go to tests/artifacts/admin/.
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -40,6 +43,7 @@ STAFF_CLIENT = "127.0.0.2"      # put into giao_vien (teachers and staff) below
 UPSTREAM_IP = "192.0.2.10"      # what the fake upstream answers for every name
 NAME = "bet365.com"             # in the shipped seed list "gambling"
 PASSWORD = "mật khẩu đủ dài 2026"
+XSS = "<b>x</b><img src=x onerror=alert(1)>"
 PAGES = ("dashboard.index", "groups.index", "why.index", "reviews.index", "overrides.index",
          "events.index", "lists.index", "settings.index", "auth.users", "audit.index")
 
@@ -107,6 +111,7 @@ def stack(tmp_path):
         "      - 10.10.1.10               # example: the principal's laptop (one address)\n"
         f"      - {STAFF_CLIENT}\n"), encoding="utf-8")
     dns_port, admin_port, metrics_port = free_port(socket.SOCK_DGRAM), free_port(), free_port()
+    bp_port = free_port()
     cfg = tmp_path / "filterd.yaml"
     cfg.write_text(
         f"school_id: e2e-school\ndata_dir: {tmp_path / 'data'}\n"
@@ -115,7 +120,7 @@ def stack(tmp_path):
         f"dns:\n  listen: ['127.0.0.1:{dns_port}']\n  upstreams: ['127.0.0.1:{upstream.port}']\n"
         "  upstream_timeout: 0.5\n  cache_max_ttl: 1\n"
         "events:\n  flush_interval: 0.2\n"
-        "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n"
+        f"http:\n  block_page_listen: '127.0.0.1:{bp_port}'\n  proxy_listen: '127.0.0.1:0'\n"
         f"admin:\n  listen: '127.0.0.1:{admin_port}'\n  max_override_minutes: 5\n"
         # the admin page reads the daemon's reload count here to say whether a reload took
         f"metrics:\n  listen: '127.0.0.1:{metrics_port}'\n",
@@ -143,7 +148,7 @@ def stack(tmp_path):
         wait_for(dns_up, 60, "the DNS daemon")
         wait_for(admin_up, 60, "the admin page")
         yield {"dns_port": dns_port, "url": f"http://127.0.0.1:{admin_port}", "config": cfg,
-               "tmp": tmp_path, "env": env}
+               "tmp": tmp_path, "env": env, "blockpage": f"http://127.0.0.1:{bp_port}"}
     finally:
         for proc in (admin, daemon):
             proc.terminate()
@@ -160,11 +165,32 @@ def shoot(page, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
+def request_review(blockpage: str, message: str) -> str:
+    """What a student does on the real block page (from the staff client's address): open it,
+    then send a review request with its form. Returns the reason code the page showed."""
+    curl = ["curl", "-sS", "--max-time", "15", "--interface", STAFF_CLIENT,
+            "-H", f"Host: {NAME}"]
+    shown = subprocess.run([*curl, f"{blockpage}/sports"], capture_output=True, text=True,
+                           timeout=30, check=True).stdout
+    token = re.search(r'name="csrf" value="([^"]+)"', shown)
+    code = re.search(r"\(<code>([a-z_]+)</code>\)", shown)
+    assert token and code, shown
+    sent = subprocess.run(
+        [*curl, "-o", "/dev/null", "-w", "%{http_code}", "--data-urlencode", f"name={NAME}",
+         "--data-urlencode", f"csrf={html.unescape(token.group(1))}", "--data-urlencode",
+         f"url=http://{NAME}/sports", "--data-urlencode", f"message={message}",
+         f"{blockpage}/_filterd/review"], capture_output=True, text=True, timeout=30, check=True)
+    assert sent.stdout == "200", sent
+    return code.group(1)
+
+
 def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
     shots = artifacts_dir / "admin"
     shots.mkdir(parents=True, exist_ok=True)
     url, port = stack["url"], stack["dns_port"]
     assert ask(port) == ("NOERROR", [UPSTREAM_IP])  # staff may visit gambling sites at first
+    with urllib.request.urlopen(url + "/login", timeout=10) as resp:   # waitress, not Flask's
+        assert resp.headers["Server"] == "filterd-admin"              # development server
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
@@ -221,10 +247,15 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
             expect(page.locator(".flash.ok").first).to_contain_text("Đã lưu nhóm giao_vien")
             expect(page.locator(".flash.ok").nth(1)).to_contain_text("Bộ lọc đã nạp lại")
             expect(page.locator("#always-gambling")).to_be_checked()
+            # written atomically with the previous version kept beside it
+            prev = stack["tmp"] / "policies" / "policy.yaml.prev"
+            assert "gambling" not in prev.read_text().split("giao_vien:")[1].split("khach:")[0]
 
             wait_for(lambda: ask(port)[1] != [UPSTREAM_IP], 30, "the daemon to block " + NAME)
             rcode, addrs = ask(port)
             assert (rcode, addrs) == ("NOERROR", ["10.0.0.1"])  # the block page's address
+            # the student opens the block page and asks for a review (an HTML payload in it)
+            block_reason = request_review(stack["blockpage"], XSS + " cần cho bài học")
 
             # --- screenshots of every admin page in both languages ---------------------------
             for lang in ("vi", "en"):
@@ -240,15 +271,47 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
                     assert page.locator("main h1").count() == 1
                     name = "users" if ep == "auth.users" else ep.split(".")[0]
                     shoot(page, shots, f"{name}-{lang}")
-                page.goto(url + "/groups/giao_vien")
-                shoot(page, shots, f"group-edit-{lang}")
+                for path, name in (("/groups/giao_vien", "group-edit"),
+                                   ("/policies/policy.yaml", "policy-file"),
+                                   ("/account/password", "password")):
+                    page.goto(url + path)
+                    assert page.locator("main h1").count() == 1
+                    shoot(page, shots, f"{name}-{lang}")
+            # --- every admin page on a phone: nothing wider than its screen ------------------
+            page.set_viewport_size({"width": 390, "height": 844})
+            for path in ("/", "/groups", "/groups/giao_vien", "/policies/policy.yaml", "/reviews",
+                         "/events", "/lists", "/settings", "/users", "/audit"):
+                page.goto(url + path)
+                assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+                if path in ("/", "/groups/giao_vien", "/events"):
+                    shoot(page, shots, "phone-" + (path.strip("/").replace("/", "-") or
+                                                   "dashboard") + "-en")
+            page.set_viewport_size({"width": 1280, "height": 900})
+            # --- exports: the audit log, and the event log with client addresses (admins) ----
+            page.goto(url + "/audit")
+            with page.expect_download() as dl:
+                page.get_by_role("link", name="Download CSV").click()
+            audit_csv = Path(dl.value.path()).read_text(encoding="utf-8")
+            assert "policy.edit" in audit_csv and "cờ bạc trong giờ làm việc" in audit_csv
+            events_csv = page.request.get(url + "/events.csv?name=" + NAME).text()
+            assert "client_ip" in events_csv and STAFF_CLIENT in events_csv
             page.goto(f"{url}/lang/vi?next=/")
             page.get_by_role("button", name="Đăng xuất").click()
 
+            # --- the teacher signs in with the keyboard alone ----------------------------------
+            expect(page).to_have_url(url + "/login")
+            expect(page.locator("#name")).to_be_focused()   # autofocus: no mouse needed
+            page.keyboard.type("co.lan")
+            page.keyboard.press("Tab")
+            page.keyboard.type(PASSWORD)
+            page.keyboard.press("Enter")
+            expect(page).to_have_url(url + "/")
+            page.keyboard.press("Tab")              # first stop: "skip to content"
+            assert page.evaluate("document.activeElement.className") == "skip"
+            page.keyboard.press("Enter")
+            assert page.evaluate("document.activeElement.id") == "main"
+
             # --- the teacher asks why, and reads what `filterd check` says --------------------
-            page.fill("#name", "co.lan")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
             page.get_by_role("link", name="Vì sao bị chặn?").click()
             page.fill("#site", f"https://{NAME}/sports")
             page.select_option("#group", "giao_vien")
@@ -271,20 +334,49 @@ def test_admin_page_end_to_end_in_chromium(stack, artifacts_dir):
             texts = [d.inner_text() for d in dds.all()]
             assert (dds.first.get_attribute("data-code"), texts[1], texts[2], texts[-1]) == \
                 ("block", logged[2], logged[3], logged[0])
+            assert texts[1] == block_reason   # the reason the block page gave the student
             shoot(page, shots, "why-teacher-vi")
             page.set_viewport_size({"width": 390, "height": 844})   # a teacher's phone
+            for path in ("/why?site=" + NAME + "&group=giao_vien", "/reviews", "/overrides",
+                         "/events"):
+                page.goto(url + path)   # nothing wider than the phone's screen
+                assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+            page.goto(url + "/why?site=" + NAME + "&group=giao_vien")
             shoot(page, shots, "why-teacher-phone-vi")
             page.set_viewport_size({"width": 1280, "height": 900})
+            # teachers get 403 on the admin's pages
+            for lang in ("vi", "en"):
+                page.goto(f"{url}/lang/{lang}?next=/")
+                assert page.goto(url + "/settings").status == 403
+                shoot(page, shots, f"error-403-teacher-{lang}")
+            page.goto(f"{url}/lang/vi?next=/")
 
-            # --- the teacher's override lets it through until it expires ----------------------
-            page.get_by_role("link", name="Cho phép trong tiết học (ngoại lệ tạm thời)").click()
+            # --- the student's request, in the teacher's queue, shown escaped -----------------
+            page.get_by_role("link", name="Xem xét").click()
+            card = page.locator("article.review")
+            expect(card).to_have_count(1)
+            expect(card.locator("blockquote")).to_contain_text(XSS)   # as text, not markup
+            assert page.locator("main b").count() == 0
+            shoot(page, shots, "reviews-teacher-vi")
+
+            # --- the teacher answers it with an override: through until it expires ------------
+            card.get_by_role("link", name="Cho phép trong tiết học (ngoại lệ tạm thời)").click()
             expect(page.locator("#site")).to_have_value(NAME)
+            expect(page.locator("#group")).to_have_value("giao_vien")
             page.fill("#minutes", "1")
             page.fill("#reason", "bài giảng về tác hại của cờ bạc")
             page.get_by_role("button", name="Cho phép cho nhóm này").click()
             expect(page.locator(".flash.ok").first).to_contain_text(NAME)
-            shoot(page, shots, "overrides-teacher-vi")
             created = time.monotonic()
+            shoot(page, shots, "overrides-teacher-vi")
+            page.goto(f"{url}/lang/en?next=/overrides")
+            shoot(page, shots, "overrides-teacher-en")
+            page.goto(url + "/reviews?status=approved")
+            expect(page.locator("article.review")).to_contain_text("co.lan")   # answered
+            shoot(page, shots, "reviews-teacher-en")
+            page.goto(f"{url}/why?site={NAME}&group=giao_vien")
+            shoot(page, shots, "why-teacher-en")
+            page.goto(f"{url}/lang/vi?next=/")
             wait_for(lambda: ask(port)[1] == [UPSTREAM_IP], 30, "the override to let it through")
             # ...until it expires by itself (1 minute), with no reload and no admin
             wait_for(lambda: ask(port)[1] == ["10.0.0.1"], 100, "the override to expire")

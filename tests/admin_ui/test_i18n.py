@@ -133,3 +133,14 @@ def test_a_built_package_carries_templates_assets_and_catalogs(tmp_path):
                 "translations/vi/LC_MESSAGES/messages.mo",
                 "translations/en/LC_MESSAGES/messages.mo"):
         assert (built / rel).is_file(), rel
+
+
+def test_vietnamese_is_not_a_copy_of_the_english():
+    """An English sentence pasted as its own "translation" passes the emptiness check."""
+    import re
+
+    with (TRANSLATIONS / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        cat = read_po(fh, locale="vi")
+    copies = [m.id for m in cat if m.id and m.string == m.id
+              and len(re.findall(r"[A-Za-z]{2,}", m.id)) >= 2]
+    assert copies == []

@@ -20,8 +20,10 @@ from tests.admin_ui.test_app import GET_MATRIX, POST_ADMIN_ONLY
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "admin_ui" / "templates"
 
-# POST routes a teacher may use (their own overrides, their password, signing out)
-POST_TEACHER = ("/overrides", "/overrides/x1/revoke", "/account/password", "/logout")
+# POST routes a teacher may use (overrides and review requests of their groups, their
+# password, signing out)
+POST_TEACHER = ("/overrides", "/overrides/x1/revoke", "/reviews/1/decline", "/account/password",
+                "/logout")
 PUBLIC = ("/setup", "/login", "/lang/vi", "/static/app.css")
 
 
@@ -100,6 +102,7 @@ def test_teacher_may_post_only_their_own_forms(as_role, sample, policy_file):
     assert resp.status_code == 302
     resp = post(c, "/overrides/x1/revoke", reason="done")   # made by teacher1, this account
     assert resp.status_code == 302
+    assert post(c, "/reviews/1/decline", reason="not for class").status_code == 302
 
 
 class _PageAudit(HTMLParser):

@@ -129,6 +129,13 @@ def test_settings_saved_through_the_real_config_loader(real):
     assert "# filterd.yaml for the admin tests (this comment must survive)" in cfg.read_text()
     page = c.get("/settings").get_data(as_text=True)
     assert "Trường &lt;THCS&gt; Ba Đình" in page
+    # a new time zone applies to the page's dates at once
+    post(c, "/settings", school_id="thcs-ba-dinh", school_name="x", timezone="Europe/London",
+         office_url="", retention_days="60", max_override_minutes="45", reason="tz")
+    with app.test_request_context():
+        from flask_babel import get_timezone
+
+        assert str(get_timezone()) == "Europe/London"
 
 
 def test_bad_settings_refused_with_file_line_key(real):
@@ -180,3 +187,46 @@ def test_unchanged_lists_keep_their_comments(real):
     assert "gambling" in text.split("giao_vien:")[1].split("khach:")[0]
     page = c.get("/groups/thcs").get_data(as_text=True)
     assert "Giờ học" in page and "Ban đêm" in page  # schedules by their names
+
+
+def test_every_group_setting_reaches_the_real_engine(real):
+    """Schedules, safe search, YouTube, block mode, allow/deny entries and clients (CIDR,
+    range, MAC) edited on the page: the daemon's own engine then decides by them."""
+    from datetime import UTC, datetime
+
+    from admin_ui.policy_edit import group_form
+    from filterd.policy.decision import Query
+
+    app, _, tmp = real
+    c = _client(app, "admin1")
+    backend = app.extensions["filterd"]
+    f = group_form(backend, "khach")
+    data = {"always": sorted(f.always), "label_vi": f.label_vi, "label_en": f.label_en,
+            "allow": "\n".join([*f.allow, "=lesson.example.org"]),
+            "deny": "\n".join([*f.deny, "deny-me.example"]),
+            "clients": "\n".join([*f.clients, "10.99.0.10-10.99.0.20", "192.0.2.0/28",
+                                  "02:00:5e:00:00:42"]),
+            "safe_search": "strict", "youtube": "strict", "block_mode": "nxdomain",
+            "reason": "guests: stricter"}
+    for s in f.schedules:
+        data[f"during.{s}"] = sorted(f.during.get(s, ()))
+    data["during.gio_hoc"] = sorted({*data.get("during.gio_hoc", ()), "games"})
+    resp = post(c, "/groups/khach", **data)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert (tmp / "policies" / "policy.yaml.prev").exists()   # the previous version is kept
+
+    eng = backend.engine()
+    grp = eng.groups["khach"]
+    assert "games" in grp.block_during["gio_hoc"]
+    assert str(grp.youtube) == "strict" and str(grp.block_mode) == "nxdomain"
+    assert eng.group_for("10.99.0.15").id == "khach"
+    assert eng.group_for("192.0.2.5").id == "khach"
+    assert eng.group_for("198.51.100.7", "02:00:5e:00:00:42").id == "khach"
+    assert backend.decide("deny-me.example", "khach").reason == "group_deny"
+    assert backend.decide("www.deny-me.example", "khach").blocked
+    yt = backend.decide("www.youtube.com", "khach")
+    assert yt.reason == "youtube" and "strict" in yt.rule
+    assert backend.decide("www.google.com", "khach").reason == "safe_search"
+    lesson = eng.decide(Query(name="lesson.example.org", client_ip="10.99.0.15",
+                              at=datetime.now(UTC), path="check"))
+    assert lesson.reason == "group_allow"

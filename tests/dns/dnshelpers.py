@@ -23,6 +23,11 @@ ZONE = {
     "restrictmoderate.youtube.com": ("A", "216.239.38.121"),
     "www.youtube.com": ("A", "142.250.1.3"),
     "blocked.test": ("A", "192.0.2.66"),   # what an unfiltered client would get
+    "www.bing.com": ("A", "204.79.197.200"),
+    "strict.bing.com": ("A", "204.79.197.220"),
+    "duckduckgo.com": ("A", "52.142.124.215"),
+    "safe.duckduckgo.com": ("A", "52.142.124.216"),
+    "vnexpress.net": ("A", "111.65.250.2"),   # the README's allowed example
 }
 
 
@@ -89,6 +94,7 @@ class Unbound:
         return ("127.0.0.1", self.port)
 
     def start(self) -> Unbound:
+        self.directory.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
         conf = unbound_config(self.directory, self.port, self.extra)

@@ -1,4 +1,5 @@
 import struct
+from datetime import UTC, datetime
 
 import pytest
 from dnslib import (
@@ -19,8 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from filterd.dns import wire
-from filterd.dns.edns import build_opt
+from filterd.dns.answers import BlockAnswers, ede_for
+from filterd.dns.cache import Entry
+from filterd.dns.edns import OPTION_EDE, build_opt
 from filterd.dns.wire import BadQuery, Drop, Rcode
+from filterd.policy.decision import Action, BlockMode, Decision, Reason, RuleSource
 
 label = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_",
                 min_size=1, max_size=20)
@@ -196,3 +200,114 @@ def test_encode_name():
     assert wire.encode_name("") == b"\x00"
     with pytest.raises(ValueError):
         wire.encode_name("x" * 64 + ".test")
+
+
+# ---------------------------------------------------------------------------
+# Answers built from bytes (blocks, cache hits) read back by dnslib
+
+BLOCKS = BlockAnswers(ttl=10, ipv4="10.1.2.3", ipv6="fd00::1")
+
+
+def _cased(name: str) -> st.SearchStrategy[str]:
+    """`name` with a random mix of upper and lower case (DNS 0x20)."""
+    flips = st.lists(st.booleans(), min_size=len(name), max_size=len(name))
+    return flips.map(lambda up: "".join(c.upper() if u else c
+                                        for c, u in zip(name, up, strict=True)))
+
+
+mixed_case = names.flatmap(_cased)
+client_edns = st.none() | st.tuples(st.integers(0, 65535), st.booleans())
+
+
+def _client_query(name, qtype, qid, rd, edns, cd=False):
+    data = bytearray(make_query(name, qtype, qid, rd, edns))
+    if cd:
+        data[3] |= 0x10
+    return bytes(data)
+
+
+def _records(section):
+    return [(str(r.rname).lower(), r.rtype, r.ttl, str(r.rdata)) for r in section]
+
+
+def _ede(rec):
+    for r in rec.ar:
+        if r.rtype == QTYPE.OPT:
+            for o in r.rdata:
+                if o.code == OPTION_EDE:
+                    return struct.unpack("!H", o.data[:2])[0], o.data[2:].decode()
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=mixed_case, qtype=st.sampled_from([1, 28, 15, 16, 65]), qid=st.integers(0, 65535),
+       rd=st.booleans(), cd=st.booleans(), edns=client_edns, mode=st.sampled_from(list(BlockMode)),
+       reason=st.sampled_from([Reason.CATEGORY, Reason.GROUP_DENY, Reason.BYPASS,
+                               Reason.SCHEDULED_CATEGORY, Reason.PROTECTED]),
+       category=st.sampled_from([None, "adult", "gambling", "phần mềm"]))
+def test_block_answers_agree_with_dnslib(name, qtype, qid, rd, cd, edns, mode, reason, category):
+    data = _client_query(name, qtype, qid, rd, edns, cd)
+    q = wire.parse_query(data)
+    decision = Decision(action=Action.BLOCK, reason=reason, name=q.name, group="thcs",
+                        at=datetime.now(UTC), rule=q.name, source=RuleSource("list", "ut1"),
+                        category=category, block_mode=mode)
+    out = DNSRecord.parse(BLOCKS.block(q, decision))
+    asked = DNSRecord.parse(data)
+    h = out.header
+    assert (h.id, h.qr, h.rd, h.ra, h.aa, h.tc) == (qid, 1, int(rd), 1, 0, 0)
+    assert h.cd == int(cd)
+    assert out.q == asked.q and str(out.q.qname) == str(asked.q.qname)   # 0x20 case kept
+    qn = name.lower() + "."
+    expected = {
+        (BlockMode.ADDRESS, 1): (qn, 1, 10, "10.1.2.3"), (BlockMode.ADDRESS, 28): (qn, 28, 10,
+                                                                                   "fd00::1"),
+        (BlockMode.NULL, 1): (qn, 1, 10, "0.0.0.0"), (BlockMode.NULL, 28): (qn, 28, 10, "::"),
+    }.get((mode, qtype))
+    assert _records(out.rr) == ([expected] if expected else [])
+    assert h.rcode == (3 if mode is BlockMode.NXDOMAIN else 0)
+    if expected is None:   # negative: an SOA for the block TTL (RFC 2308)
+        assert [(r.rtype, r.ttl, r.rdata.times[-1]) for r in out.auth] == [(QTYPE.SOA, 10, 10)]
+    else:
+        assert not out.auth
+    if edns is None:
+        assert not out.ar
+    else:
+        (opt,) = out.ar
+        assert opt.rtype == QTYPE.OPT and bool(opt.ttl & 0x8000) == edns[1]
+        assert _ede(out) == ede_for(decision)
+        if category:
+            assert f"category {category}" in _ede(out)[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=mixed_case, recs=st.lists(st.tuples(rdatas, st.integers(0, 2**31 - 1)), max_size=5),
+       rcode=st.sampled_from([0, 3]), upstream_opt=st.booleans(), ad=st.booleans(),
+       qid=st.integers(0, 65535), rd=st.booleans(), edns=client_edns,
+       age=st.integers(0, 100_000), limit=st.sampled_from([512, 1232, 65535]))
+def test_cached_answers_render_like_dnslib(name, recs, rcode, upstream_opt, ad, qid, rd, edns,
+                                           age, limit):
+    upstream = DNSRecord.parse(answer(name.lower(), [RR(name.lower(), t, ttl=ttl, rdata=mk())
+                                                     for (t, mk), ttl in recs],
+                                      rcode=rcode, opt=upstream_opt))
+    upstream.header.ad = int(ad)
+    up = upstream.pack()
+    entry = Entry.from_response(up, wire.scan_response(up))
+    data = _client_query(name, 1, qid, rd, edns)
+    q = wire.parse_query(data)
+    raw = entry.render(q, age, limit)
+    out = DNSRecord.parse(raw)
+    h = out.header
+    assert (h.id, h.qr, h.rd, h.ra) == (qid, 1, int(rd), 1)
+    assert out.q == DNSRecord.parse(data).q and raw[12:12 + len(q.question)] == q.question
+    assert len(raw) <= max(limit, 12 + len(q.question) + 11)
+    assert h.ad == int(ad and edns is not None and edns[1])   # RFC 6840 5.8
+    if h.tc:   # too big for the client: question only, retry over TCP
+        assert not out.rr and len(entry.render(q, age, 65535)) > limit
+    else:
+        assert h.rcode == rcode
+        assert _records(out.rr) == [(r[0], r[1], max(0, r[2] - age), r[3])
+                                    for r in _records(upstream.rr)]
+    opts = [r for r in out.ar if r.rtype == QTYPE.OPT]
+    assert len(opts) == (0 if edns is None else 1)   # ours, never the upstream's
+    if opts:
+        assert opts[0].rclass == 1232 and not opts[0].rdata

@@ -18,6 +18,10 @@ class Mirror:
     truncate: set[str] = field(default_factory=set)   # send a Content-Length, then half the body
     status: dict[str, int] = field(default_factory=dict)
     gzipped: set[str] = field(default_factory=set)   # sent with Content-Encoding: gzip
+    # send nothing ("" -> before the headers) or half the body ("body"), then hold the
+    # connection open until the mirror closes: a stalled server
+    stall: dict[str, str] = field(default_factory=dict)
+    released: threading.Event = field(default_factory=threading.Event)
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, If-None-Match)
 
     def url(self, path: str) -> str:
@@ -36,6 +40,9 @@ def list_mirror() -> Iterator[Mirror]:
                 self.send_error(mirror.status[path])
                 return
             body = mirror.files.get(path)
+            if mirror.stall.get(path) == "":
+                mirror.released.wait(30)
+                return
             if body is None:
                 self.send_error(404)
                 return
@@ -52,6 +59,11 @@ def list_mirror() -> Iterator[Mirror]:
             self.send_header("Content-Length", str(len(body)))
             self.send_header("ETag", etag)
             self.end_headers()
+            if mirror.stall.get(path) == "body":
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                mirror.released.wait(30)
+                return
             if path in mirror.truncate:
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
@@ -70,6 +82,7 @@ def list_mirror() -> Iterator[Mirror]:
     try:
         yield mirror
     finally:
+        mirror.released.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

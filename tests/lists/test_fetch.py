@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from filterd.errors import ListError
@@ -52,3 +54,15 @@ def test_gzip_content_encoding_is_undone() -> None:
         assert fetch(m.url("a.txt"), timeout=5).data == b"example.com\n" * 100
         with pytest.raises(ListError, match="cap"):
             fetch(m.url("a.txt"), timeout=5, max_bytes=500)
+
+
+@pytest.mark.parametrize("when", ["", "body"])
+def test_stalled_server_times_out(when: str) -> None:
+    """A server that stops sending (before the headers, or mid-body) is a clear error."""
+    with list_mirror() as m:
+        m.files["slow.txt"] = b"x.example.com\n" * 10_000
+        m.stall["slow.txt"] = when
+        t0 = time.monotonic()
+        with pytest.raises(ListError, match="timed out") as err:
+            fetch(m.url("slow.txt"), timeout=1, source="s")
+        assert time.monotonic() - t0 < 10 and err.value.source == "s"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -60,3 +62,20 @@ def test_every_reason_has_words(engine, name, reason, vi, en):
     d = engine.decide(Query(name, "10.0.40.5", local(2026, 11, 25, 12, 0)))
     assert d.reason is reason
     assert vi in d.text("vi") and en in d.text("en")
+
+
+def test_decision_is_immutable_and_its_json_carries_everything(engine):
+    """The Decision the DNS answer, block page, `filterd check` and event log all share."""
+    d = engine.decide(Query("www.game.example", "10.0.40.5", AT))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.action = None  # type: ignore[misc]
+    j = json.loads(d.to_json())
+    assert (j["action"], j["reason"], j["category"], j["rule"]) == (
+        "block", "scheduled_category", "games", "game.example")
+    assert j["source"] == {"kind": "list", "name": "memory-games", "version": "v7"}
+    assert j["group"] == "older" and j["group_label"] == "THPT" and j["group_label_en"]
+    assert (j["schedule"], j["schedule_label"], j["schedule_label_en"]) == (
+        "class", "Giờ học", "Class hours")
+    assert datetime.fromisoformat(j["at"]) == AT and j["block_mode"] and j["name"] == \
+        "www.game.example"
+    assert j == json.loads(engine.decide(Query("www.game.example", "10.0.40.5", AT)).to_json())

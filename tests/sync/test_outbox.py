@@ -2,7 +2,7 @@
 
 import gzip
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -24,6 +24,27 @@ def no_sleep(_):
     pass
 
 
+def appliance_hourly(conn) -> dict[tuple, int]:
+    """The appliance's `counts` by local day, group, category, action and local hour."""
+    out: dict[tuple, int] = {}
+    for hour, group, category, action, n in conn.execute(
+            "SELECT hour, group_id, category, action, n FROM counts"):
+        local = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).astimezone(TZ)
+        key = (local.date().isoformat(), group, category or "none", action, local.hour)
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def office_hourly(storage) -> dict[tuple, int]:
+    out = {}
+    for day, group, category, action, hours in storage.query(
+            "SELECT day, grp, category, action, hours FROM report_counts"):
+        for h, n in enumerate(int(x) for x in hours.split(",")):
+            if n:
+                out[(day, group, category, action, h)] = n
+    return out
+
+
 def test_several_days_arrive_and_office_totals_equal_the_appliance(office, appliance):
     settings, conn = appliance
     days = [D0 + timedelta(days=i) for i in range(4)]
@@ -42,6 +63,8 @@ def test_several_days_arrive_and_office_totals_equal_the_appliance(office, appli
     off = dict(office.storage.query(
         "SELECT category, SUM(n) FROM report_counts WHERE action='block' GROUP BY category"))
     assert {k: int(v) for k, v in off.items()} == app
+    # and so does every single count: day x group x category x action x local hour
+    assert office_hourly(office.storage) == appliance_hourly(conn)
     state = json.loads(settings.state_file.read_text())
     assert state["last_success_day"] == days[-1].isoformat()
     # the next run has nothing to do

@@ -82,6 +82,26 @@ def test_daemon_has_only_bind_capability_and_notifies() -> None:
     assert set(bypass["CapabilityBoundingSet"].split()) == {"CAP_NET_RAW", "CAP_NET_ADMIN"}
 
 
+# Capabilities each service may keep; everything else is dropped (CapabilityBoundingSet).
+CAPABILITIES = {"filterd.service": {"CAP_NET_BIND_SERVICE"},
+                "filterd-bypass.service": {"CAP_NET_RAW", "CAP_NET_ADMIN"},
+                "filterd-gateway.service": {"CAP_NET_ADMIN"}}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_is_sandboxed(name: str) -> None:
+    s = _unit(name)["Service"]
+    assert set(s["CapabilityBoundingSet"].split()) == CAPABILITIES.get(name, set())
+    if name != "filterd-gateway.service":  # nft needs root (with only CAP_NET_ADMIN)
+        assert s["User"] == "filterd"
+        assert s["StateDirectory"] and s["ConfigurationDirectory"] and s["LogsDirectory"]
+    for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
+                       ("ProtectHome", "yes"), ("PrivateTmp", "yes")):
+        assert s[key] == value, (name, key)
+    assert "AF_INET" in s["RestrictAddressFamilies"] or name == "filterd-gateway.service"
+    assert s["SystemCallFilter"]
+
+
 @pytest.mark.parametrize("name", ["filterd-sync.timer", "filterd-lists.timer"])
 def test_timers_catch_up_and_spread(name: str) -> None:
     t = _unit(name)["Timer"]

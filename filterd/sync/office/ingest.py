@@ -12,7 +12,7 @@ import hashlib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from filterd.errors import FilterdError
@@ -80,11 +80,23 @@ def receive(storage: Storage, headers: Mapping[str, str], body: bytes, *,
     if report["school_id"] != school_id:
         raise IngestError(400, f"report is for school {report['school_id']!r}, "
                                f"signed by {school_id!r}")
+    _check_dates(report)
     if report["day"] > (now + timedelta(days=1)).date().isoformat():
         raise IngestError(400, f"report day {report['day']} is in the future")
     _check_unique(report)
     status = _store(storage, school_id, nonce, int(ts), report, body, now)
     return {"status": status, "school_id": school_id, "day": report["day"]}
+
+
+def _check_dates(report: dict[str, Any]) -> None:
+    """The schema checks the shape of dates; the pages parse them, so they must be real."""
+    try:
+        date.fromisoformat(report["day"])
+        for value in (report["generated_at"], report["lists"]["updated_at"]):
+            if value is not None:
+                datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError as exc:
+        raise IngestError(400, f"report has an impossible date: {exc}") from exc
 
 
 def _check_unique(report: dict[str, Any]) -> None:

@@ -45,6 +45,14 @@ def _range() -> tuple[date, date]:
     return start, end
 
 
+def _cell(value):
+    """A text cell that a spreadsheet would run as a formula (a school name typed as
+    `=HYPERLINK(...)`) is written with a leading apostrophe, so Excel shows it as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _render(name: str, title: str, tables: list[queries.Table], **extra):
     if request.args.get("format") == "csv":
         try:
@@ -54,7 +62,7 @@ def _render(name: str, title: str, tables: list[queries.Table], **extra):
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow([translate(c, g.lang) for c in table.columns])
-        w.writerows(table.rows)
+        w.writerows([[_cell(v) for v in row] for row in table.rows])
         stamp = extra.get("stamp", _today().isoformat())
         fname = f"{name}-{stamp}-{int(request.args.get('table', 0))}.csv"
         return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
@@ -116,6 +124,8 @@ def yearly():
                                                 else today.year - 1))
     except ValueError:
         abort(400, "year: not a number")
+    if not 2000 <= year <= 9999:
+        abort(400, f"year: out of range: {year}")
     start, end = queries.yearly_period(year)
     return _render("yearly", f"{translate('Yearly report', g.lang)} {year}",
                    queries.yearly(_office()["storage"], start, end), start=start, end=end,

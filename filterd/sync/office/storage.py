@@ -28,6 +28,10 @@ class DuplicateSchool(StorageError):
     pass
 
 
+# `{clustered}`: SQLite stores these tables in their primary key's b-tree (WITHOUT ROWID),
+# not as a rowid table plus an index holding the same columns again. With the day first in
+# each key (the pages read ranges of days) no other index is needed: 40% smaller per school
+# and day (bench/README.md, "Office ingest"). PostgreSQL has no such option.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "CREATE TABLE schools (id TEXT PRIMARY KEY, name TEXT NOT NULL, district TEXT NOT NULL,"
@@ -43,18 +47,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # hour made the table several times larger for no page that needs it.
         "CREATE TABLE report_counts (school_id TEXT NOT NULL, day TEXT NOT NULL, grp TEXT NOT NULL,"
         " category TEXT NOT NULL, action TEXT NOT NULL, n BIGINT NOT NULL, hours TEXT NOT NULL,"
-        " PRIMARY KEY (school_id, day, grp, category, action))",
-        "CREATE INDEX report_counts_day ON report_counts (day)",
+        # day first: every page reads a range of days across schools, and the key serves it
+        # without a second index
+        " PRIMARY KEY (day, school_id, grp, category, action)){clustered}",
         "CREATE TABLE report_top (school_id TEXT NOT NULL, day TEXT NOT NULL,"
         " category TEXT NOT NULL, name TEXT NOT NULL, devices BIGINT NOT NULL,"
         " hits BIGINT NOT NULL,"
-        " PRIMARY KEY (school_id, day, category, name))",
+        " PRIMARY KEY (day, school_id, category, name)){clustered}",
         "CREATE TABLE report_devices (school_id TEXT NOT NULL, day TEXT NOT NULL,"
         " grp TEXT NOT NULL,"
-        " devices BIGINT NOT NULL, PRIMARY KEY (school_id, day, grp))",
+        " devices BIGINT NOT NULL, PRIMARY KEY (day, school_id, grp)){clustered}",
         "CREATE TABLE report_bypass (school_id TEXT NOT NULL, day TEXT NOT NULL,"
         " grp TEXT NOT NULL,"
-        " attempts BIGINT NOT NULL, devices BIGINT NOT NULL, PRIMARY KEY (school_id, day, grp))",
+        " attempts BIGINT NOT NULL, devices BIGINT NOT NULL, PRIMARY KEY (day, school_id, grp))"
+        "{clustered}",
         "CREATE TABLE nonces (school_id TEXT NOT NULL, nonce TEXT NOT NULL, ts BIGINT NOT NULL,"
         " PRIMARY KEY (school_id, nonce))",
         "CREATE TABLE users (username TEXT PRIMARY KEY, pw_hash TEXT NOT NULL, role TEXT NOT NULL,"
@@ -165,7 +171,8 @@ class Storage:
         for version, steps in enumerate(MIGRATIONS[done:], start=done + 1):
             with self.transaction() as tx:
                 for step in steps:
-                    tx.execute(step)
+                    tx.execute(step.replace(
+                        "{clustered}", " WITHOUT ROWID" if self.backend == "sqlite" else ""))
                 tx.execute("INSERT INTO office_migrations (version, applied_at) VALUES (?, ?)",
                            [version, _now()])
 

@@ -106,3 +106,19 @@ def test_csv_defuses_spreadsheet_formulas(as_role, shared_db):
 def test_no_events_table_yet(as_role):
     page = as_role("admin").get("/events").get_data(as_text=True)
     assert "chưa ghi nhận sự kiện nào" in page
+
+
+def test_time_range_is_in_the_schools_time_zone(as_role, events):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    hcm = ZoneInfo("Asia/Ho_Chi_Minh")
+    since = datetime.fromtimestamp(time.time() - 90 * 60, hcm).replace(second=0, microsecond=0)
+    lo, hi = since.timestamp(), since.timestamp() + 45 * 60
+    want = sum(1 for r in events if lo <= r["ts"] < hi)
+    fmt = "%Y-%m-%dT%H:%M"
+    until_text = datetime.fromtimestamp(hi, hcm).strftime(fmt)
+    body = as_role("admin").get("/events.csv", query_string={
+        "since": since.strftime(fmt), "until": until_text}).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert 40 <= want <= 46 and len(rows) == want   # read as Hà Nội time, not UTC (7 h off)

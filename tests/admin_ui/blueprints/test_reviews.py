@@ -86,3 +86,45 @@ def test_missing_review_is_404(as_role, reviews):
 
 def test_no_reviews_table_yet(as_role):
     assert as_role("admin").get("/reviews").status_code == 200
+
+
+def _status(db, rid: int) -> tuple:
+    return tuple(db.execute("SELECT status, decided_by, note FROM reviews WHERE id = ?",
+                            [rid]).fetchone())
+
+
+def test_teacher_declines_a_request_of_their_group_with_a_note(as_role, reviews, policy_file):
+    before = policy_file.read_text()
+    c = as_role("teacher")
+    page = c.get("/reviews").get_data(as_text=True)
+    assert "/reviews/1/decline" in page and "/reviews/1/approve" not in page
+    assert post(c, "/reviews/1/decline", reason="").status_code == 302
+    assert _status(reviews, 1)[0] == "open"   # a note is needed
+    assert post(c, "/reviews/1/decline", reason="dùng trang khác").status_code == 302
+    assert _status(reviews, 1) == ("declined", "teacher1", "dùng trang khác")
+    assert policy_file.read_text() == before
+    row = reviews.execute("SELECT actor, role, reason FROM audit WHERE action = 'review.decline'"
+                          ).fetchone()
+    assert tuple(row) == ("teacher1", "teacher", "dùng trang khác")
+
+
+def test_teacher_cannot_decide_another_groups_request(as_role, reviews):
+    c = as_role("teacher")
+    assert post(c, "/reviews/2/decline", reason="no").status_code == 403   # staff, not thcs
+    assert post(c, "/reviews/1/approve", reason="yes").status_code == 403  # policy edit
+    assert _status(reviews, 2)[0] == "open"
+
+
+def test_override_made_from_a_request_approves_it(as_role, reviews, backend):
+    c = as_role("teacher")
+    form = c.get("/overrides?site=bad.example&group=thcs&review=1").get_data(as_text=True)
+    assert 'name="review" value="1"' in form
+    resp = post(c, "/overrides", site="bad.example", group="thcs", minutes="30",
+                reason="bài sinh học", review="1")
+    assert resp.status_code == 302
+    status, by, note = _status(reviews, 1)
+    assert (status, by) == ("approved", "teacher1") and "bài sinh học" in note
+    assert [o["domain"] for o in backend.read_overrides()] == ["bad.example"]
+    # a request of another group is not touched by an override for this one
+    post(c, "/overrides", site="bad.example", group="thcs", minutes="5", reason="x", review="2")
+    assert _status(reviews, 2)[0] == "open"

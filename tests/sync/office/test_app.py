@@ -69,9 +69,24 @@ def test_dashboard_in_chromium(office, tmp_path, artifacts_dir):
             assert "adult" in page.locator("table").first.inner_text()
             page.screenshot(path=str(artifacts_dir / "office-blocks-en.png"), full_page=True)
 
-            page.get_by_role("link", name="Yearly report").click()
-            page.wait_for_load_state()
+            for link, heading in (("Top categories", "Top categories"), ("Bypass", "Bypass"),
+                                  ("List freshness", "List freshness")):
+                page.get_by_role("link", name=link, exact=True).click()
+                page.wait_for_load_state()
+                assert page.get_by_role("heading", level=1).inner_text() == heading
+                assert "thcs-ba-dinh-01" in page.content() or link != "List freshness"
+
+            page.goto(office.url + "/yearly?year=2026")
             assert "due 15 December" in page.content()
+            tables = page.locator("table")
+            assert "Ba Đình" in tables.nth(0).inner_text()   # totals per district
+            assert "thcs-cau-giay-02" in tables.nth(1).inner_text()  # every school, even silent
+            page.screenshot(path=str(artifacts_dir / "office-yearly-en.png"), full_page=True)
+            # a wide table scrolls inside its box; the page itself fits a 1280-px screen
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+            with page.expect_download() as dl:
+                page.get_by_role("link", name="Download CSV").first.click()
+            assert "Ba Đình" in Path(dl.value.path()).read_text(encoding="utf-8-sig")
 
             page.get_by_role("link", name="Schools").click()
             page.get_by_label("School id").fill("thpt-dong-da-03")

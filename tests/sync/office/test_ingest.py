@@ -137,6 +137,23 @@ def test_schema_violation_refused(office, body):
     assert nothing_stored(office)
 
 
+@pytest.mark.parametrize("field,value", [(("day",), "2026-13-45"),
+                                         (("generated_at",), "2026-11-25T25:61:00Z"),
+                                         (("lists", "updated_at"), "2026-02-30T01:00:00Z")])
+def test_impossible_dates_refused(office, body, field, value):
+    """They match the schema's pattern, but the pages would fail on them."""
+    cred = office.enrol()
+    report = json.loads(gzip.decompress(body))
+    target = report
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = value
+    bad = schema.encode(report)
+    status, payload = post(office, bad, sign(cred, bad, datetime.now(UTC).timestamp()))
+    assert status == 400 and "impossible date" in payload["error"]
+    assert nothing_stored(office)
+
+
 def test_not_gzip_encoded_refused(office, body):
     cred = office.enrol()
     headers = sign(cred, body, datetime.now(UTC).timestamp())

@@ -161,6 +161,20 @@ def test_bad_dates_are_400(loaded):
     assert c.get("/blocks?from=2026-12-01&to=2026-11-01").status_code == 400
     assert c.get("/blocks?format=csv&table=9").status_code == 400
     assert c.get("/?day=" + (date.today() + timedelta(days=1)).isoformat()).status_code == 200
+    assert c.get("/yearly?year=0").status_code == 400
+    assert c.get("/yearly?year=99999").status_code == 400
+
+
+def test_csv_cells_never_run_as_spreadsheet_formulas(loaded):
+    with loaded.storage.transaction() as tx:
+        tx.execute("UPDATE schools SET name = '=HYPERLINK(\"http://x\")' WHERE id = 's3'")
+    c = loaded.app.test_client()
+    login(c, "viewer1", "viewer-pass")
+    rows = list(csv.reader(io.StringIO(
+        c.get("/?day=2026-11-21&format=csv&table=0").get_data(as_text=True).lstrip("\ufeff"))))
+    names = {r[0]: r[1] for r in rows[1:]}
+    assert names["s3"] == "'=HYPERLINK(\"http://x\")"
+    assert names["s2"] == "THCS s2"
 
 
 def test_repeated_wrong_passwords_are_throttled(loaded):

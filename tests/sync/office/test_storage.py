@@ -42,3 +42,40 @@ def test_unreachable_postgres_is_a_clear_error():
     st = Storage(f"postgresql://nobody@127.0.0.1:{free_port()}/x")
     with pytest.raises(StorageError, match="cannot connect"):
         st.migrate()
+
+
+def test_page_queries_read_days_through_the_key_not_a_scan(tmp_path):
+    """A province keeps millions of count rows a year: every page must reach its days through
+    the day-first primary keys (SQLite's plan says SEARCH), never read the whole table."""
+    from datetime import UTC, date, datetime
+
+    from filterd.sync.office import queries
+
+    st = Storage(f"sqlite:///{tmp_path / 'o.db'}")
+    st.migrate()
+    seen: list[tuple[str, tuple]] = []
+    run = st.query
+
+    def record(sql, params=()):
+        seen.append((sql, tuple(params)))
+        return run(sql, params)
+
+    st.query = record
+    start, end = date(2026, 11, 1), date(2026, 11, 30)
+    queries.blocks(st, start, end)
+    queries.blocks(st, start, end, "Ba Đình")
+    queries.top(st, start, end)
+    queries.bypass(st, start, end)
+    queries.yearly(st, start, end)
+    queries.reporting_status(st, end)
+    queries.freshness(st, datetime.now(UTC))
+    plans = {}
+    for sql, params in seen:
+        if "report_" in sql:
+            plan = " | ".join(r[3] for r in run("EXPLAIN QUERY PLAN " + sql, params))
+            plans[sql] = plan
+            assert not any(f"SCAN {t}" in plan or f"SCAN {a}" in plan
+                           for t, a in (("report_counts", "c"), ("report_top", "t"),
+                                        ("report_bypass", "b"))), (sql, plan)
+    assert len(plans) >= 8
+    st.close()
