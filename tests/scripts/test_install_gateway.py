@@ -370,6 +370,18 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
         assert client.run(["dig", "+short", "+time=3", "+tries=2", "@10.99.2.2", "pornhub.com",
                            "A"]).stdout.strip() == "127.0.0.1"  # another resolver: redirected
 
+        # the checks an IT person runs on the appliance, and the Prometheus endpoint
+        doctor = booted.run("/usr/local/bin/filterd", "doctor", "--config",
+                            "/etc/filterd/filterd.yaml", "--skip", "upstreams", "--skip",
+                            "clock", "--skip", "office", "--skip", "sync", "--skip", "ca")
+        for line in ("OK   DNS 0.0.0.0:53", "OK   block page 0.0.0.0:80",
+                     "OK   admin page 0.0.0.0:8081", "OK   lists", "OK   gateway rules"):
+            assert line in doctor.stdout, doctor.stdout + doctor.stderr
+        scrape = booted.run("/opt/filterd/venv/bin/python", "-c",
+                            "import urllib.request; print(urllib.request.urlopen("
+                            "'http://127.0.0.1:9154/metrics', timeout=10).read().decode())")
+        assert 'filterd_blocks_total{category="adult"' in scrape.stdout, scrape.stdout[-2000:]
+
         # the watchdog: systemd hears WATCHDOG=1 from inside the sandbox (every 15 s)
         def shown(prop: str) -> int:
             return int(booted.run("systemctl", "show", "-p", prop, "--value", "filterd"
