@@ -393,6 +393,25 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
             time.sleep(1)
         assert shown("WatchdogTimestampMonotonic") > \
             shown("ExecMainStartTimestampMonotonic") + 5_000_000
+
+        # an upgrade on the running appliance, as the docs say: the installer (run on the
+        # machine itself, systemd running) restarts the services on the new code and keeps
+        # the school's configuration and data
+        before = shown("MainPID")
+        shutil.copytree(REPO, root / "root/src-next", ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "__pycache__", "*.egg-info", "artifacts", ".pytest_cache"))
+        (root / "root/src-next/docs/UPGRADED.md").write_text("next version\n")
+        shutil.copytree(debian_cache[1], root / "root/wheels")
+        upgrade = booted.run("/root/src-next/scripts/install-gateway", "--wheels", "/root/wheels",
+                             "--no-apt", "--lan", "lan0", timeout=600)
+        assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+        assert "code updated" in upgrade.stdout
+        assert (root / "opt/filterd/src/docs/UPGRADED.md").exists()
+        active = booted.run("systemctl", "is-active", *units)
+        assert active.stdout.split() == ["active"] * len(units), active.stdout
+        assert shown("MainPID") not in (0, before)  # restarted on the new code
+        assert "- 10.10.200.0/23" in policy.read_text() and mac in policy.read_text()
+        assert client.run(dig).stdout.strip() == "127.0.0.1"
     finally:
         if booted is not None:
             booted.close()
