@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
+SPLICE_HIGH_WATER = 512 * 1024
+
 
 class _Pipe(asyncio.Protocol):
     __slots__ = ("own", "peer", "state")
@@ -99,20 +101,47 @@ def _leftover(reader: asyncio.StreamReader) -> bytes:
     return data
 
 
-async def splice_to(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes,
-                    host: str, port: int, *, connect_timeout: float) -> None:
-    """Connect to host:port, send `first`, then splice the client with it until both close."""
+class Upstream:
+    """An upstream connection opened for a splice; `run` splices the client with it.
+
+    Opening and running are apart so the caller can open under its own timeout and
+    splice outside it (a splice lasts as long as the client wants).
+    """
+
+    __slots__ = ("pipe", "state", "transport")
+
+    def __init__(self, transport: asyncio.Transport, pipe: _Pipe, state: _State) -> None:
+        self.transport = transport
+        self.pipe = pipe
+        self.state = state
+
+    async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                  first: bytes) -> None:
+        try:
+            _link(reader, writer, self.transport, self.pipe, first, self.state)
+        except BaseException:
+            self.transport.close()
+            raise
+        await self.state.wait()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+async def open_upstream(host: str, port: int) -> Upstream:
     loop = asyncio.get_running_loop()
     state = _State(loop)
     up_pipe = _Pipe(state)
+    up, _ = await loop.create_connection(lambda: up_pipe, host, port)
+    return Upstream(up, up_pipe, state)
+
+
+async def splice_to(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes,
+                    host: str, port: int, *, connect_timeout: float) -> None:
+    """Connect to host:port, send `first`, then splice the client with it until both close."""
     async with asyncio.timeout(connect_timeout):
-        up, _ = await loop.create_connection(lambda: up_pipe, host, port)
-    try:
-        _link(reader, writer, up, up_pipe, first, state)
-    except BaseException:
-        up.close()
-        raise
-    await state.wait()
+        upstream = await open_upstream(host, port)
+    await upstream.run(reader, writer, first)
 
 
 async def splice_streams(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -138,6 +167,9 @@ def _link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up: asynci
         state.transports.append(up)
     client_pipe.peer = up
     up_pipe.peer = client
+    for t in (client, up):
+        # Bigger than the 64 KiB default: fewer pause/resume round trips on bulk transfers.
+        t.set_write_buffer_limits(high=SPLICE_HIGH_WATER)
     up_pipe.own = up
     data = first + _leftover(reader)
     if data:

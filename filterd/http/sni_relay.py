@@ -19,8 +19,9 @@ import ipaddress
 import logging
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from filterd.http import eventsink
 from filterd.http.blockapp import MAX_FORM, BlockApp, Response
@@ -39,7 +40,7 @@ from filterd.http.http11 import (
     response,
     split_absolute,
 )
-from filterd.http.pipe import splice_streams, splice_to
+from filterd.http.pipe import open_upstream, splice_streams
 from filterd.policy.decision import Decision, Query
 
 log = logging.getLogger(__name__)
@@ -162,28 +163,32 @@ class SniRelay:
     # -- explicit proxy ------------------------------------------------------------------
     async def _explicit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client_ip = _peer_ip(writer)
+        then: Callable[[], Awaitable[None]] | None = None
         try:
-            async with asyncio.timeout(self.limits.head_timeout):
+            # One timer for the whole setup (request head, ClientHello, upstream connect),
+            # rescheduled per stage: a timeout context costs as much as a ClientHello parse.
+            async with asyncio.timeout(self.limits.head_timeout) as tmo:
                 head = await read_head(reader)
-            if head is None:
-                return
-            req = parse_head(head)
-            if req.method == "CONNECT":
-                await self._connect(reader, writer, req, client_ip)
-            else:
+                if head is None:
+                    return
+                req = parse_head(head)
+                if req.method == "CONNECT":
+                    host, port = _authority(req.target)
+                    if port not in self.limits.connect_ports:
+                        raise HttpError(403, "CONNECT only to TLS ports")
+                    writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    tmo.reschedule(_deadline(self.limits.hello_timeout))
+                    then = await self._tls(
+                        reader, writer, client_ip, tmo, connect_host=host, dst=(host, port)
+                    )
+            if req.method != "CONNECT":
                 await self._http(reader, writer, client_ip, req, transparent_dst=None)
+            elif then is not None:
+                await then()
         except HttpError as err:
             writer.write(error_response(err))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
-
-    async def _connect(self, reader, writer, req: Request, client_ip: str) -> None:
-        host, port = _authority(req.target)
-        if port not in self.limits.connect_ports:
-            raise HttpError(403, "CONNECT only to TLS ports")
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await writer.drain()
-        await self._tls(reader, writer, client_ip, connect_host=host, dst=(host, port))
 
     # -- transparent proxy ---------------------------------------------------------------
     async def _transparent(
@@ -197,14 +202,19 @@ class SniRelay:
             or (dst[0] in {a for a, _ in self._own} and dst[1] in {p for _, p in self._own})
         ):
             return  # not redirected, or a loop back to ourselves: refuse
-        async with asyncio.timeout(self.limits.hello_timeout):
+        async with asyncio.timeout(self.limits.hello_timeout) as tmo:
             first = await reader.read(1)
-        if not first:
-            return
-        if looks_like_tls(first):
-            await self._tls(
-                reader, writer, client_ip, connect_host=None, dst=dst, buf=bytearray(first)
-            )
+            if not first:
+                return
+            tls = looks_like_tls(first)
+            if tls:
+                then = await self._tls(
+                    reader, writer, client_ip, tmo, connect_host=None, dst=dst,
+                    buf=bytearray(first),
+                )
+        if tls:
+            if then is not None:
+                await then()
             return
         try:
             async with asyncio.timeout(self.limits.head_timeout):
@@ -225,18 +235,23 @@ class SniRelay:
         reader,
         writer,
         client_ip: str,
+        tmo: asyncio.Timeout,
         *,
         connect_host: str | None,
         dst: tuple[str, int],
         buf: bytearray | None = None,
-    ) -> None:
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Read the ClientHello and decide (under the caller's timer `tmo`).
+
+        Returns what to run after the timer, outside it: the splice, or the handoff to
+        mitmproxy; None when the connection was refused.
+        """
         buf = buf if buf is not None else bytearray()
         try:
-            async with asyncio.timeout(self.limits.hello_timeout):
-                hello = await _read_hello(reader, buf)
+            hello = await _read_hello(reader, buf)
         except ClientHelloError:
             self.stats.refused += 1
-            return  # not TLS, or malformed: fail closed
+            return None  # not TLS, or malformed: fail closed
         names = _names(connect_host, hello)
         if not names:
             names = [dst[0]]
@@ -247,8 +262,7 @@ class SniRelay:
         name = hello.sni or connect_host or dst[0]
         if self.handoff is not None and self.decider.intercepts(client_ip, name):
             self.stats.intercepted += 1
-            await self._handoff(reader, writer, bytes(buf), client_ip, name, dst)
-            return
+            return partial(self._handoff, reader, writer, bytes(buf), client_ip, name, dst)
         if blocked is not None:
             n, decision = blocked
             self.stats.refused += 1
@@ -256,11 +270,12 @@ class SniRelay:
             writer.write(TLS_ALERT_ACCESS_DENIED)
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
-            return
+            return None
         up_host, up_port = self._upstream(connect_host, dst)
+        tmo.reschedule(_deadline(self.limits.connect_timeout))
+        upstream = await open_upstream(up_host, up_port)
         self.stats.spliced += 1
-        await splice_to(reader, writer, bytes(buf), up_host, up_port,
-                        connect_timeout=self.limits.connect_timeout)
+        return partial(upstream.run, reader, writer, bytes(buf))
 
     async def _handoff(
         self, reader, writer, buf: bytes, client_ip: str, name: str, dst: tuple[str, int]
@@ -414,6 +429,10 @@ async def _read_hello(reader: asyncio.StreamReader, buf: bytearray) -> ClientHel
         if not chunk:
             raise ClientHelloError("closed before the ClientHello ended")
         buf += chunk
+
+
+def _deadline(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds
 
 
 def _names(connect_host: str | None, hello: ClientHello) -> list[str]:
