@@ -370,6 +370,18 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
         assert client.run(["dig", "+short", "+time=3", "+tries=2", "@10.99.2.2", "pornhub.com",
                            "A"]).stdout.strip() == "127.0.0.1"  # another resolver: redirected
 
+        # the checks an IT person runs on the appliance, and the Prometheus endpoint
+        doctor = booted.run("/usr/local/bin/filterd", "doctor", "--config",
+                            "/etc/filterd/filterd.yaml", "--skip", "upstreams", "--skip",
+                            "clock", "--skip", "office", "--skip", "sync", "--skip", "ca")
+        for line in ("OK   DNS 0.0.0.0:53", "OK   block page 0.0.0.0:80",
+                     "OK   admin page 0.0.0.0:8081", "OK   lists", "OK   gateway rules"):
+            assert line in doctor.stdout, doctor.stdout + doctor.stderr
+        scrape = booted.run("/opt/filterd/venv/bin/python", "-c",
+                            "import urllib.request; print(urllib.request.urlopen("
+                            "'http://127.0.0.1:9154/metrics', timeout=10).read().decode())")
+        assert 'filterd_blocks_total{category="adult"' in scrape.stdout, scrape.stdout[-2000:]
+
         # the watchdog: systemd hears WATCHDOG=1 from inside the sandbox (every 15 s)
         def shown(prop: str) -> int:
             return int(booted.run("systemctl", "show", "-p", prop, "--value", "filterd"
@@ -381,6 +393,25 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
             time.sleep(1)
         assert shown("WatchdogTimestampMonotonic") > \
             shown("ExecMainStartTimestampMonotonic") + 5_000_000
+
+        # an upgrade on the running appliance, as the docs say: the installer (run on the
+        # machine itself, systemd running) restarts the services on the new code and keeps
+        # the school's configuration and data
+        before = shown("MainPID")
+        shutil.copytree(REPO, root / "root/src-next", ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "__pycache__", "*.egg-info", "artifacts", ".pytest_cache"))
+        (root / "root/src-next/docs/UPGRADED.md").write_text("next version\n")
+        shutil.copytree(debian_cache[1], root / "root/wheels")
+        upgrade = booted.run("/root/src-next/scripts/install-gateway", "--wheels", "/root/wheels",
+                             "--no-apt", "--lan", "lan0", timeout=600)
+        assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+        assert "code updated" in upgrade.stdout
+        assert (root / "opt/filterd/src/docs/UPGRADED.md").exists()
+        active = booted.run("systemctl", "is-active", *units)
+        assert active.stdout.split() == ["active"] * len(units), active.stdout
+        assert shown("MainPID") not in (0, before)  # restarted on the new code
+        assert "- 10.10.200.0/23" in policy.read_text() and mac in policy.read_text()
+        assert client.run(dig).stdout.strip() == "127.0.0.1"
     finally:
         if booted is not None:
             booted.close()
