@@ -116,29 +116,53 @@ class _Reader:
 
 
 def _parse_body(body: bytes, consumed: int) -> ClientHello:
-    r = _Reader(body)
-    version = r.uint(2)
-    r.take(32)  # random
-    r.vec(1)  # legacy session id
-    suites = r.vec(2)
-    if not suites or len(suites) % 2:
+    # Index arithmetic instead of a reader object: this runs once per TLS connection
+    # on the relay's hot path (a browser's ClientHello has ~15 extensions).
+    n = len(body)
+    if n < 35:
+        raise ClientHelloError("truncated ClientHello")
+    version = (body[0] << 8) | body[1]
+    p = 35 + body[34]  # random (32 bytes), then the legacy session id
+    if p + 2 > n:
+        raise ClientHelloError("truncated ClientHello")
+    slen = (body[p] << 8) | body[p + 1]
+    p += 2
+    if p + slen > n:
+        raise ClientHelloError("truncated ClientHello")
+    if not slen or slen % 2:
         raise ClientHelloError("bad cipher suite list")
-    r.vec(1)  # compression methods
+    p += slen
+    if p >= n:
+        raise ClientHelloError("truncated ClientHello")
+    p += 1 + body[p]  # compression methods
+    if p > n:
+        raise ClientHelloError("truncated ClientHello")
     sni: str | None = None
     alpn: tuple[str, ...] = ()
-    if r.left:
-        exts = _Reader(r.vec(2))
+    if p < n:
+        if p + 2 > n:
+            raise ClientHelloError("truncated ClientHello")
+        end = p + 2 + ((body[p] << 8) | body[p + 1])
+        p += 2
+        if end > n:
+            raise ClientHelloError("truncated ClientHello")
         seen: set[int] = set()
-        while exts.left:
-            etype = exts.uint(2)
-            edata = exts.vec(2)
+        while p < end:
+            if p + 4 > end:
+                raise ClientHelloError("truncated ClientHello")
+            etype = (body[p] << 8) | body[p + 1]
+            elen = (body[p + 2] << 8) | body[p + 3]
+            p += 4
+            if p + elen > end:
+                raise ClientHelloError("truncated ClientHello")
             if etype in seen:
                 raise ClientHelloError(f"duplicate extension {etype}")
             seen.add(etype)
             if etype == EXT_SERVER_NAME:
-                sni = _server_name(edata)
+                sni = _server_name(body[p : p + elen])
             elif etype == EXT_ALPN:
-                alpn = _alpn(edata)
+                alpn = _alpn(body[p : p + elen])
+            p += elen
     return ClientHello(sni=sni, alpn=alpn, legacy_version=version, size=consumed)
 
 

@@ -49,17 +49,21 @@ class _Pipe(asyncio.Protocol):
 
 
 class _State:
-    __slots__ = ("done", "eofs", "replaced", "transports")
+    __slots__ = ("done", "eofs", "finished", "replaced", "transports")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.done: asyncio.Future[None] = loop.create_future()
         self.eofs = 0
+        self.finished = False
         self.transports: list[asyncio.Transport] = []
         self.replaced: list[asyncio.BaseProtocol] = []
 
     def finish(self) -> None:
-        if self.done.done():
+        # Not `done.done()`: a cancelled splice (shutdown) cancels `done` too, and must
+        # still close both sides and release the stream protocols.
+        if self.finished:
             return
+        self.finished = True
         for t in self.transports:
             if not t.is_closing():
                 t.close()
@@ -67,7 +71,14 @@ class _State:
         # otherwise, and StreamWriter.wait_closed() would wait forever.
         for proto in self.replaced:
             proto.connection_lost(None)
-        self.done.set_result(None)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    async def wait(self) -> None:
+        try:
+            await self.done
+        finally:
+            self.finish()  # cancelled (shutdown): close both sides now
 
 
 def _adopt(transport: asyncio.Transport, state: _State) -> _Pipe:
@@ -96,8 +107,12 @@ async def splice_to(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     up_pipe = _Pipe(state)
     async with asyncio.timeout(connect_timeout):
         up, _ = await loop.create_connection(lambda: up_pipe, host, port)
-    _link(reader, writer, up, up_pipe, first, state)
-    await state.done
+    try:
+        _link(reader, writer, up, up_pipe, first, state)
+    except BaseException:
+        up.close()
+        raise
+    await state.wait()
 
 
 async def splice_streams(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -112,7 +127,7 @@ async def splice_streams(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     if pending:
         writer.transport.write(pending)
     up.resume_reading()
-    await state.done
+    await state.wait()
 
 
 def _link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up: asyncio.Transport,

@@ -248,3 +248,29 @@ def test_transparent_listener_refuses_connections_that_were_not_redirected(svc):
             assert s.recv(100) == b""
     _wait_idle(svc)
     assert svc.service.relay.stats.http_forwarded == 0
+
+
+def test_close_ends_open_splices(tmp_path, upstreams, service_factory):
+    """Shutdown (SIGTERM) while TLS connections are being spliced: close() returns and the
+    clients see their connections end (a cancelled splice must still close both sides)."""
+    run_service, stop_service = service_factory
+    r = run_service(tmp_path, upstreams)
+    ctx = ssl.create_default_context(cafile=str(upstreams.pki.ca_pem))
+    conns = []
+    try:
+        for _ in range(3):
+            raw = socket.create_connection(r.proxy, timeout=10)
+            raw.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 200")
+            conns.append(ctx.wrap_socket(raw, server_hostname="allowed.test"))
+        assert r.service.relay.stats.active == 3
+        r.call(r.service.close(), timeout=10)
+        for tls in conns:
+            with contextlib.suppress(OSError):
+                assert tls.recv(100) == b""
+    finally:
+        for tls in conns:
+            tls.close()
+        r.loop.call_soon_threadsafe(r.loop.stop)
+    assert not r.service.relay._tasks
+    del stop_service
