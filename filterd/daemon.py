@@ -251,7 +251,10 @@ class Worker:
         bind_metrics(self.config, self.resolver, self.events)
         listeners = await serve(self.resolver, s.listen, reuse_port=self.reuse_port)
         if self.metrics_dump is None:
-            self.metrics_server = start_metrics_server(self.config)
+            monitor = metrics_dir(self.config) / metrics.BYPASS_SNAPSHOT
+            self.metrics_server = start_metrics_server(self.config, lambda: metrics.REGISTRY.render(
+                metrics.REGISTRY.merge_snapshots([metrics.REGISTRY.snapshot(),
+                                                  *metrics.read_snapshot(monitor)])))
         background = [loop.create_task(self.metered.flush_every())]
         if self.notifier is not None:
             writer = self.events
@@ -408,8 +411,9 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
     next_ping = 0.0
     dumps = metrics_dir(config)
     dumps.mkdir(parents=True, exist_ok=True)
-    for old in dumps.glob("*.json"):  # a previous run's workers
-        old.unlink(missing_ok=True)
+    for old in dumps.glob("*.json"):  # a previous run's workers (not the bypass monitor's)
+        if old.name != metrics.BYPASS_SNAPSHOT:
+            old.unlink(missing_ok=True)
     server = start_metrics_server(config, lambda: metrics.REGISTRY.render(
         metrics.REGISTRY.merge_snapshots(metrics.read_snapshots(dumps))))
 

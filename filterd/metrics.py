@@ -289,12 +289,16 @@ class Registry:
                 lines.extend(metric.render_snapshot(snap[name]))
         return "\n".join(lines) + "\n"
 
-    def dump(self, path: str | Path) -> None:
-        """Write this process's snapshot atomically, for the endpoint in another process."""
+    def dump(self, path: str | Path, names: Iterable[str] | None = None) -> None:
+        """Write this process's snapshot atomically, for the endpoint in another process;
+        `names`: only these metrics."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        snap = self.snapshot()
+        if names is not None:
+            snap = {name: snap[name] for name in names}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.snapshot()))
+        tmp.write_text(json.dumps(snap))
         os.replace(tmp, path)
 
     def merge_snapshots(self, snaps: Iterable[Mapping[str, Mapping[str, Any]]]
@@ -327,6 +331,14 @@ def _merge_values(metric: _Metric, acc: list[Any], new: list[Any]) -> list[Any]:
         else:
             old[1] += item[1]
     return list(table.values())
+
+
+def read_snapshot(path: str | Path) -> list[dict[str, Any]]:
+    """The snapshot in one file, as a list of zero or one (missing or unreadable: none)."""
+    try:
+        return [json.loads(Path(path).read_text())]
+    except (OSError, ValueError):
+        return []
 
 
 def read_snapshots(directory: str | Path) -> list[dict[str, Any]]:
@@ -365,6 +377,10 @@ LIST_AGE = REGISTRY.gauge("filterd_list_index_timestamp_seconds",
 RELOADS = REGISTRY.counter("filterd_reloads_total", "Configuration reloads, by result.",
                            ("result",))
 
+
+# The bypass monitor is its own process (filterd-bypass.service): it writes its counter here,
+# under <data_dir>/metrics/, and the daemon's endpoint adds it in.
+BYPASS_SNAPSHOT = "bypass-monitor.json"
 
 # The sync job's progress (under data_dir): `last_success_at` is the last acknowledged upload.
 SYNC_STATE = "sync/state.json"

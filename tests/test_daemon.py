@@ -81,11 +81,13 @@ class Daemon:
     """`python -m filterd run --config filterd.yaml` in a temporary directory."""
 
     def __init__(self, tmp: Path, upstream, *, workers: int = 1, flush_interval: float = 1.0,
-                 dns_extra: str = ""):
-        """`upstream` is one (host, port) or a list of them; `dns_extra` more `dns:` lines."""
+                 dns_extra: str = "", ipv6: bool = False):
+        """`upstream` is one (host, port) or a list of them; `dns_extra` more `dns:` lines;
+        `ipv6`: listen on [::1] too, same port."""
         upstreams = [upstream] if isinstance(upstream[0], str) else list(upstream)
         self.tmp = tmp
         self.port = free_port()
+        listen = [f"127.0.0.1:{self.port}"] + ([f"[::1]:{self.port}"] if ipv6 else [])
         self.policy_dir = tmp / "policies"
         self.policy_dir.mkdir()
         (self.policy_dir / "protected.txt").write_text("protected.test\n")
@@ -94,7 +96,7 @@ class Daemon:
         self.config.write_text(
             f"data_dir: {tmp / 'var'}\npolicy_dir: {self.policy_dir}\n"
             "appliance_ipv4: 10.0.0.1\n"
-            f"dns:\n  listen: ['127.0.0.1:{self.port}']\n"
+            f"dns:\n  listen: {listen!r}\n"
             f"  upstreams: [{', '.join(repr(f'{h}:{p}') for h, p in upstreams)}]\n"
             f"  upstream_timeout: 0.5\n  workers: {workers}\n{dns_extra}"
             f"events:\n  flush_interval: {flush_interval}\n"
@@ -721,5 +723,29 @@ def test_rate_limit_per_client(tmp_path, unbound):
         assert addresses(d.ask("allowed.test", source=THPT)) == ["192.0.2.10"]
         time.sleep(1.0)                            # and the noisy client again, once it slows down
         assert addresses(d.ask("allowed.test", source=noisy)) == ["192.0.2.10"]
+    finally:
+        d.stop()
+
+
+def test_ipv4_and_ipv6_listen_addresses(tmp_path, unbound):
+    d = Daemon(tmp_path, unbound.address, ipv6=True)
+    try:
+        d.start()
+    except RuntimeError:
+        d.stop()
+        if "Address already in use" in d.logtext():
+            pytest.skip("the [::1]:port twin of a free IPv4 port was taken")
+        raise
+    try:
+        for host in ("127.0.0.1", "::1"):
+            for fn in (dns.query.udp, dns.query.tcp):
+                q = dns.message.make_query("allowed.test", "A")
+                assert addresses(fn(q, host, port=d.port, timeout=3)) == ["192.0.2.10"]
+                q = dns.message.make_query("blocked.test", "AAAA", use_edns=0)
+                r = fn(q, host, port=d.port, timeout=3)
+                assert r.rcode() == dns.rcode.NXDOMAIN and ede(r)[0] == 15
+        out = subprocess.run(["dig", "@::1", "-p", str(d.port), "+short", "allowed.test"],
+                             capture_output=True, text=True, timeout=20).stdout
+        assert out.split() == ["192.0.2.10"]
     finally:
         d.stop()

@@ -158,3 +158,24 @@ def test_http_endpoint_serves_metrics() -> None:
         assert err.value.code == 404
     finally:
         server.stop()
+
+
+def test_partial_dump_merges_into_another_process_registry(tmp_path: Path) -> None:
+    """The bypass monitor writes only its counter; the daemon adds it to its own."""
+    reg = Registry()
+    attempts = reg.counter("filterd_bypass_attempts_total", "x", ("kind",))
+    other = reg.counter("filterd_other_total", "y")
+    attempts.inc(kind="dot")
+    attempts.inc(kind="dot")
+    other.inc()
+    path = tmp_path / "metrics" / "bypass-monitor.json"
+    reg.dump(path, names=("filterd_bypass_attempts_total",))
+    snaps = metrics.read_snapshot(path)
+    assert len(snaps) == 1 and set(snaps[0]) == {"filterd_bypass_attempts_total"}
+    assert metrics.read_snapshot(tmp_path / "missing.json") == []
+    daemon = Registry()
+    daemon.counter("filterd_bypass_attempts_total", "x", ("kind",))
+    daemon.counter("filterd_other_total", "y").inc(5)
+    text = daemon.render(daemon.merge_snapshots([daemon.snapshot(), *snaps]))
+    assert _sample(text, "filterd_bypass_attempts_total", kind="dot") == 2
+    assert _sample(text, "filterd_other_total") == 5  # the monitor's other metrics not added

@@ -152,10 +152,17 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
     import signal
     import threading
 
+    from filterd import metrics
     from filterd.config import load_config
     from filterd.db import db_path
     from filterd.events import EventLog
-    from filterd.gateway.bypass import BypassDetector, BypassMonitor, EventLogSink, ListSink
+    from filterd.gateway.bypass import (
+        BypassAttempt,
+        BypassDetector,
+        BypassMonitor,
+        EventLogSink,
+        ListSink,
+    )
 
     try:
         config = load_config(config_path)
@@ -173,8 +180,18 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
         sys.stdout.flush()  # one line per attempt, also when stdout is a pipe
 
     printer = ListSink(echo=out) if echo else None
-    monitor = BypassMonitor(lan, detector, sink,
-                            on_attempt=printer.record_bypass if printer else None).start()
+    snapshot = Path(config.data_dir) / "metrics" / metrics.BYPASS_SNAPSHOT
+
+    def counted(attempt: BypassAttempt) -> None:
+        metrics.BYPASS_ATTEMPTS.inc(kind=attempt.kind.value)
+        try:  # for the daemon's metrics endpoint; the event is what matters
+            metrics.REGISTRY.dump(snapshot, names=(metrics.BYPASS_ATTEMPTS.name,))
+        except OSError as exc:
+            click.echo(f"bypass metrics not written: {exc}", err=True)
+        if printer:
+            printer.record_bypass(attempt)
+
+    monitor = BypassMonitor(lan, detector, sink, on_attempt=counted).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

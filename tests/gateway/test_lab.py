@@ -144,6 +144,8 @@ http:
   mode: transparent
 admin:
   listen: "127.0.0.1:8081"
+metrics:
+  listen: "127.0.0.1:9154"
 """)
     doh = tmp_path / "doh-ips.txt"
     doh.write_text(f"{DOH_IP}\n")
@@ -195,6 +197,11 @@ admin:
     assert kinds["DOT"] == (lab.client_ip, "DOT", "block", lab.upstream_ip)
     assert kinds["DOH"] == (lab.client_ip, "DOH", "block", DOH_IP)
     assert kinds["DNS"][2] == "rewrite"  # answered by filterd instead of the other resolver
+    # the monitor's counts reach the daemon's Prometheus endpoint
+    scrape = lab.gw.run([sys.executable, "-c", "import urllib.request; print(urllib.request."
+                         "urlopen('http://127.0.0.1:9154/metrics', timeout=10).read().decode())"])
+    for kind in ("dot", "doh"):
+        assert f'filterd_bypass_attempts_total{{kind="{kind}"}} 1' in scrape.stdout, scrape.stdout
 
     # 3. transparent HTTP to a blocked name gets the block page
     page = lab.client.run(["curl", "-sS", "--max-time", "10", "-w", "%{http_code}",
