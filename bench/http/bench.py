@@ -10,12 +10,14 @@ the rest). One client drives both, one after the other, with the same workloads:
   http      small plain-HTTP requests through the proxy (keep-alive)
   latency   one connection at a time, through the proxy and direct: p50/p99
 
-The proxy's CPU is read from /proc/<pid>/stat (user+system of the whole process)
-before and after each workload, so "per CPU-second" does not depend on how busy
-the rest of the machine is.
+The proxy's CPU is read from /proc/<pid>/task/*/schedstat (user+system of all its
+threads, in ns) before and after each workload, so "per CPU-second" depends little
+on how busy the rest of the machine is. Each workload runs on both proxies back to
+back (alternating which goes first), for --rounds rounds; the ratios are the median
+of the per-round filterd/squid ratios.
 
 Usage (repository root, as root):
-  flock /work/bench.lock /work/venv/bin/python bench/http/bench.py --duration 5 --rounds 3
+  flock /work/bench.lock /work/venv/bin/python bench/http/bench.py --duration 4 --rounds 5
 """
 
 from __future__ import annotations
@@ -282,51 +284,60 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(len(s) * p))] if s else float("nan")
 
 
-async def measure(name: str, pid: int, port: int, args) -> dict:
+async def sanity(port: int) -> bool:
+    """A blocked SNI is refused and an allowed one works; True when the block held."""
     ctx = client_ctx()
-    out: dict = {"proxy": name}
-    # sanity: a blocked SNI is refused, an allowed one works
-    blocked = blocklist_names()[0]
     try:
-        await one_tls_request(port, ctx, sni=blocked)
-        out["blocked_refused"] = False
+        await one_tls_request(port, ctx, sni=blocklist_names()[0])
+        refused = False
     except (OSError, ssl.SSLError, ConnectionError, asyncio.IncompleteReadError):
-        out["blocked_refused"] = True
+        refused = True
     await one_tls_request(port, ctx)
+    return refused
 
+
+async def measure(workload: str, pid: int, port: int, args) -> dict:
+    """One workload against one proxy; the proxy's CPU from /proc around it."""
+    ctx = client_ctx()
     c0 = cpu_seconds(pid)
-    n, err, _ = await run_for(args.duration, args.concurrency,
-                              lambda: one_tls_request(port, ctx))
-    cpu = cpu_seconds(pid) - c0
-    out["newconn"] = {"connections": n, "errors": err, "proxy_cpu_s": round(cpu, 3),
-                      "per_cpu_second": round(n / cpu, 1) if cpu else None,
-                      "per_second": round(n / args.duration, 1)}
-
-    c0 = cpu_seconds(pid)
-    async with asyncio.timeout(120):
-        nbytes, secs = await bulk(port, args.bulk_mb, 2, ctx)
-    cpu = cpu_seconds(pid) - c0
-    mbs = nbytes / secs / 1e6
-    out["bulk"] = {"bytes": nbytes, "seconds": round(secs, 2), "MB_per_s": round(mbs, 1),
-                   "proxy_cpu_s": round(cpu, 3),
-                   "MB_per_cpu_second": round(nbytes / 1e6 / cpu, 1) if cpu else None}
-
-    c0 = cpu_seconds(pid)
-    n, err = await http_keepalive(port, args.duration, args.concurrency)
-    cpu = cpu_seconds(pid) - c0
-    out["http"] = {"requests": n, "errors": err, "proxy_cpu_s": round(cpu, 3),
-                   "per_cpu_second": round(n / cpu, 1) if cpu else None,
-                   "per_second": round(n / args.duration, 1)}
-
+    if workload == "newconn":
+        n, err, _ = await run_for(args.duration, args.concurrency,
+                                  lambda: one_tls_request(port, ctx))
+        cpu = cpu_seconds(pid) - c0
+        return {"connections": n, "errors": err, "proxy_cpu_s": round(cpu, 3),
+                "per_cpu_second": round(n / cpu, 1) if cpu else None,
+                "per_second": round(n / args.duration, 1)}
+    if workload == "bulk":
+        async with asyncio.timeout(120):
+            nbytes, secs = await bulk(port, args.bulk_mb, 2, ctx)
+        cpu = cpu_seconds(pid) - c0
+        return {"bytes": nbytes, "seconds": round(secs, 2),
+                "MB_per_s": round(nbytes / secs / 1e6, 1), "proxy_cpu_s": round(cpu, 3),
+                "MB_per_cpu_second": round(nbytes / 1e6 / cpu, 1) if cpu else None}
+    if workload == "http":
+        n, err = await http_keepalive(port, args.duration, args.concurrency)
+        cpu = cpu_seconds(pid) - c0
+        return {"requests": n, "errors": err, "proxy_cpu_s": round(cpu, 3),
+                "per_cpu_second": round(n / cpu, 1) if cpu else None,
+                "per_second": round(n / args.duration, 1)}
     via, direct = await interleaved_latency(port, ctx, args.duration)
-    out["latency_ms"] = {"p50_proxy": round(pct(via, .5) * 1e3, 2),
-                         "p99_proxy": round(pct(via, .99) * 1e3, 2),
-                         "p50_direct": round(pct(direct, .5) * 1e3, 2),
-                         "p99_direct": round(pct(direct, .99) * 1e3, 2),
-                         "p50_added": round((pct(via, .5) - pct(direct, .5)) * 1e3, 2),
-                         "p99_added": round((pct(via, .99) - pct(direct, .99)) * 1e3, 2),
-                         "samples": len(via)}
-    return out
+    return {"p50_proxy": round(pct(via, .5) * 1e3, 2),
+            "p99_proxy": round(pct(via, .99) * 1e3, 2),
+            "p50_direct": round(pct(direct, .5) * 1e3, 2),
+            "p99_direct": round(pct(direct, .99) * 1e3, 2),
+            "p50_added": round((pct(via, .5) - pct(direct, .5)) * 1e3, 2),
+            "p99_added": round((pct(via, .99) - pct(direct, .99)) * 1e3, 2),
+            "samples": len(via)}
+
+
+WORKLOADS = ("newconn", "bulk", "http", "latency")
+RATIOS = {  # name -> (workload, figure)
+    "newconn_per_cpu_second": ("newconn", "per_cpu_second"),
+    "bulk_MB_per_cpu_second": ("bulk", "MB_per_cpu_second"),
+    "bulk_MB_per_s": ("bulk", "MB_per_s"),
+    "http_per_cpu_second": ("http", "per_cpu_second"),
+    "http_per_second": ("http", "per_second"),
+}
 
 
 def median(values: list[float]) -> float:
@@ -336,15 +347,9 @@ def median(values: list[float]) -> float:
 
 
 def summarize(rounds: list[dict]) -> dict:
-    """Medians over the rounds (each round ran both proxies back to back)."""
-    def med(*path: str) -> float:
-        vals = []
-        for r in rounds:
-            v = r
-            for k in path:
-                v = v[k]
-            vals.append(v)
-        return round(median(vals), 2)
+    """Medians over the rounds."""
+    def med(workload: str, key: str) -> float:
+        return round(median([r[workload][key] for r in rounds]), 2)
     return {
         "newconn_per_cpu_second": med("newconn", "per_cpu_second"),
         "newconn_per_second": med("newconn", "per_second"),
@@ -352,11 +357,22 @@ def summarize(rounds: list[dict]) -> dict:
         "bulk_MB_per_cpu_second": med("bulk", "MB_per_cpu_second"),
         "http_per_cpu_second": med("http", "per_cpu_second"),
         "http_per_second": med("http", "per_second"),
-        "p99_added_ms": med("latency_ms", "p99_added"),
-        "p50_added_ms": med("latency_ms", "p50_added"),
+        "p99_added_ms": med("latency", "p99_added"),
+        "p50_added_ms": med("latency", "p50_added"),
         "errors": sum(r["newconn"]["errors"] + r["http"]["errors"] for r in rounds),
-        "blocked_refused": all(r["blocked_refused"] for r in rounds),
     }
+
+
+def paired_ratios(f_rounds: list[dict], s_rounds: list[dict]) -> dict:
+    """filterd/squid per round (the two ran back to back), then the median over rounds:
+    steadier than a ratio of medians when the machine's load drifts."""
+    out = {}
+    for name, (workload, key) in RATIOS.items():
+        per_round = [f[workload][key] / s[workload][key]
+                     for f, s in zip(f_rounds, s_rounds, strict=True) if s[workload][key]]
+        out[name] = {"median": round(median(per_round), 2),
+                     "min": round(min(per_round), 2), "max": round(max(per_round), 2)}
+    return out
 
 
 async def inside(args) -> None:
@@ -376,21 +392,22 @@ async def inside(args) -> None:
         await wait_port(3128)
         await wait_port(3129)
         proxies = (("filterd", filterd.pid, 3128), ("squid", squid.pid, 3129))
+        refused = {name: await sanity(port) for name, _, port in proxies}
         rounds: dict[str, list[dict]] = {"filterd": [], "squid": []}
-        # Alternate the proxies round by round, so a burst of load elsewhere on the
-        # machine hits both alike; report medians.
+        # Each workload runs on both proxies back to back, in alternating order, so a
+        # change of load elsewhere on the machine hits both alike.
         for i in range(args.rounds):
-            order = proxies if i % 2 == 0 else proxies[::-1]
-            for name, pid, port in order:
-                rounds[name].append(await measure(name, pid, port, args))
-                print(f"round {i + 1}/{args.rounds} {name} done", file=sys.stderr, flush=True)
+            results: dict[str, dict] = {"filterd": {}, "squid": {}}
+            for j, workload in enumerate(WORKLOADS):
+                order = proxies if (i + j) % 2 == 0 else proxies[::-1]
+                for name, pid, port in order:
+                    results[name][workload] = await measure(workload, pid, port, args)
+            for name in rounds:
+                rounds[name].append(results[name])
+            print(f"round {i + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         f, s = summarize(rounds["filterd"]), summarize(rounds["squid"])
-        ratios = {
-            k: round(f[k] / s[k], 2)
-            for k in ("newconn_per_cpu_second", "bulk_MB_per_cpu_second", "bulk_MB_per_s",
-                      "http_per_cpu_second", "http_per_second")
-            if s[k]
-        }
+        f["blocked_refused"], s["blocked_refused"] = refused["filterd"], refused["squid"]
+        ratios = paired_ratios(rounds["filterd"], rounds["squid"])
         report = {"when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                   "load_average_before": load_before, "load_average_after": os.getloadavg(),
                   "cpus": os.cpu_count(), "args": vars(args),
@@ -421,10 +438,10 @@ load_before = os.getloadavg()
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--duration", type=float, default=6.0, help="seconds per workload")
+    ap.add_argument("--duration", type=float, default=4.0, help="seconds per workload")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--bulk-mb", type=int, default=200, help="MiB per bulk stream (2 streams)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians)")
     ap.add_argument("--json", help="write the report here too")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 
-SPLICE_HIGH_WATER = 512 * 1024
-
 
 class _Pipe(asyncio.Protocol):
     __slots__ = ("own", "peer", "state")
@@ -167,9 +165,6 @@ def _link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up: asynci
         state.transports.append(up)
     client_pipe.peer = up
     up_pipe.peer = client
-    for t in (client, up):
-        # Bigger than the 64 KiB default: fewer pause/resume round trips on bulk transfers.
-        t.set_write_buffer_limits(high=SPLICE_HIGH_WATER)
     up_pipe.own = up
     data = first + _leftover(reader)
     if data:
