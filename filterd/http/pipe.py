@@ -122,6 +122,30 @@ class Upstream:
             raise
         await self.state.wait()
 
+    async def run_transport(self, client: asyncio.Transport, first: bytes, *,
+                            client_eof: bool = False) -> None:
+        """Splice a bare client transport (the relay's fast path, no streams).
+
+        The client's current protocol sees connection_lost when the splice ends.
+        """
+        state = self.state
+        try:
+            client_pipe = _adopt(client, state)
+            if self.transport not in state.transports:
+                state.transports.append(self.transport)
+            client_pipe.peer = self.transport
+            self.pipe.peer = client
+            self.pipe.own = self.transport
+            if first:
+                self.transport.write(first)
+            if client_eof:
+                client_pipe.eof_received()
+            client.resume_reading()
+        except BaseException:
+            self.transport.close()
+            raise
+        await state.wait()
+
     def close(self) -> None:
         self.transport.close()
 

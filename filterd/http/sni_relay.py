@@ -112,15 +112,32 @@ class SniRelay:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task] = set()
         self._own: set[tuple[str, int]] = set()
+        self._fast: set[_FastConnect] = set()  # explicit connections still in set-up
 
     # -- listeners -----------------------------------------------------------------------
     async def serve_explicit(self, host: str, port: int) -> asyncio.Server:
-        return await self._serve(self._explicit, host, port)
+        loop = asyncio.get_running_loop()
+        conn = self._conn_handler(self._explicit)
+        server = await loop.create_server(
+            lambda: _FastConnect(self, conn), host, port, reuse_address=True, backlog=1024
+        )
+        self._servers.append(server)
+        return server
 
     async def serve_transparent(self, host: str, port: int) -> asyncio.Server:
         return await self._serve(self._transparent, host, port)
 
     async def _serve(self, handler, host: str, port: int) -> asyncio.Server:
+        server = await asyncio.start_server(
+            self._conn_handler(handler), host, port, limit=STREAM_LIMIT, reuse_address=True,
+            backlog=1024,
+        )
+        self._servers.append(server)
+        for sock in server.sockets:
+            self._own.add(sock.getsockname()[:2])
+        return server
+
+    def _conn_handler(self, handler):
         async def conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             self._tasks.add(task)
@@ -141,17 +158,13 @@ class SniRelay:
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
 
-        server = await asyncio.start_server(
-            conn, host, port, limit=STREAM_LIMIT, reuse_address=True, backlog=1024
-        )
-        self._servers.append(server)
-        for sock in server.sockets:
-            self._own.add(sock.getsockname()[:2])
-        return server
+        return conn
 
     async def close(self) -> None:
         for server in self._servers:
             server.close()
+        for fast in list(self._fast):
+            fast.abort()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -409,6 +422,224 @@ class SniRelay:
         )
         await _send(writer, resp, keep_alive=req.keep_alive)
         return req.keep_alive
+
+
+# -- the explicit listener's fast path -----------------------------------------------------
+
+
+class _FastConnect(asyncio.Protocol):
+    """CONNECT -> ClientHello -> decision -> splice, without streams or a task per connection.
+
+    This is the common case of a school in explicit mode (an allowed HTTPS connection),
+    and asyncio's stream machinery cost more CPU than everything else the relay does
+    for it. Anything else (plain HTTP, the PAC file, a malformed or unusual request,
+    interception) is handed, with every byte received so far, to the stream-based code
+    (`SniRelay._explicit`), which stays the reference for behaviour and errors.
+    """
+
+    __slots__ = ("buf", "client_ip", "conn", "dst", "eof", "host", "relay", "stage", "task",
+                 "timer", "transport")
+
+    HEAD, HELLO, SPLICE, DONE = range(4)
+
+    def __init__(self, relay: SniRelay, conn) -> None:
+        self.relay = relay
+        self.conn = conn
+        self.buf = bytearray()
+        self.stage = self.HEAD
+        self.eof = False
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task | None = None
+        self.client_ip = "0.0.0.0"
+        self.host = ""
+        self.dst = ("", 0)
+
+    # -- protocol callbacks ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        ip = peer[0] if peer else "0.0.0.0"
+        self.client_ip = ip[7:] if ip.startswith("::ffff:") else ip
+        self.relay.stats.active += 1
+        self.relay._fast.add(self)
+        self.timer = asyncio.get_running_loop().call_later(
+            self.relay.limits.head_timeout, self._timed_out
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        try:
+            if self.stage == self.HEAD:
+                self._head()
+            if self.stage == self.HELLO:
+                self._hello()
+        except Exception:
+            self.relay.stats.errors += 1
+            log.exception("proxy connection failed")
+            self.abort()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.stage in (self.HEAD, self.HELLO):
+            if self.stage == self.HELLO:
+                self.relay.stats.refused += 1  # closed before the ClientHello ended
+            self.abort()
+            return False
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.stage in (self.HEAD, self.HELLO):
+            self._release()  # a splice releases when its task ends
+
+    # -- stages ----------------------------------------------------------------------------
+    def _head(self) -> None:
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buf) > 4096 or not b"CONNECT ".startswith(bytes(self.buf[:8])):
+                self._to_streams()
+            return
+        if not self.buf.startswith(b"CONNECT "):
+            self._to_streams()
+            return
+        try:
+            req = parse_head(bytes(self.buf[: end + 4]))
+            host, port = _authority(req.target)
+        except HttpError:
+            self._to_streams()  # the stream code answers with the right status
+            return
+        if port not in self.relay.limits.connect_ports:
+            self._to_streams()
+            return
+        del self.buf[: end + 4]
+        self.host, self.dst = host, (host, port)
+        self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.stage = self.HELLO
+        self._rearm(self.relay.limits.hello_timeout)
+
+    def _hello(self) -> None:
+        buf = self.buf
+        # Reparse only once the first record is complete: byte by byte costs O(n), not O(n^2).
+        if len(buf) < 5 or (buf[0] == 0x16 and len(buf) < 5 + int.from_bytes(buf[3:5], "big")):
+            return
+        relay = self.relay
+        try:
+            hello = parse(bytes(buf))
+            if hello is None:
+                if len(buf) > MAX_HELLO + 1024:
+                    raise ClientHelloError("ClientHello too large")
+                return
+        except ClientHelloError:
+            relay.stats.refused += 1
+            self.abort()
+            return
+        decider = relay.decider
+        names = _names(self.host, hello) or [self.dst[0]]
+        client_ip = self.client_ip
+        blocked = None
+        for n in names:
+            decision = decider.decide(decider.query(n, client_ip, "sni"))
+            if decision.blocked:
+                blocked = (n, decision)
+                break
+        name = hello.sni or self.host
+        if relay.handoff is not None and decider.intercepts(client_ip, name):
+            relay.stats.intercepted += 1
+            first = bytes(buf)
+            buf.clear()
+            self._to_streams(
+                lambda r, w: relay._handoff(r, w, first, client_ip, name, self.dst)
+            )
+            return
+        if blocked is not None:
+            n, decision = blocked
+            relay.stats.refused += 1
+            eventsink.record(relay.sink, decision, decider.query(n, client_ip, "sni"))
+            self.transport.write(TLS_ALERT_ACCESS_DENIED)
+            self.transport.close()
+            return
+        self.stage = self.SPLICE
+        self.transport.pause_reading()
+        first = bytes(buf)
+        buf.clear()
+        self.task = task = asyncio.get_running_loop().create_task(
+            self._splice(*relay._upstream(self.host, self.dst), first)
+        )
+        relay._tasks.add(task)
+        task.add_done_callback(relay._tasks.discard)
+
+    async def _splice(self, host: str, port: int, first: bytes) -> None:
+        relay = self.relay
+        self._rearm(relay.limits.connect_timeout)
+        try:
+            try:
+                upstream = await open_upstream(host, port)
+            except OSError:
+                return
+            except Exception:
+                relay.stats.errors += 1
+                log.exception("proxy connection failed")
+                return
+            if self.transport.is_closing():
+                upstream.close()
+                return
+            self._cancel_timer()
+            relay.stats.spliced += 1
+            # From here the pipe owns the transport and closes it when the splice ends.
+            await upstream.run_transport(self.transport, first, client_eof=self.eof)
+        finally:
+            self.abort()
+            self.relay._tasks.discard(self.task)  # ends now: nothing left once active is 0
+            self._release()
+
+    # -- hand-over to the stream code ------------------------------------------------------
+    def _to_streams(self, handler=None) -> None:
+        """Give the connection, and every byte not yet consumed, to the stream-based code."""
+        loop = asyncio.get_running_loop()
+        transport = self.transport
+        self._release()
+        self.stage = self.DONE
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+        proto = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        if self.buf:
+            reader.feed_data(bytes(self.buf))
+            self.buf.clear()
+        if self.eof:
+            reader.feed_eof()
+        writer = asyncio.StreamWriter(transport, proto, reader, loop)
+        conn = self.conn if handler is None else self.relay._conn_handler(handler)
+        transport.resume_reading()
+        task = loop.create_task(conn(reader, writer))
+        self.relay._tasks.add(task)  # conn() takes it out when it ends
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _timed_out(self) -> None:
+        self.timer = None
+        self.relay.stats.timeouts += 1
+        self.abort()
+        if self.task is not None:
+            self.task.cancel()  # the upstream did not answer in time
+
+    def _rearm(self, seconds: float) -> None:
+        self._cancel_timer()
+        self.timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _release(self) -> None:
+        if self in self.relay._fast:
+            self.relay._fast.discard(self)
+            self.relay.stats.active -= 1
+        self._cancel_timer()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -274,3 +274,47 @@ def test_close_ends_open_splices(tmp_path, upstreams, service_factory):
         r.loop.call_soon_threadsafe(r.loop.stop)
     assert not r.service.relay._tasks
     del stop_service
+
+
+def test_connect_head_byte_by_byte_and_hello_without_waiting(svc, upstreams):
+    """The explicit fast path: a CONNECT head in single bytes, then a client that sends its
+    ClientHello together with the CONNECT (no wait for the 200) is still spliced intact."""
+    ctx = ssl.create_default_context(cafile=str(upstreams.pki.ca_pem))
+    with socket.create_connection(svc.proxy, timeout=10) as raw:
+        for b in b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n":
+            raw.sendall(bytes([b]))
+        assert raw.recv(100).startswith(b"HTTP/1.1 200")
+        with ctx.wrap_socket(raw, server_hostname="allowed.test") as tls:
+            tls.sendall(b"GET /page HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+    assert data.endswith(upstreams.page)
+    with socket.create_connection(svc.proxy, timeout=10) as s:
+        s.sendall(b"CONNECT casino.test:443 HTTP/1.1\r\n\r\n" + build("casino.test"))
+        reply = b""
+        while chunk := s.recv(100):
+            reply += chunk
+    assert reply == b"HTTP/1.1 200 Connection established\r\n\r\n" + TLS_ALERT_ACCESS_DENIED
+    _wait_idle(svc)
+
+
+def test_upstream_refused_closes_the_client(tmp_path, upstreams, service_factory):
+    run_service, stop_service = service_factory
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    closed_port = free.getsockname()[1]
+    free.close()  # nothing listens there now
+    r = run_service(tmp_path, upstreams,
+                    upstream_overrides={"allowed.test:443": ("127.0.0.1", closed_port)})
+    try:
+        with socket.create_connection(r.proxy, timeout=10) as s:
+            s.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+            s.sendall(build("allowed.test"))
+            with contextlib.suppress(ConnectionResetError):
+                assert s.recv(100) == b""
+        _wait_idle(r)
+        assert r.service.relay.stats.spliced == 0
+    finally:
+        stop_service(r)
