@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -290,10 +291,20 @@ def overrides(up: Upstreams) -> dict[str, tuple[str, int | None]]:
     return out
 
 
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop, as the daemon and `filterd proxy` run (transports differ in details the relay
+    relies on: set_protocol, pause/resume); FILTERD_TEST_LOOP=asyncio for the stdlib loop."""
+    if os.environ.get("FILTERD_TEST_LOOP") == "asyncio":
+        return asyncio.new_event_loop()
+    import uvloop
+
+    return uvloop.new_event_loop()
+
+
 def run_service(tmp_path: Path, up: Upstreams, **settings_kw) -> Running:
     engine = FakeEngine()
     sink = MemorySink()
-    loop = asyncio.new_event_loop()
+    loop = new_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     kw = dict(
