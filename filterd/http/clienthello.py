@@ -46,6 +46,13 @@ def looks_like_tls(first: bytes) -> bool:
 
 def parse(data: bytes) -> ClientHello | None:
     """Parse the ClientHello at the start of `data`; None if more bytes are needed."""
+    # Common case first: the whole ClientHello in the first record (no copies).
+    if len(data) >= 9 and data[0] == CONTENT_HANDSHAKE and data[1] == 3:
+        rlen = (data[3] << 8) | data[4]
+        if data[5] == HANDSHAKE_CLIENT_HELLO and 0 < rlen <= MAX_RECORD:
+            hlen = (data[6] << 16) | (data[7] << 8) | data[8]
+            if 38 <= hlen <= rlen - 4 and len(data) >= 5 + rlen:
+                return _parse_body(data[9 : 9 + hlen], 5 + rlen)
     handshake = bytearray()
     pos = 0
     needed: int | None = None
@@ -167,24 +174,34 @@ def _parse_body(body: bytes, consumed: int) -> ClientHello:
 
 
 def _server_name(data: bytes) -> str | None:
-    r = _Reader(data)
-    names = _Reader(r.vec(2))
-    if r.left:
+    n = len(data)
+    if n < 2:
+        raise ClientHelloError("truncated ClientHello")
+    end = 2 + ((data[0] << 8) | data[1])
+    if end > n:
+        raise ClientHelloError("truncated ClientHello")
+    if end < n:
         raise ClientHelloError("trailing bytes in server_name")
     host: str | None = None
-    while names.left:
-        kind = names.uint(1)
-        value = names.vec(2)
+    p = 2
+    while p < end:
+        if p + 3 > end:
+            raise ClientHelloError("truncated ClientHello")
+        kind = data[p]
+        vend = p + 3 + ((data[p + 1] << 8) | data[p + 2])
+        if vend > end:
+            raise ClientHelloError("truncated ClientHello")
         if kind == 0:
             if host is not None:
                 raise ClientHelloError("two host names in server_name")
             try:
-                text = value.decode("ascii")
+                text = data[p + 3 : vend].decode("ascii")
             except UnicodeDecodeError as exc:
                 raise ClientHelloError("server name is not ASCII") from exc
             host = text.lower().rstrip(".")
             if not host:
                 raise ClientHelloError("empty server name")
+        p = vend
     return host
 
 
