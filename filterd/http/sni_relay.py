@@ -437,8 +437,8 @@ class _FastConnect(asyncio.Protocol):
     (`SniRelay._explicit`), which stays the reference for behaviour and errors.
     """
 
-    __slots__ = ("buf", "client_ip", "conn", "dst", "eof", "host", "relay", "stage", "task",
-                 "timer", "transport")
+    __slots__ = ("buf", "client_ip", "conn", "deadline", "dst", "eof", "host", "relay", "stage",
+                 "task", "timer", "transport")
 
     HEAD, HELLO, SPLICE, DONE = range(4)
 
@@ -450,6 +450,7 @@ class _FastConnect(asyncio.Protocol):
         self.eof = False
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
         self.task: asyncio.Task | None = None
         self.client_ip = "0.0.0.0"
         self.host = ""
@@ -463,9 +464,11 @@ class _FastConnect(asyncio.Protocol):
         self.client_ip = ip[7:] if ip.startswith("::ffff:") else ip
         self.relay.stats.active += 1
         self.relay._fast.add(self)
-        self.timer = asyncio.get_running_loop().call_later(
-            self.relay.limits.head_timeout, self._timed_out
-        )
+        # One timer for the whole set-up: each stage only moves the deadline, and the timer
+        # (at most `_tick` away) checks it when it fires. Most connections never see it fire.
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + self.relay.limits.head_timeout
+        self.timer = loop.call_later(self._tick(), self._check)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -615,6 +618,18 @@ class _FastConnect(asyncio.Protocol):
         self.relay._tasks.add(task)  # conn() takes it out when it ends
 
     # -- bookkeeping -----------------------------------------------------------------------
+    def _tick(self) -> float:
+        limits = self.relay.limits
+        return min(limits.head_timeout, limits.hello_timeout, limits.connect_timeout)
+
+    def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        left = self.deadline - loop.time()
+        if left > 0:
+            self.timer = loop.call_later(min(left, self._tick()), self._check)
+            return
+        self._timed_out()
+
     def _timed_out(self) -> None:
         self.timer = None
         self.relay.stats.timeouts += 1
@@ -623,8 +638,7 @@ class _FastConnect(asyncio.Protocol):
             self.task.cancel()  # the upstream did not answer in time
 
     def _rearm(self, seconds: float) -> None:
-        self._cancel_timer()
-        self.timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
+        self.deadline = asyncio.get_running_loop().time() + seconds
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:

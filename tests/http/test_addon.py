@@ -201,3 +201,24 @@ def test_https_block_page_in_chromium(isvc, artifacts_dir):
         isvc.engine.only = None
     (query,) = [q for _, q, _ in isvc.sink.records if q.name == "blocked.test"]
     assert query.path == "intercept" and query.url == "https://blocked.test/some/video?lang=en"
+
+
+def test_mitmproxy_keeps_to_the_ca_directory(tmp_path, upstreams, service_factory, monkeypatch):
+    """confdir is filterd's CA directory: nothing goes to ~/.mitmproxy, the school CA signs."""
+    from pathlib import Path
+
+    run_service, stop_service = service_factory
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    assert Path("~").expanduser() == home
+    r = run_service(tmp_path, upstreams, intercept_groups=frozenset({"managed"}))
+    try:
+        key = r.service.settings.ca_directory / "mitmproxy-ca.pem"
+        before = key.read_bytes()
+        out = curl_managed(r, "https://blocked.test/x", "-w", "%{http_code}")
+        assert out.returncode == 0 and out.stdout.endswith(b"403"), out.stderr
+    finally:
+        stop_service(r)
+    assert not (home / ".mitmproxy").exists()
+    assert key.read_bytes() == before and key.stat().st_mode & 0o777 == 0o600
