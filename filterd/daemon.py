@@ -21,7 +21,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from filterd.dns.server import serve
 from filterd.dns.upstream import UpstreamPool
 from filterd.errors import FilterdError
 from filterd.events import EventLog
-from filterd.policy.decision import Action, Decision, Query
+from filterd.policy.decision import Action
 from filterd.sdnotify import Notifier, NotifyError, watchdog_loop
 
 log = logging.getLogger("filterd.daemon")
@@ -127,39 +126,25 @@ def sd_notify(message: str) -> None:
 
 
 class MeteredEvents:
-    """Counts every decision for the metrics endpoint, then hands it to the event log.
+    """The event log, feeding the metrics endpoint from its own counts.
 
-    Counting happens in a plain dict on the query path; `flush_metrics()` (every second, and
-    before a metrics dump) moves the totals into the metrics registry, whose per-label
-    locking and key building would otherwise cost more than deciding a cached query.
+    The event log already counts every decision per hour, group, category, action and
+    path for its `counts` table; its writer thread hands each batch to `_count` once, so
+    the query path counts a decision once, not once per consumer. Metrics lag by at
+    most the event log's flush interval.
     """
 
     def __init__(self, events: EventLog) -> None:
         self.events = events
-        self._pending: dict[tuple[str, str, str, str], int] = {}
-        self._lock = threading.Lock()
+        self.record = events.record   # the query path calls the event log directly
+        events.on_counts = self._count
 
-    def record(self, decision: Decision, query: Query, **kw: Any) -> None:
-        action = decision.action
-        key = (query.path, action, decision.category or "" if action is Action.BLOCK else "",
-               decision.group if action is Action.BLOCK else "")
-        with self._lock:
-            pending = self._pending
-            pending[key] = pending.get(key, 0) + 1
-        self.events.record(decision, query, **kw)
-
-    def flush_metrics(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for (path, action, category, group), n in pending.items():
+    @staticmethod
+    def _count(counts: dict[tuple[str, str, str, Action, str], int]) -> None:
+        for (_hour, group, category, action, path), n in counts.items():
             metrics.QUERIES.inc(n, path=path, action=str(action))
             if action is Action.BLOCK:
                 metrics.BLOCKS.inc(n, category=category, group=group)
-
-    async def flush_every(self, seconds: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            self.flush_metrics()
 
     def __getattr__(self, name: str) -> Any:  # dropped, flush, close... of the real log
         return getattr(self.events, name)
@@ -255,7 +240,7 @@ class Worker:
             self.metrics_server = start_metrics_server(self.config, lambda: metrics.REGISTRY.render(
                 metrics.REGISTRY.merge_snapshots([metrics.REGISTRY.snapshot(),
                                                   *metrics.read_snapshot(monitor)])))
-        background = [loop.create_task(self.metered.flush_every())]
+        background: list[asyncio.Task] = []
         if self.notifier is not None:
             writer = self.events
             background.append(loop.create_task(watchdog_loop(
@@ -300,8 +285,7 @@ class Worker:
 
     async def _dump_metrics(self, every: float = 2.0) -> None:
         assert self.metrics_dump is not None
-        while True:
-            self.metered.flush_metrics()
+        while True:   # the event writer brings query counts in every flush interval
             with contextlib.suppress(OSError):
                 metrics.REGISTRY.dump(self.metrics_dump)
             await asyncio.sleep(every)

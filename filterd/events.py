@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,6 +96,11 @@ class EventLog:
         self._generation = 0
         self.dropped = 0
         self.written = 0
+        # Called by the writer with each batch of counts, once, before it is stored (the
+        # daemon's metrics come from here, so the query path counts each decision once).
+        self.on_counts: Callable[[dict[tuple[str, str, str, Action, str], int]], None] | None \
+            = None
+        self._unwritten: dict[tuple[str, str, str, Action, str], int] = {}  # reported, not stored
         self._thread: threading.Thread | None = None
         db = open_db(self.db_path)
         init_db(db)
@@ -195,6 +200,15 @@ class EventLog:
         rows = [event_row(*item) for item in items]
         with self._lock:
             counts, self._counts = self._counts, {}
+        if counts and self.on_counts is not None:
+            try:
+                self.on_counts(counts)
+            except Exception:
+                log.exception("event counts hook failed")
+        if self._unwritten:   # a failed batch's counts: stored now, never reported twice
+            for k, n in counts.items():
+                self._unwritten[k] = self._unwritten.get(k, 0) + n
+            counts, self._unwritten = self._unwritten, {}
         if not rows and not counts:
             return
         cols = ", ".join(EVENT_COLUMNS)
@@ -209,10 +223,8 @@ class EventLog:
                     " path) DO UPDATE SET n = n + excluded.n",
                     [(h, g, c, str(a), p, n) for (h, g, c, a, p), n in counts.items()])
         except Exception:
-            # Put the counts back so a busy database costs a delay, not data.
-            with self._lock:
-                for k, n in counts.items():
-                    self._counts[k] = self._counts.get(k, 0) + n
+            # Keep the counts for the next batch so a busy database costs a delay, not data.
+            self._unwritten = counts
             # Back at the front, oldest first, as far as the bound allows.
             room = max(0, self.queue_max - len(self._queue))
             self.dropped += max(0, len(items) - room)

@@ -114,3 +114,19 @@ def test_failed_write_keeps_the_rows_for_the_next_batch(tmp_path):
     db.execute("ALTER TABLE events_away RENAME TO events")
     log.flush()
     assert [r["name"] for r in recent(tmp_path / "f.db")] == ["x.test"]
+
+
+def test_counts_reported_once_and_stored_once_across_a_failed_write(tmp_path):
+    log = EventLog(tmp_path / "f.db")
+    seen = []
+    log.on_counts = lambda counts: seen.append(sum(counts.values()))   # the daemon's metrics
+    db = open_db(tmp_path / "f.db")
+    db.execute("ALTER TABLE counts RENAME TO counts_away")
+    log.record(decision(), query())
+    with pytest.raises(sqlite3.OperationalError):
+        log._write(db)
+    db.execute("ALTER TABLE counts_away RENAME TO counts")
+    log.record(decision(), query())
+    log._write(db)
+    assert seen == [1, 1]
+    assert db.execute("SELECT SUM(n) FROM counts").fetchone()[0] == 2
