@@ -125,7 +125,28 @@ class SniRelay:
         return server
 
     async def serve_transparent(self, host: str, port: int) -> asyncio.Server:
-        return await self._serve(self._transparent, host, port)
+        loop = asyncio.get_running_loop()
+        conn = self._conn_handler(self._transparent)
+        server = await loop.create_server(
+            lambda: _FastConnect(self, conn, transparent=True), host, port,
+            reuse_address=True, backlog=1024,
+        )
+        self._servers.append(server)
+        for sock in server.sockets:
+            self._own.add(sock.getsockname()[:2])
+        return server
+
+    def _redirected_dst(self, sock: socket.socket | None) -> tuple[str, int] | None:
+        """The original destination of a redirected connection; None if not redirected
+        or a loop back to one of our own listeners."""
+        dst = original_dst(sock)
+        if (
+            dst is None
+            or dst in self._own
+            or (dst[0] in {a for a, _ in self._own} and dst[1] in {p for _, p in self._own})
+        ):
+            return None
+        return dst
 
     async def _serve(self, handler, host: str, port: int) -> asyncio.Server:
         server = await asyncio.start_server(
@@ -208,12 +229,8 @@ class SniRelay:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         client_ip = _peer_ip(writer)
-        dst = original_dst(writer.get_extra_info("socket"))
-        if (
-            dst is None
-            or dst in self._own
-            or (dst[0] in {a for a, _ in self._own} and dst[1] in {p for _, p in self._own})
-        ):
+        dst = self._redirected_dst(writer.get_extra_info("socket"))
+        if dst is None:
             return  # not redirected, or a loop back to ourselves: refuse
         async with asyncio.timeout(self.limits.hello_timeout) as tmo:
             first = await reader.read(1)
@@ -438,13 +455,14 @@ class _FastConnect(asyncio.Protocol):
     """
 
     __slots__ = ("buf", "client_ip", "conn", "deadline", "dst", "eof", "host", "relay", "stage",
-                 "task", "timer", "transport")
+                 "task", "timer", "transparent", "transport")
 
     HEAD, HELLO, SPLICE, DONE = range(4)
 
-    def __init__(self, relay: SniRelay, conn) -> None:
+    def __init__(self, relay: SniRelay, conn, *, transparent: bool = False) -> None:
         self.relay = relay
         self.conn = conn
+        self.transparent = transparent
         self.buf = bytearray()
         self.stage = self.HEAD
         self.eof = False
@@ -469,6 +487,16 @@ class _FastConnect(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.deadline = loop.time() + self.relay.limits.head_timeout
         self.timer = loop.call_later(self._tick(), self._check)
+        if self.transparent:
+            # No CONNECT: the destination is where the client was going (SO_ORIGINAL_DST),
+            # and the first bytes are a ClientHello or a plain HTTP request.
+            dst = self.relay._redirected_dst(transport.get_extra_info("socket"))
+            if dst is None:
+                self.abort()  # not redirected, or a loop back to ourselves: refuse
+                return
+            self.dst = dst
+            self.stage = self.HELLO
+            self._rearm(self.relay.limits.hello_timeout)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -522,6 +550,9 @@ class _FastConnect(asyncio.Protocol):
 
     def _hello(self) -> None:
         buf = self.buf
+        if self.transparent and buf[0] != 0x16:
+            self._to_streams()  # plain HTTP: the stream code decides on Host and URL
+            return
         # Reparse only once the first record is complete: byte by byte costs O(n), not O(n^2).
         if len(buf) < 5 or (buf[0] == 0x16 and len(buf) < 5 + int.from_bytes(buf[3:5], "big")):
             return
@@ -545,7 +576,7 @@ class _FastConnect(asyncio.Protocol):
             if decision.blocked:
                 blocked = (n, decision)
                 break
-        name = hello.sni or self.host
+        name = hello.sni or self.host or self.dst[0]
         if relay.handoff is not None and decider.intercepts(client_ip, name):
             relay.stats.intercepted += 1
             first = bytes(buf)

@@ -97,3 +97,6 @@ def test_transparent_http_and_https(namespaces):
     assert refused.returncode == 35
     echo = client_curl(ns, "--resolve", f"allowed.test:80:{UPSTREAM}", "http://allowed.test/echo")
     assert b'"Host": "allowed.test"' in echo.stdout
+    # No SNI (an address typed by hand): decided on the original destination, spliced.
+    bare = client_curl(ns, "-k", f"https://{UPSTREAM}/page")
+    assert bare.returncode == 0 and bare.stdout == up.page, bare.stderr

@@ -40,7 +40,9 @@ def main() -> None:
         print("ready", flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(run())
+    import uvloop  # as the daemon runs: uvloop's transports and sockets
+
+    uvloop.run(run())
 
 
 if __name__ == "__main__":
