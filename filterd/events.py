@@ -13,7 +13,9 @@ Allowed queries are only counted per hour, group, category, action and path
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -30,6 +32,10 @@ log = logging.getLogger(__name__)
 
 MODULE = "events"
 PURGE_EVERY = 24 * 3600.0
+# The writer thread's nice value: on a busy core the query path preempts it at once
+# instead of queueing behind a batch (30 ms for 3,000 events); it still gets about a
+# tenth of the core when both want it, enough for 10,000 events a second.
+WRITER_NICE = 10
 
 EVENT_COLUMNS = ("ts", "client_ip", "client_mac", "group_id", "name", "qtype", "action",
                  "reason", "category", "rule", "source", "list_version", "path", "url",
@@ -158,6 +164,9 @@ class EventLog:
                                    timeout)
 
     def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):   # Linux: nice is per thread
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                           max(WRITER_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
         db = open_db(self.db_path)
         next_purge = 0.0
         try:
