@@ -108,11 +108,20 @@ class Resolver:
         decision = self._engine.decide(query)
         if self.decision_ttl > 0:
             decisions = self._decisions
+            if hit is not None:
+                del decisions[key]   # to the back: the order stays the order of expiry
             decisions[key] = (now + self.decision_ttl, query, decision)
-            # The oldest one out, one at a time: clearing 20k entries at once is a
-            # pause of milliseconds (freeing them) on the query path.
+            # Expired ones out from the front, a couple per insert, and the oldest one
+            # beyond the cap: clearing 20k entries at once was a pause of milliseconds
+            # (freeing them) on the query path, and only a second's worth is ever reused.
             if len(decisions) > DECISION_CACHE_MAX:
                 decisions.popitem(last=False)
+            else:
+                for _ in range(2):
+                    first = next(iter(decisions))
+                    if decisions[first][0] > now:
+                        break
+                    del decisions[first]
         return query, decision
 
     # -- the hot path ------------------------------------------------------
