@@ -27,7 +27,7 @@ import dns.rdatatype
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "dns"))
-from corpus import CORPUS, ask_udp, assert_like_unbound
+from corpus import CORPUS, ask_udp, assert_like_unbound, frame, read_frames
 from dnshelpers import Unbound, free_port, wait_dns
 
 REPO = Path(__file__).resolve().parent.parent
@@ -429,25 +429,6 @@ def test_any_is_answered_per_rfc8482(daemon):
     assert r.rcode() == dns.rcode.NXDOMAIN and ede(r)[0] == 15
 
 
-def _frame(msg: bytes) -> bytes:
-    return struct.pack("!H", len(msg)) + msg
-
-
-def _read_frames(sock: socket.socket, n: int, timeout: float = 5.0) -> list[bytes]:
-    sock.settimeout(timeout)
-    buf, out = b"", []
-    while len(out) < n:
-        chunk = sock.recv(65535)
-        if not chunk:
-            break
-        buf += chunk
-        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
-            size = struct.unpack("!H", buf[:2])[0]
-            out.append(buf[2:2 + size])
-            buf = buf[2 + size:]
-    return out
-
-
 def test_tcp_pipelining_and_bad_frames_on_the_daemon(daemon):
     names = ["allowed.test", "blocked.test", "www.google.com", "nothere.test", "other.test",
              "pornhub.com", "www.allowed.test"]
@@ -457,11 +438,11 @@ def test_tcp_pipelining_and_bad_frames_on_the_daemon(daemon):
         m.id = i
         msgs.append(m.to_wire())
     # A FORMERR packet and a response in the middle: one answered FORMERR, one never answered.
-    stream = b"".join(_frame(m) for m in msgs[:10]) + _frame(CORPUS["compression_loop"]) \
-        + _frame(CORPUS["response"]) + b"".join(_frame(m) for m in msgs[10:])
+    stream = b"".join(frame(m) for m in msgs[:10]) + frame(CORPUS["compression_loop"]) \
+        + frame(CORPUS["response"]) + b"".join(frame(m) for m in msgs[10:])
     with socket.create_connection(daemon.address, timeout=5) as s:
         s.sendall(stream)
-        answers = _read_frames(s, len(msgs) + 1)
+        answers = read_frames(s, len(msgs) + 1)
     parsed = [dns.message.from_wire(a) for a in answers if struct.unpack("!H", a[2:4])[0] & 0xF
               != dns.rcode.FORMERR]
     assert len(answers) == len(msgs) + 1
@@ -536,10 +517,10 @@ class Relay:
             with conn, contextlib.suppress(OSError), \
                     socket.create_connection(self.upstream, timeout=2) as up:
                 conn.settimeout(2)
-                frames = _read_frames(conn, 1)
+                frames = read_frames(conn, 1)
                 self.tcp_received += frames
-                up.sendall(_frame(frames[0]))
-                conn.sendall(_frame(_read_frames(up, 1)[0]))
+                up.sendall(frame(frames[0]))
+                conn.sendall(frame(read_frames(up, 1)[0]))
 
     def queries_for(self, name: str) -> list[dns.message.Message]:
         out = []
@@ -711,9 +692,9 @@ def test_rate_limit_per_client(tmp_path, unbound):
         with socket.socket() as s:
             s.bind((noisy, 0))
             s.connect(d.address)
-            s.sendall(b"".join(_frame(dns.message.make_query("allowed.test", "A").to_wire())
+            s.sendall(b"".join(frame(dns.message.make_query("allowed.test", "A").to_wire())
                                for _ in range(30)))
-            rcodes = [dns.message.from_wire(a).rcode() for a in _read_frames(s, 30)]
+            rcodes = [dns.message.from_wire(a).rcode() for a in read_frames(s, 30)]
         assert len(rcodes) == 30 and rcodes.count(dns.rcode.REFUSED) >= 15, rcodes
         # Everyone else is served as usual.
         assert addresses(d.ask("allowed.test", source=THPT)) == ["192.0.2.10"]

@@ -88,3 +88,24 @@ def assert_like_unbound(case: str, ref: object, ours: object) -> None:
         assert ref in theirs_expected and ours in ours_expected, (case, ref, ours)
     else:
         assert ours == ref, f"{case}: unbound {ref}, filterd {ours}"
+
+
+def frame(msg: bytes) -> bytes:
+    """A DNS message as a TCP frame (RFC 1035 4.2.2: two-byte length first)."""
+    return struct.pack("!H", len(msg)) + msg
+
+
+def read_frames(sock: socket.socket, n: int, timeout: float = 5.0) -> list[bytes]:
+    """Up to `n` whole TCP frames' payloads, fewer if the server closes first."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    while len(out) < n:
+        chunk = sock.recv(65535)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+            size = struct.unpack("!H", buf[:2])[0]
+            out.append(buf[2:2 + size])
+            buf = buf[2 + size:]
+    return out

@@ -12,7 +12,8 @@ import time
 import dns.message
 import dns.query
 import pytest
-from corpus import CORPUS, ask_udp, assert_like_unbound
+from corpus import CORPUS, ask_udp, assert_like_unbound, frame
+from corpus import read_frames as read_raw_frames
 from dnshelpers import FakeEngine, ServerThread, Unbound
 
 pytestmark = pytest.mark.integration
@@ -64,24 +65,8 @@ def test_large_answer_truncated_on_udp_complete_on_tcp(server):
     assert len(tcp.answer[0]) == 9
 
 
-def frame(msg: bytes) -> bytes:
-    return struct.pack("!H", len(msg)) + msg
-
-
 def read_frames(sock, n, timeout=3.0):
-    sock.settimeout(timeout)
-    buf = b""
-    out = []
-    while len(out) < n:
-        chunk = sock.recv(65535)
-        if not chunk:
-            break
-        buf += chunk
-        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
-            size = struct.unpack("!H", buf[:2])[0]
-            out.append(dns.message.from_wire(buf[2:2 + size]))
-            buf = buf[2 + size:]
-    return out
+    return [dns.message.from_wire(m) for m in read_raw_frames(sock, n, timeout)]
 
 
 def test_tcp_pipelining_many_queries_one_write(server):
