@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -12,6 +13,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -137,6 +140,17 @@ def appliance(tmp_path):
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
+
+def post_report(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    """POST a gzip report to the office at `url`: (status, JSON answer), errors included."""
+    req = urllib.request.Request(url + "/api/v1/reports", data=body, method="POST",
+                                 headers={"Content-Encoding": "gzip", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -23,6 +23,7 @@ from filterd.sync.signing import Credential, sign
 from filterd.sync.uploader import Uploader
 
 from .conftest import TZ, appliance_total, free_port, generate_days, new_pg_database, wait_until
+from .conftest import post_report as post
 
 REPO = Path(__file__).resolve().parents[2]
 D0 = date(2026, 11, 16)
@@ -92,16 +93,6 @@ def office_process(office_db, tmp_path):
     yield office
     if office.proc:
         office.stop()
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-    req = urllib.request.Request(url + "/api/v1/reports", data=body, method="POST",
-                                 headers={"Content-Encoding": "gzip", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_office_process_outage_and_refusals(office_process, appliance):

@@ -12,7 +12,7 @@ from filterd.sync import schema
 from filterd.sync.report import build_report
 from filterd.sync.signing import H_SIGNATURE, H_TIMESTAMP, Credential, sign
 
-from ..conftest import TZ, generate_days, make_event_db
+from ..conftest import TZ, generate_days, make_event_db, post_report
 
 DAY = date(2026, 11, 24)
 DETAIL_TABLES = ("reports", "report_counts", "report_top", "report_devices", "report_bypass")
@@ -28,13 +28,7 @@ def body(tmp_path):
 
 
 def post(office, body: bytes, headers: dict[str, str]):
-    req = urllib.request.Request(office.url + "/api/v1/reports", data=body, method="POST",
-                                 headers={"Content-Encoding": "gzip", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return post_report(office.url, body, headers)
 
 
 def nothing_stored(office):
