@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Callable, Generator, Hashable
 from datetime import UTC, datetime
 from time import monotonic
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from filterd.dns import codec, wire
 from filterd.dns.answers import BlockAnswers
 from filterd.dns.cache import AnswerCache, Entry
 from filterd.dns.edns import OUR_UDP_SIZE
+from filterd.dns.memo import KIND_BLOCKED, KIND_CACHED, KIND_LOCAL, AnswerMemo, MemoEntry
 from filterd.dns.ratelimit import RateLimiter
 from filterd.dns.upstream import UpstreamError, UpstreamPool
 from filterd.dns.wire import (
@@ -69,6 +70,32 @@ class _NoEvents:
         pass
 
 
+Fetched = Callable[[Entry | None, BaseException | None], None]
+
+
+class Pending:
+    """An answer waiting for an upstream.
+
+    Awaitable (TCP, tests), or `start(reply)` with a callback: the UDP listener's
+    way, which costs no task per cache miss.
+    """
+
+    __slots__ = ("key", "limit", "q", "resolver")
+
+    def __init__(self, resolver: Resolver, q: Question, key: Hashable, limit: int) -> None:
+        self.resolver = resolver
+        self.q = q
+        self.key = key
+        self.limit = limit
+
+    def start(self, reply: Callable[[bytes], None]) -> None:
+        r, q, limit = self.resolver, self.q, self.limit
+        r.fetch(q, self.key, lambda entry, exc: reply(r.reply_for(q, limit, entry, exc)))
+
+    def __await__(self) -> Generator[Any, None, bytes | None]:
+        return self.resolver._forward_async(self.q, self.key, self.limit).__await__()
+
+
 class Resolver:
     def __init__(self, engine: DecisionEngine, upstreams: UpstreamPool, *,
                  cache: AnswerCache | None = None, answers: BlockAnswers | None = None,
@@ -84,7 +111,9 @@ class Resolver:
         self.events: EventSink = events if events is not None else _NoEvents()
         self.rate_limit = rate_limit
         self.rewrite_ttl = rewrite_ttl if rewrite_ttl is not None else self.answers.ttl
-        self._inflight: dict[Hashable, asyncio.Future] = {}
+        self._inflight: dict[Hashable, list[Fetched]] = {}
+        # Whole UDP answers for repeated queries (see memo.py); never longer than a decision.
+        self.memo = AnswerMemo(decision_ttl)
         self.stats = {"queries": 0, "dropped": 0, "errors": 0, "blocked": 0, "forwarded": 0,
                       "servfail": 0, "rate_limited": 0}
 
@@ -97,20 +126,27 @@ class Resolver:
         """Swap the engine between two queries; no decision of the old one is reused."""
         self._engine = engine
         self._decisions = OrderedDict()
+        self.memo.clear()
 
     def decide(self, client_ip: str, name: str, qtype: int) -> tuple[Query, Decision]:
+        query, decision, _ = self._decide(client_ip, name, qtype, monotonic())
+        return query, decision
+
+    def _decide(self, client_ip: str, name: str, qtype: int, now: float
+                ) -> tuple[Query, Decision, float]:
+        """The decision, its query and the moment it stops being reused."""
         key = (client_ip, name, qtype)
-        now = monotonic()
         hit = self._decisions.get(key)
         if hit is not None and hit[0] > now:
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[0]
         query = Query(name, client_ip, datetime.now(UTC), qtype=codec.type_name(qtype))
         decision = self._engine.decide(query)
+        expires = now + self.decision_ttl
         if self.decision_ttl > 0:
             decisions = self._decisions
             if hit is not None:
                 del decisions[key]   # to the back: the order stays the order of expiry
-            decisions[key] = (now + self.decision_ttl, query, decision)
+            decisions[key] = (expires, query, decision)
             # Expired ones out from the front, a couple per insert, and the oldest one
             # beyond the cap: clearing 20k entries at once was a pause of milliseconds
             # (freeing them) on the query path, and only a second's worth is ever reused.
@@ -122,7 +158,18 @@ class Resolver:
                     if decisions[first][0] > now:
                         break
                     del decisions[first]
-        return query, decision
+        return query, decision, expires
+
+    def replay(self, hit: MemoEntry) -> None:
+        """Account for an answer the listener sent again from the memo."""
+        stats = self.stats
+        stats["queries"] += 1
+        kind = hit[2]
+        if kind == KIND_BLOCKED:
+            stats["blocked"] += 1
+        elif kind == KIND_CACHED:
+            self.cache.hits += 1
+        self.events.record(hit[3], hit[4])
 
     # -- the hot path ------------------------------------------------------
 
@@ -152,17 +199,44 @@ class Resolver:
         limit = 65535 if tcp else min(q.max_payload, OUR_UDP_SIZE)
         if not q.name:
             return self._answer(q, (q.name, qtype, _variant(q)), limit)   # the root: no filter
-        query, decision = self.decide(client_ip, q.name, qtype)
+        now = monotonic()
+        query, decision, expires = self._decide(client_ip, q.name, qtype, now)
         self.events.record(decision, query)
+        # Remember UDP answers for repeats of these exact bytes (TCP pays a connection
+        # anyway, and its size limit differs).
+        memo = None if tcp or not self.memo.enabled else (client_ip, bytes(data[2:]))
         action = decision.action
         if action is Action.BLOCK:
             stats["blocked"] += 1
-            return self.answers.block(q, decision)
+            out = self.answers.block(q, decision)
+            if memo is not None:
+                self.memo.put(memo, (expires, out[2:], KIND_BLOCKED, decision, query), now)
+            return out
         if qtype == TYPE_ANY:
-            return self.answers.any_answer(q)
+            out = self.answers.any_answer(q)
+            if memo is not None:
+                self.memo.put(memo, (expires, out[2:], KIND_LOCAL, decision, query), now)
+            return out
         if action is Action.REWRITE and decision.rewrite_target:
-            return self._rewrite(q, decision.rewrite_target.rstrip(".").lower(), limit)
-        return self._answer(q, (q.name, qtype, _variant(q)), limit)
+            target = decision.rewrite_target.rstrip(".").lower()
+            key: Hashable = (q.name, qtype, _variant(q), target)
+            hit = self.cache.get(key)
+            if hit is None:
+                return self._rewrite_slow(q, target, key, limit)
+        else:
+            key = (q.name, qtype, _variant(q))
+            hit = self.cache.get(key)
+            if hit is None:
+                return self._forward(q, key, limit)
+        entry, age = hit
+        out = entry.render(q, age, limit)
+        if memo is not None:
+            # Exact until the records' TTLs tick down by one more second (or expire).
+            cache_now = self.cache.clock()
+            left = min(entry.stored_at + age + 1, entry.expires) - cache_now
+            self.memo.put(memo, (min(expires, now + left), out[2:], KIND_CACHED, decision,
+                                 query), now)
+        return out
 
     def _answer(self, q: Question, key: Hashable, limit: int
                 ) -> bytes | Awaitable[bytes | None]:
@@ -174,53 +248,75 @@ class Resolver:
 
     # -- upstream ------------------------------------------------------------
 
-    async def _entry(self, q: Question, key: Hashable) -> Entry:
-        """The cached or freshly resolved Entry for `q`; identical misses share one query."""
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit[0]
-        fut = self._inflight.get(key)
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
-            self._inflight[key] = fut
-            try:
-                self.stats["forwarded"] += 1
-                data, lay = await self.upstreams.resolve(q)
-                entry = Entry.from_response(data, lay)
-                self.cache.put(key, entry, lay)
-                fut.set_result(entry)
-            except asyncio.CancelledError:
-                fut.cancel()
-                raise
-            except BaseException as exc:
-                fut.set_exception(exc)
-                fut.exception()   # mark retrieved: waiters may all be gone
-                raise
-            finally:
-                self._inflight.pop(key, None)
-            return entry
-        return await asyncio.shield(fut)
+    def fetch(self, q: Question, key: Hashable, done: Fetched) -> None:
+        """Resolve `q` upstream into the cache, then `done(entry, None)` or `done(None, error)`.
 
-    async def _forward(self, q: Question, key: Hashable, limit: int) -> bytes | None:
-        try:
-            entry = await self._entry(q, key)
-        except UpstreamError:
+        Identical misses share one upstream query. Callbacks all the way: a miss costs
+        no task and no future (UDP's path); `_entry` wraps it for coroutines.
+        """
+        waiters = self._inflight.get(key)
+        if waiters is not None:
+            waiters.append(done)
+            return
+        self._inflight[key] = [done]
+        self.stats["forwarded"] += 1
+        self.upstreams.query(q, lambda data, lay, exc: self._fetched(key, data, lay, exc))
+
+    def _fetched(self, key: Hashable, data: bytes | None, lay: wire.Layout | None,
+                 exc: BaseException | None) -> None:
+        waiters = self._inflight.pop(key, ())
+        entry = None
+        if exc is None:
+            try:
+                entry = Entry.from_response(data, lay)  # type: ignore[arg-type]
+                self.cache.put(key, entry, lay)  # type: ignore[arg-type]
+            except (BadQuery, ValueError) as bad:
+                entry, exc = None, bad
+        for done in waiters:
+            try:
+                done(entry, exc)
+            except Exception:
+                log.exception("answering a forwarded query failed")
+
+    def reply_for(self, q: Question, limit: int, entry: Entry | None,
+                  exc: BaseException | None) -> bytes:
+        """The client's answer once `fetch` is done: the records, or SERVFAIL saying why."""
+        if entry is None:
             self.stats["servfail"] += 1
-            return self.answers.servfail(q)
-        except (BadQuery, ValueError) as exc:
+            if isinstance(exc, UpstreamError):
+                return self.answers.servfail(q)
             log.warning("unusable upstream answer for %s: %s", q.name, exc)
-            self.stats["servfail"] += 1
             return self.answers.servfail(q, "upstream answer unusable")
         age = int(self.cache.clock() - entry.stored_at) if entry.stored_at else 0
         return entry.render(q, age, limit)
 
-    def _rewrite(self, q: Question, target: str, limit: int) -> bytes | Awaitable[bytes | None]:
-        """Safe search: answer `q.name CNAME target` plus the target's records."""
-        key = (q.name, q.qtype, _variant(q), target)
+    async def _entry(self, q: Question, key: Hashable) -> Entry:
+        """The cached or freshly resolved Entry for `q` (raises what the upstream failed with)."""
         hit = self.cache.get(key)
         if hit is not None:
-            return hit[0].render(q, hit[1], limit)
-        return self._rewrite_slow(q, target, key, limit)
+            return hit[0]
+        fut: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+
+        def done(entry: Entry | None, exc: BaseException | None) -> None:
+            if fut.done():   # the awaiting task was cancelled
+                return
+            if entry is None:
+                fut.set_exception(exc or UpstreamError("no answer"))
+            else:
+                fut.set_result(entry)
+
+        self.fetch(q, key, done)
+        return await fut
+
+    def _forward(self, q: Question, key: Hashable, limit: int) -> Pending:
+        return Pending(self, q, key, limit)
+
+    async def _forward_async(self, q: Question, key: Hashable, limit: int) -> bytes | None:
+        try:
+            entry, exc = await self._entry(q, key), None
+        except (UpstreamError, BadQuery, ValueError) as failed:
+            entry, exc = None, failed
+        return self.reply_for(q, limit, entry, exc)
 
     async def _rewrite_slow(self, q: Question, target: str, key: Hashable,
                             limit: int) -> bytes | None:

@@ -12,8 +12,9 @@ import logging
 import socket
 import struct
 from collections.abc import Sequence
+from time import monotonic
 
-from filterd.dns.resolver import Resolver
+from filterd.dns.resolver import Pending, Resolver
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,12 @@ class UdpListener:
     def _readable(self) -> None:
         recv = self.sock.recvfrom
         send = self.sock.sendto
-        handle = self.resolver.handle
+        resolver = self.resolver
+        handle = resolver.handle
+        memo = resolver.memo
+        memo_get = memo.get if memo.enabled else None
+        limiter = resolver.rate_limit
+        now = monotonic()   # one clock read per wake-up: the batch takes microseconds
         for _ in range(UDP_BATCH):
             try:
                 data, addr = recv(65535)
@@ -66,6 +72,20 @@ class UdpListener:
                 return
             except OSError:
                 continue   # an ICMP error queued on the socket: about a client, not for us
+            if memo_get is not None:
+                # The same bytes from the same client a moment ago: the same answer.
+                hit = memo_get((addr[0], data[2:]), now)
+                if hit is not None:
+                    if limiter is not None and not limiter.allow(addr[0]):
+                        resolver.stats["queries"] += 1
+                        resolver.stats["rate_limited"] += 1
+                        continue   # as handle() does on UDP: silence
+                    try:  # noqa: SIM105 - suppress() costs more than the send on this path
+                        send(data[:2] + hit[1], addr)
+                    except OSError:
+                        pass
+                    resolver.replay(hit)
+                    continue
             try:
                 res = handle(data, addr[0], False)
             except Exception:
@@ -78,8 +98,15 @@ class UdpListener:
                     send(res, addr)
                 except OSError:
                     pass   # send buffer full or client gone: UDP, the client retries
+            elif type(res) is Pending:
+                res.start(lambda out, addr=addr: self._reply(out, addr))
             else:
                 _spawn(self._later(res, addr))
+
+    def _reply(self, out: bytes | None, addr: tuple) -> None:
+        if out is not None and not self.closed:
+            with contextlib.suppress(OSError):
+                self.sock.sendto(out, addr)
 
     async def _later(self, res: object, addr: tuple) -> None:
         try:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from filterd import metrics
@@ -75,44 +76,63 @@ class UpstreamHealth:
             self.down_until = now + backoff
 
 
-def _expire(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError("upstream did not answer in time"))
+Done = Callable[[bytes | None, Layout | None, BaseException | None], None]
 
 
-class _UdpChannel(asyncio.DatagramProtocol):
-    """One connected UDP socket to one upstream, matching answers to pending queries."""
+class _UdpChannel:
+    """One connected, non-blocking UDP socket to one upstream, read from the loop directly.
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[int, tuple[asyncio.Future, bytes]] = {}
+    No transport or protocol object: the reader callback drains the socket and hands
+    each matching answer to the attempt waiting for its ID.
+    """
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def __init__(self, loop: asyncio.AbstractEventLoop, address: tuple[str, int]) -> None:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        try:
+            self.sock.connect(address)
+        except OSError:
+            self.sock.close()
+            raise
+        self.loop = loop
+        self.pending: dict[int, _Attempt] = {}
+        self.closed = False
+        loop.add_reader(self.sock.fileno(), self._readable)
 
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        if len(data) < 12:
-            return
-        qid = (data[0] << 8) | data[1]
-        item = self.pending.get(qid)
-        if item is None:
-            return   # late, duplicate or spoofed
-        fut, question = item
-        if not data[2] & 0x80 or data[12:12 + len(question)].lower() != question:
-            return
-        self.pending.pop(qid, None)
-        if not fut.done():
-            fut.set_result(data)
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self._fail_all(ConnectionError("closed"))
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable on a connected socket: every query on it has failed.
-        for fut, _ in list(self.pending.values()):
-            if not fut.done():
-                fut.set_exception(ConnectionRefusedError(str(exc)))
-        self.pending.clear()
+    def _fail_all(self, exc: BaseException) -> None:
+        pending, self.pending = self.pending, {}
+        for attempt in pending.values():
+            attempt.failed(exc)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.error_received(exc or ConnectionError("closed"))
+    def _readable(self) -> None:
+        recv = self.sock.recv
+        for _ in range(64):
+            try:
+                data = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP port unreachable on a connected socket: every query on it has failed.
+                self._fail_all(exc)
+                return
+            if len(data) < 12 or not data[2] & 0x80:
+                continue
+            attempt = self.pending.get((data[0] << 8) | data[1])
+            if attempt is None:
+                continue   # late, duplicate or spoofed
+            question = attempt.question
+            if data[12:12 + len(question)].lower() != question:
+                continue
+            del self.pending[attempt.qid]
+            attempt.answered(data)
 
     def new_id(self) -> int:
         for _ in range(100):
@@ -120,6 +140,108 @@ class _UdpChannel(asyncio.DatagramProtocol):
             if qid not in self.pending:
                 return qid
         raise UpstreamError("too many queries in flight")
+
+
+class _Attempt:
+    """One query's way through the upstreams, in order, driven by callbacks (no task)."""
+
+    __slots__ = ("chan", "done", "fallback", "order", "pool", "q", "qid", "question",
+                 "sent_at", "timer", "upstream")
+
+    def __init__(self, pool: UpstreamPool, q: Question, done: Done, order: list[int]) -> None:
+        self.pool = pool
+        self.q = q
+        self.question = q.question.lower()
+        self.done = done
+        self.order = order
+        self.fallback: tuple[bytes, Layout] | None = None
+        self.chan: _UdpChannel | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.qid = -1
+        self.upstream = -1
+        self.sent_at = 0.0
+
+    def next(self) -> None:
+        pool = self.pool
+        while self.order and not pool.closed:
+            i = self.order.pop(0)
+            self.upstream = i
+            try:
+                chan = pool._channel(i)
+                qid = chan.new_id()
+                self.sent_at = time.monotonic()
+                chan.sock.send(upstream_query(self.q, qid))
+            except (OSError, UpstreamError) as exc:
+                log.debug("upstream %s failed for %s: %r", pool.health[i].address,
+                          self.q.name, exc)
+                pool.health[i].fail(time.monotonic())
+                continue
+            self.chan, self.qid = chan, qid
+            chan.pending[qid] = self
+            self.timer = chan.loop.call_later(pool.timeout, self.expired)
+            return
+        if self.fallback is not None:
+            self.done(*self.fallback, None)
+        else:
+            self.done(None, None, UpstreamError(f"no upstream answered for {self.q.name}"))
+
+    def _stop_waiting(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.chan is not None:
+            self.chan.pending.pop(self.qid, None)
+            self.chan = None
+
+    def expired(self) -> None:
+        self.timer = None
+        self.failed(TimeoutError("upstream did not answer in time"))
+
+    def failed(self, exc: BaseException) -> None:
+        self._stop_waiting()
+        h = self.pool.health[self.upstream]
+        log.debug("upstream %s failed for %s: %r", h.address, self.q.name, exc)
+        h.fail(time.monotonic())
+        self.next()
+
+    def answered(self, data: bytes) -> None:
+        self._stop_waiting()
+        try:
+            lay = wire.scan_response(data)
+        except (BadQuery, struct.error) as exc:
+            self.failed(exc)
+            return
+        if lay.flags & wire.TC:
+            # Rare: the answer needs TCP. A task for this one only.
+            task = asyncio.ensure_future(self._over_tcp())
+            _tcp_tasks.add(task)
+            task.add_done_callback(_tcp_tasks.discard)
+            return
+        self.usable(data, lay)
+
+    async def _over_tcp(self) -> None:
+        h = self.pool.health[self.upstream]
+        try:
+            data = await self.pool._tcp(h.address, self.q)
+            lay = wire.scan_response(data)
+        except (TimeoutError, OSError, BadQuery, UpstreamError, struct.error) as exc:
+            self.failed(exc)
+            return
+        self.usable(data, lay)
+
+    def usable(self, data: bytes, lay: Layout) -> None:
+        h = self.pool.health[self.upstream]
+        h.ok(time.monotonic() - self.sent_at)
+        if lay.rcode in (Rcode.SERVFAIL, Rcode.REFUSED):
+            # Answered, but not usefully: try the next one, keep this in case none does better.
+            self.fallback = self.fallback or (data, lay)
+            self.next()
+            return
+        self.done(data, lay, None)
+
+
+# Strong references to the rare TCP retries (the loop keeps only weak ones to tasks).
+_tcp_tasks: set[asyncio.Task] = set()
 
 
 class UpstreamPool:
@@ -133,26 +255,25 @@ class UpstreamPool:
         self.timeout = timeout
         self.sockets_per_upstream = sockets_per_upstream
         self._channels: list[list[_UdpChannel]] = [[] for _ in self.health]
+        self.closed = False
 
-    async def _channel(self, i: int) -> _UdpChannel:
+    def _channel(self, i: int) -> _UdpChannel:
         chans = self._channels[i]
         if len(chans) < self.sockets_per_upstream:
-            loop = asyncio.get_running_loop()
-            _, proto = await loop.create_datagram_endpoint(
-                _UdpChannel, remote_addr=self.health[i].address)
-            chans.append(proto)
-            return proto
+            chan = _UdpChannel(asyncio.get_running_loop(), self.health[i].address)
+            chans.append(chan)
+            return chan
         chan = random.choice(chans)
-        if chan.transport is None or chan.transport.is_closing():
+        if chan.closed:
             chans.remove(chan)
-            return await self._channel(i)
+            return self._channel(i)
         return chan
 
     def close(self) -> None:
+        self.closed = True   # attempts failed by the closing sockets ask no further upstream
         for chans in self._channels:
             for c in chans:
-                if c.transport is not None:
-                    c.transport.close()
+                c.close()
             chans.clear()
 
     def order(self, now: float) -> list[int]:
@@ -160,46 +281,33 @@ class UpstreamPool:
         up = [i for i in idx if self.health[i].healthy(now)]
         return up + [i for i in idx if not self.health[i].healthy(now)]
 
+    def query(self, q: Question, done: Done) -> None:
+        """Ask upstreams in order; call `done(data, layout, None)` or `done(None, None, error)`.
+
+        The query path's way in: callbacks, no task or future per query. `done` is
+        called exactly once: later, or before this returns when no upstream can even be
+        asked (every send failed, or the pool is closed).
+        """
+        attempt = _Attempt(self, q, done, self.order(time.monotonic()))
+        if attempt.order:
+            attempt.next()
+        else:
+            attempt.done(None, None, UpstreamError("no upstream configured"))
+
     async def resolve(self, q: Question) -> tuple[bytes, Layout]:
         """Ask upstreams in order until one answers; raise UpstreamError if none does."""
-        fallback: tuple[bytes, Layout] | None = None
-        for i in self.order(time.monotonic()):
-            h = self.health[i]
-            start = time.monotonic()
-            try:
-                data = await self._udp(i, q)
-                lay = wire.scan_response(data)
-                if lay.flags & wire.TC:
-                    data = await self._tcp(h.address, q)
-                    lay = wire.scan_response(data)
-            except (TimeoutError, OSError, BadQuery, UpstreamError, struct.error) as exc:
-                log.debug("upstream %s failed for %s: %r", h.address, q.name, exc)
-                h.fail(time.monotonic())
-                continue
-            if lay.rcode in (Rcode.SERVFAIL, Rcode.REFUSED):
-                # Answered, but not usefully: try the next one, keep this in case none does better.
-                h.ok(time.monotonic() - start)
-                fallback = fallback or (data, lay)
-                continue
-            h.ok(time.monotonic() - start)
-            return data, lay
-        if fallback is not None:
-            return fallback
-        raise UpstreamError(f"no upstream answered for {q.name}")
+        fut: asyncio.Future[tuple[bytes, Layout]] = asyncio.get_running_loop().create_future()
 
-    async def _udp(self, i: int, q: Question) -> bytes:
-        chan = await self._channel(i)
-        qid = chan.new_id()
-        fut = asyncio.get_running_loop().create_future()
-        chan.pending[qid] = (fut, q.question.lower())
-        # A timer instead of asyncio.wait_for, which wraps every query in one more task.
-        timer = asyncio.get_running_loop().call_later(self.timeout, _expire, fut)
-        try:
-            chan.transport.sendto(upstream_query(q, qid))  # type: ignore[union-attr]
-            return await fut
-        finally:
-            timer.cancel()
-            chan.pending.pop(qid, None)
+        def done(data: bytes | None, lay: Layout | None, exc: BaseException | None) -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result((data, lay))  # type: ignore[arg-type]
+
+        self.query(q, done)
+        return await fut
 
     async def _tcp(self, address: tuple[str, int], q: Question) -> bytes:
         qid = random.getrandbits(16)

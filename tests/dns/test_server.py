@@ -144,3 +144,52 @@ def test_ipv6_listener(unbound):
         assert dns.query.tcp(q, host, port=port, timeout=2).answer
         blocked = dns.message.make_query("blocked.test", "AAAA")
         assert dns.query.udp(blocked, host, port=port, timeout=2).rcode() == dns.rcode.NXDOMAIN
+
+
+def _ask_raw(address, data: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(data, address)
+        return s.recv(65535)
+
+
+def test_repeated_query_answered_again_from_the_memo(unbound):
+    """The same bytes from the same client: the same answer with the new ID, counted and logged."""
+    events = []
+
+    class Events:
+        def record(self, decision, query):
+            events.append((decision.action, query.name))
+
+    engine = FakeEngine()
+    with ServerThread(engine, [unbound.address], events=Events()) as s:
+        for name in ("blocked.test", "allowed.test"):
+            q = dns.message.make_query(name, "A", use_edns=0)
+            first = q.to_wire()
+            q.id = (q.id + 1) & 0xFFFF
+            again = q.to_wire()
+            a1 = _ask_raw(s.address, first)
+            decided = len(engine.queries)
+            a2 = _ask_raw(s.address, again)
+            assert a2[:2] == again[:2] and a2[2:] == a1[2:]
+            assert len(engine.queries) == decided   # not decided again: sent from the memo
+        assert len(s.resolver.memo) == 2
+        assert s.resolver.stats["queries"] == 4 and s.resolver.stats["blocked"] == 2
+        assert [n for _, n in events] == ["blocked.test"] * 2 + ["allowed.test"] * 2
+        # Another client, or other bytes (here the DO bit), are decided and answered anew.
+        q = dns.message.make_query("blocked.test", "A", use_edns=0, want_dnssec=True)
+        assert dns.message.from_wire(_ask_raw(s.address, q.to_wire())).rcode() == 3
+        assert len(s.resolver.memo) == 3   # its own entry (the decision itself is reused)
+        # A reload (a new engine) forgets every remembered answer.
+        s.resolver.engine = engine
+        assert len(s.resolver.memo) == 0
+
+
+def test_memo_answer_never_outlives_its_second(unbound):
+    engine = FakeEngine()
+    with ServerThread(engine, [unbound.address], decision_ttl=0.2) as s:
+        q = dns.message.make_query("blocked.test", "A").to_wire()
+        _ask_raw(s.address, q)
+        time.sleep(0.3)
+        _ask_raw(s.address, q)
+        assert len(engine.queries) == 2

@@ -1,0 +1,71 @@
+"""Whole UDP answers remembered for under a second, keyed by the query's bytes.
+
+Most of a school's queries repeat within a second: the same device asks the
+same name again (A then AAAA, retries, several tabs), and every device of a
+class asks for the same few sites. A query whose bytes after the ID are
+identical to one answered a moment ago, from the same client address, gets the
+same answer, so the listener sends it again with the new ID: no parsing, no
+decision, no rendering. Everything that answer depends on is in the key (the
+client decides the group; flags, question and EDNS are the bytes) or bounds the
+entry's life (the decision's second, the cached records' TTL tick); a reload
+clears it all.
+
+Two generations instead of per-entry eviction: entries go into the current one;
+every `lifetime` seconds (or when it is full) it becomes the old one and the
+old one is dropped whole. Each entry still carries its own expiry, so an answer
+is never sent after the moment it stops being exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# An entry: (expires, answer without its ID, kind, decision, query).
+KIND_LOCAL = 0     # made here from the decision (block, rewrite, ANY)
+KIND_BLOCKED = 1
+KIND_CACHED = 2    # an upstream answer from the cache
+
+MemoEntry = tuple[float, bytes, int, Any, Any]
+MemoKey = tuple[str, bytes]
+
+
+class AnswerMemo:
+    __slots__ = ("_cur", "_old", "lifetime", "max_entries", "rotate_at")
+
+    def __init__(self, lifetime: float = 1.0, max_entries: int = 20_000) -> None:
+        if lifetime < 0 or max_entries < 0:
+            raise ValueError("memo lifetime and size must not be negative")
+        self.lifetime = lifetime
+        self.max_entries = max_entries
+        self._cur: dict[MemoKey, MemoEntry] = {}
+        self._old: dict[MemoKey, MemoEntry] = {}
+        self.rotate_at = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.lifetime > 0 and self.max_entries > 0
+
+    def __len__(self) -> int:
+        return len(self._cur) + len(self._old)
+
+    def clear(self) -> None:
+        self._cur = {}
+        self._old = {}
+
+    def get(self, key: MemoKey, now: float) -> MemoEntry | None:
+        hit = self._cur.get(key)
+        if hit is None:
+            hit = self._old.get(key)
+            if hit is None:
+                return None
+        return hit if hit[0] > now else None
+
+    def put(self, key: MemoKey, entry: MemoEntry, now: float) -> None:
+        cur = self._cur
+        if now >= self.rotate_at or len(cur) >= self.max_entries:
+            # Whole generations go at once: dropping a dict is one free, with no scan
+            # of the others, and nothing in the old one outlives the new one's first second.
+            self._old = cur
+            self._cur = cur = {}
+            self.rotate_at = now + self.lifetime
+        cur[key] = entry
