@@ -29,16 +29,22 @@ MemoEntry = tuple[float, bytes, int, Any, Any]
 MemoKey = tuple[str, bytes]
 
 
-class AnswerMemo:
+class Recent:
+    """A map of entries that live about a second: tuples whose first item is their expiry.
+
+    At most 2 x max_entries entries are held: the bound is what keeps one-off names
+    (random blocked names, cache misses) from costing memory nothing reuses.
+    """
+
     __slots__ = ("_cur", "_old", "lifetime", "max_entries", "rotate_at")
 
-    def __init__(self, lifetime: float = 1.0, max_entries: int = 20_000) -> None:
+    def __init__(self, lifetime: float = 1.0, max_entries: int = 5_000) -> None:
         if lifetime < 0 or max_entries < 0:
             raise ValueError("memo lifetime and size must not be negative")
         self.lifetime = lifetime
         self.max_entries = max_entries
-        self._cur: dict[MemoKey, MemoEntry] = {}
-        self._old: dict[MemoKey, MemoEntry] = {}
+        self._cur: dict[Any, tuple] = {}
+        self._old: dict[Any, tuple] = {}
         self.rotate_at = 0.0
 
     @property
@@ -52,7 +58,7 @@ class AnswerMemo:
         self._cur = {}
         self._old = {}
 
-    def get(self, key: MemoKey, now: float) -> MemoEntry | None:
+    def get(self, key: Any, now: float) -> Any:
         hit = self._cur.get(key)
         if hit is None:
             hit = self._old.get(key)
@@ -60,7 +66,7 @@ class AnswerMemo:
                 return None
         return hit if hit[0] > now else None
 
-    def put(self, key: MemoKey, entry: MemoEntry, now: float) -> None:
+    def put(self, key: Any, entry: tuple, now: float) -> None:
         cur = self._cur
         if now >= self.rotate_at or len(cur) >= self.max_entries:
             # Whole generations go at once: dropping a dict is one free, with no scan
@@ -69,3 +75,9 @@ class AnswerMemo:
             self._cur = cur = {}
             self.rotate_at = now + self.lifetime
         cur[key] = entry
+
+
+class AnswerMemo(Recent):
+    """Whole UDP answers by (client address, query bytes after the ID): MemoEntry values."""
+
+    __slots__ = ()

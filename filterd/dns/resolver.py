@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Hashable
 from datetime import UTC, datetime
 from time import monotonic
@@ -20,7 +19,14 @@ from filterd.dns import codec, wire
 from filterd.dns.answers import BlockAnswers
 from filterd.dns.cache import AnswerCache, Entry
 from filterd.dns.edns import OUR_UDP_SIZE
-from filterd.dns.memo import KIND_BLOCKED, KIND_CACHED, KIND_LOCAL, AnswerMemo, MemoEntry
+from filterd.dns.memo import (
+    KIND_BLOCKED,
+    KIND_CACHED,
+    KIND_LOCAL,
+    AnswerMemo,
+    MemoEntry,
+    Recent,
+)
 from filterd.dns.ratelimit import RateLimiter
 from filterd.dns.upstream import UpstreamError, UpstreamPool
 from filterd.dns.wire import (
@@ -46,10 +52,11 @@ _REFUSED_TYPES = frozenset({TYPE_AXFR, TYPE_IXFR})
 # A decision is reused for the same (client, name, type) this long. Short enough that a
 # schedule boundary or an expiring override shows within a second; a reload clears them all.
 DECISION_TTL = 1.0
-# About 500 bytes an entry. Only names asked again within DECISION_TTL gain from it, so a
-# second's worth of distinct queries is plenty; one-off names (random blocked names, cache
-# misses) would otherwise fill 100k entries (50 MB) that nothing reuses.
-DECISION_CACHE_MAX = 20_000
+# About 1 KB an entry with its query and decision. Only names asked again within
+# DECISION_TTL gain from it, and UDP repeats are answered from the memo before it: a few
+# thousand is plenty, while one-off names (random blocked names, cache misses) would
+# otherwise fill memory that nothing reuses.
+DECISION_CACHE_MAX = 5_000
 
 
 def _variant(q: Question) -> int:
@@ -101,8 +108,8 @@ class Resolver:
                  cache: AnswerCache | None = None, answers: BlockAnswers | None = None,
                  events: EventSink | None = None, rate_limit: RateLimiter | None = None,
                  rewrite_ttl: int | None = None, decision_ttl: float = DECISION_TTL) -> None:
-        self._decisions: OrderedDict[tuple[str, str, int], tuple[float, Query, Decision]] = \
-            OrderedDict()
+        # (client, name, type) -> (expires, query, decision)
+        self._decisions = Recent(decision_ttl, DECISION_CACHE_MAX)
         self.decision_ttl = decision_ttl
         self._engine = engine
         self.upstreams = upstreams
@@ -125,7 +132,7 @@ class Resolver:
     def engine(self, engine: DecisionEngine) -> None:
         """Swap the engine between two queries; no decision of the old one is reused."""
         self._engine = engine
-        self._decisions = OrderedDict()
+        self._decisions.clear()
         self.memo.clear()
 
     def decide(self, client_ip: str, name: str, qtype: int) -> tuple[Query, Decision]:
@@ -136,28 +143,14 @@ class Resolver:
                 ) -> tuple[Query, Decision, float]:
         """The decision, its query and the moment it stops being reused."""
         key = (client_ip, name, qtype)
-        hit = self._decisions.get(key)
-        if hit is not None and hit[0] > now:
+        hit = self._decisions.get(key, now)
+        if hit is not None:
             return hit[1], hit[2], hit[0]
         query = Query(name, client_ip, datetime.now(UTC), qtype=codec.type_name(qtype))
         decision = self._engine.decide(query)
         expires = now + self.decision_ttl
         if self.decision_ttl > 0:
-            decisions = self._decisions
-            if hit is not None:
-                del decisions[key]   # to the back: the order stays the order of expiry
-            decisions[key] = (expires, query, decision)
-            # Expired ones out from the front, a couple per insert, and the oldest one
-            # beyond the cap: clearing 20k entries at once was a pause of milliseconds
-            # (freeing them) on the query path, and only a second's worth is ever reused.
-            if len(decisions) > DECISION_CACHE_MAX:
-                decisions.popitem(last=False)
-            else:
-                for _ in range(2):
-                    first = next(iter(decisions))
-                    if decisions[first][0] > now:
-                        break
-                    del decisions[first]
+            self._decisions.put(key, (expires, query, decision), now)
         return query, decision, expires
 
     def replay(self, hit: MemoEntry) -> None:
