@@ -256,6 +256,12 @@ class EventLog:
             self._queue.extendleft(reversed(items[:room]))
             raise
         self.written += len(rows)
+        # Free the batch a chunk at a time: thousands of events (with their decisions and
+        # queries) freed in one go held the GIL, and so the query path, for several ms.
+        while items:
+            del items[-ROW_CHUNK:]
+            del rows[-ROW_CHUNK:]
+            time.sleep(0)
 
     # -- maintenance ------------------------------------------------------------
 
