@@ -8,14 +8,14 @@ with it and never creates one under ~/.mitmproxy.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
+import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from filterd.errors import ConfigError
 
 MITM_CA = "mitmproxy-ca.pem"  # what mitmproxy loads from its confdir
 MITM_CA_CERT = "mitmproxy-ca-cert.pem"
@@ -42,8 +42,7 @@ class SchoolCA:
         return self.der_path.read_bytes()
 
     def fingerprint(self) -> str:
-        cert = x509.load_pem_x509_certificate(self.pem())
-        return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+        return hashlib.sha256(self.der()).digest().hex(":").upper()
 
 
 def ensure_ca(directory: str | Path, school_name: str = "") -> SchoolCA:
@@ -55,12 +54,20 @@ def ensure_ca(directory: str | Path, school_name: str = "") -> SchoolCA:
     if not key_file.exists():
         _create(key_file, school_name)
     os.chmod(key_file, 0o600)
-    cert = x509.load_pem_x509_certificate(key_file.read_bytes())
-    pem = cert.public_bytes(serialization.Encoding.PEM)
+    # The certificate is read as PEM text, not parsed: `cryptography` (10 MB in every
+    # daemon process) is only imported to create a CA, once.
+    found = _CERT_PEM.search(key_file.read_text(errors="replace"))
+    try:
+        der = ssl.PEM_cert_to_DER_cert(found.group(0)) if found else b""
+    except ValueError:
+        der = b""
+    if not der:
+        raise ConfigError(f"{key_file}: no certificate in the school CA file")
+    pem = ssl.DER_cert_to_PEM_cert(der).encode()
     for name, data in (
         (MITM_CA_CERT, pem),
         (PUBLIC_PEM, pem),
-        (PUBLIC_DER, cert.public_bytes(serialization.Encoding.DER)),
+        (PUBLIC_DER, der),
     ):
         path = directory / name
         if not path.exists() or path.read_bytes() != data:
@@ -68,7 +75,15 @@ def ensure_ca(directory: str | Path, school_name: str = "") -> SchoolCA:
     return SchoolCA(directory)
 
 
+_CERT_PEM = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
+
+
 def _create(key_file: Path, school_name: str) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cn = f"filterd {school_name}".strip()[:50] + " school CA"
     name = x509.Name(

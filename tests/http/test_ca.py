@@ -17,3 +17,39 @@ def test_created_once_private_key_0600(tmp_path):
     again = ensure_ca(tmp_path / "ca", "other")
     assert key.read_bytes() == first and again.fingerprint() == ca.fingerprint()
     assert b"PRIVATE KEY" not in ca.pem() and ca.der()[:1] == b"\x30"
+
+
+def test_public_files_and_fingerprint_agree_with_cryptography(tmp_path):
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca = ensure_ca(tmp_path / "ca")
+    cert = x509.load_pem_x509_certificate((tmp_path / "ca" / MITM_CA).read_bytes())
+    assert ca.pem() == cert.public_bytes(serialization.Encoding.PEM)
+    assert ca.der() == cert.public_bytes(serialization.Encoding.DER)
+    assert ca.fingerprint() == cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    # A public file damaged on disk is written again from the key file.
+    (tmp_path / "ca" / "filterd-ca.crt").write_bytes(b"junk")
+    assert ensure_ca(tmp_path / "ca").der() == ca.der()
+
+
+def test_existing_ca_is_reused_without_loading_cryptography(tmp_path):
+    import subprocess
+    import sys
+
+    ensure_ca(tmp_path / "ca")
+    code = ("import sys; from filterd.http.ca import ensure_ca; "
+            f"ensure_ca({str(tmp_path / 'ca')!r}).fingerprint(); "
+            "print(any(m.startswith('cryptography') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"   # 10 MB the daemon does not carry
+
+
+def test_ca_file_without_certificate_is_a_clear_error(tmp_path):
+    import pytest
+
+    from filterd.errors import ConfigError
+
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "ca" / MITM_CA).write_text("-----BEGIN RSA PRIVATE KEY-----\nabc\n")
+    with pytest.raises(ConfigError, match=MITM_CA):
+        ensure_ca(tmp_path / "ca")
