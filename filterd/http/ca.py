@@ -12,6 +12,8 @@ import hashlib
 import os
 import re
 import ssl
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +54,7 @@ def ensure_ca(directory: str | Path, school_name: str = "") -> SchoolCA:
     os.chmod(directory, 0o700)
     key_file = directory / MITM_CA
     if not key_file.exists():
-        _create(key_file, school_name)
+        _create_in_child(key_file, school_name)
     os.chmod(key_file, 0o600)
     # The certificate is read as PEM text, not parsed: `cryptography` (10 MB in every
     # daemon process) is only imported to create a CA, once.
@@ -73,6 +75,20 @@ def ensure_ca(directory: str | Path, school_name: str = "") -> SchoolCA:
         if not path.exists() or path.read_bytes() != data:
             _write(path, data, 0o644)
     return SchoolCA(directory)
+
+
+def _create_in_child(key_file: Path, school_name: str) -> None:
+    """Create the CA in a short-lived process, so the daemon never loads `cryptography`."""
+    code = ("import sys; from pathlib import Path; from filterd.http.ca import _create; "
+            "_create(Path(sys.argv[1]), sys.argv[2])")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(key_file), school_name],
+                              capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"{key_file}: the school CA could not be created: {exc}") from None
+    if proc.returncode != 0 or not key_file.exists():
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"{key_file}: the school CA could not be created: {last}")
 
 
 _CERT_PEM = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")

@@ -32,16 +32,19 @@ def test_public_files_and_fingerprint_agree_with_cryptography(tmp_path):
     assert ensure_ca(tmp_path / "ca").der() == ca.der()
 
 
-def test_existing_ca_is_reused_without_loading_cryptography(tmp_path):
+def test_the_daemon_process_never_loads_cryptography(tmp_path):
     import subprocess
     import sys
 
-    ensure_ca(tmp_path / "ca")
+    # First start (the CA is created, in a child process) and every later one.
     code = ("import sys; from filterd.http.ca import ensure_ca; "
             f"ensure_ca({str(tmp_path / 'ca')!r}).fingerprint(); "
             "print(any(m.startswith('cryptography') for m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"   # 10 MB the daemon does not carry
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        assert out.stdout.strip() == "False"   # 10 MB the daemon does not carry
+    assert (tmp_path / "ca" / MITM_CA).stat().st_mode & 0o777 == 0o600
 
 
 def test_ca_file_without_certificate_is_a_clear_error(tmp_path):
