@@ -130,3 +130,23 @@ def test_counts_reported_once_and_stored_once_across_a_failed_write(tmp_path):
     log._write(db)
     assert seen == [1, 1]
     assert db.execute("SELECT SUM(n) FROM counts").fetchone()[0] == 2
+
+
+def test_writer_thread_runs_below_the_query_path(tmp_path):
+    import os
+    import threading
+
+    from filterd.events import lower_priority
+
+    seen = {}
+
+    def probe():
+        seen["how"] = lower_priority()
+        seen["policy"] = os.sched_getscheduler(threading.get_native_id())
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    assert seen["how"] == "idle" and seen["policy"] == os.SCHED_IDLE
+    # Only that thread: the caller (the query path) keeps its normal policy.
+    assert os.sched_getscheduler(threading.get_native_id()) == os.SCHED_OTHER
