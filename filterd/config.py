@@ -239,7 +239,7 @@ class DnsConfig:
 class EventsConfig:
     retention_days: int = field(default=30, metadata=_k(_int(1, 3650)))
     flush_interval: float = field(default=1.0, metadata=_k(_float(0.01, 60)))
-    queue_max: int = field(default=20_000, metadata=_k(_int(100, 10_000_000)))
+    queue_max: int = field(default=5_000, metadata=_k(_int(100, 10_000_000)))
     store_allowed: bool = field(default=False, metadata=_k(_bool))
 
 

@@ -101,7 +101,7 @@ def lower_priority() -> str:
 class EventLog:
     """Batched, bounded, crash-safe event writer. Thread-safe `record()`."""
 
-    def __init__(self, db_path: str | Path, flush_interval: float = 1.0, queue_max: int = 20_000,
+    def __init__(self, db_path: str | Path, flush_interval: float = 1.0, queue_max: int = 5_000,
                  *, store_allowed: bool = False, retention_days: int = 30) -> None:
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")

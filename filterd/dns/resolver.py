@@ -53,10 +53,14 @@ _REFUSED_TYPES = frozenset({TYPE_AXFR, TYPE_IXFR})
 # schedule boundary or an expiring override shows within a second; a reload clears them all.
 DECISION_TTL = 1.0
 # About 1 KB an entry with its query and decision. Only names asked again within
-# DECISION_TTL gain from it, and UDP repeats are answered from the memo before it: a few
+# DECISION_TTL gain from it, and UDP repeats of the same bytes are answered from the memo
+# before it: what is left is TCP and the same question in other bytes (EDNS, case), so a
 # thousand is plenty, while one-off names (random blocked names, cache misses) would
 # otherwise fill memory that nothing reuses.
-DECISION_CACHE_MAX = 5_000
+DECISION_CACHE_MAX = 1_000
+# Whole answers remembered per generation (see memo.py): the names a school asks again
+# within a second, per device.
+MEMO_MAX = 4_000
 
 
 def _variant(q: Question) -> int:
@@ -120,7 +124,7 @@ class Resolver:
         self.rewrite_ttl = rewrite_ttl if rewrite_ttl is not None else self.answers.ttl
         self._inflight: dict[Hashable, list[Fetched]] = {}
         # Whole UDP answers for repeated queries (see memo.py); never longer than a decision.
-        self.memo = AnswerMemo(decision_ttl)
+        self.memo = AnswerMemo(decision_ttl, MEMO_MAX)
         self.stats = {"queries": 0, "dropped": 0, "errors": 0, "blocked": 0, "forwarded": 0,
                       "servfail": 0, "rate_limited": 0}
 
