@@ -5,6 +5,7 @@ whether to answer and with which rcode, except where filterd is deliberately str
 (listed in DIFFERENCES with the reason).
 """
 
+import contextlib
 import socket
 import struct
 import time
@@ -193,3 +194,22 @@ def test_memo_answer_never_outlives_its_second(unbound):
         time.sleep(0.3)
         _ask_raw(s.address, q)
         assert len(engine.queries) == 2
+
+
+def test_rate_limit_applies_to_answers_from_the_memo(unbound):
+    from filterd.dns.ratelimit import RateLimiter
+
+    with ServerThread(FakeEngine(), [unbound.address],
+                      rate_limit=RateLimiter(5, burst=5)) as s:
+        q = dns.message.make_query("blocked.test", "A").to_wire()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(0.5)
+            for _ in range(40):   # identical bytes: all but the first would be memo hits
+                c.sendto(q, s.address)
+            answered = 0
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    c.recv(512)
+                    answered += 1
+        assert 1 <= answered <= 10
+        assert s.resolver.stats["rate_limited"] >= 30

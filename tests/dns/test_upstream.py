@@ -123,3 +123,50 @@ def test_bad_settings():
         UpstreamPool([])
     with pytest.raises(ValueError):
         UpstreamPool([("127.0.0.1", 53)], timeout=0)
+
+
+def test_query_callback_called_once_per_outcome():
+    """The query path's way in: a callback, exactly once, whatever happens."""
+    async def go():
+        good = await FakeUpstream(lambda d, tcp: reply_a(d)).start()
+        silent = await FakeUpstream(lambda d, tcp: None).start()
+        loop = asyncio.get_running_loop()
+
+        async def ask(pool):
+            calls = []
+            done = loop.create_future()
+
+            def cb(data, lay, exc):
+                calls.append((data, lay, exc))
+                if not done.done():
+                    done.set_result(None)
+            pool.query(question(), cb)
+            await done
+            await asyncio.sleep(0.05)   # and never again
+            assert len(calls) == 1
+            return calls[0]
+
+        ok = UpstreamPool([good.address], timeout=0.5)
+        data, lay, exc = await ask(ok)
+        assert exc is None and lay.counts[0] == 1 and data[2] & 0x80
+        ok.close()
+        # An unreachable upstream (ICMP refused) fails over at once, not after the timeout.
+        refused = UpstreamPool([("127.0.0.1", free_port()), good.address], timeout=5)
+        started = loop.time()
+        _, lay, exc = await ask(refused)
+        assert exc is None and loop.time() - started < 2
+        refused.close()
+        # Every upstream silent: the error, once, after the timeouts.
+        down = UpstreamPool([silent.address], timeout=0.2)
+        data, lay, exc = await ask(down)
+        assert data is None and isinstance(exc, UpstreamError)
+        # Closing the pool with a query in flight ends it with an error, once.
+        closing = UpstreamPool([silent.address], timeout=5)
+        calls = []
+        closing.query(question(), lambda *a: calls.append(a))
+        closing.close()
+        await asyncio.sleep(0.05)
+        assert len(calls) == 1 and isinstance(calls[0][2], UpstreamError)
+        good.close()
+        silent.close()
+    run(go())
