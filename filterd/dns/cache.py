@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from filterd.dns import wire
@@ -102,7 +103,7 @@ class AnswerCache:
         self.max_ttl = max_ttl
         self.negative_ttl_max = negative_ttl_max
         self.clock = clock
-        self._map: dict[Hashable, Entry] = {}
+        self._map: OrderedDict[Hashable, Entry] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -147,28 +148,24 @@ class AnswerCache:
         return life
 
     def _evict(self, now: float) -> None:
-        """Free about 1/64 of the entries: CLOCK (second chance) over insertion order.
+        """Free one entry: CLOCK (second chance) over insertion order.
 
         An expired entry goes at once; one used since the hand last passed is moved
         to the back instead, so a busy name is not pushed out by a stream of one-off
-        names (cache misses), as plain insertion order would do.
+        names (cache misses), as plain insertion order would do. One entry per insert,
+        in O(1) (an OrderedDict): freeing 1/64 of a full cache at once, with a scan
+        from the front of a plain dict, held the query path for about a millisecond
+        every 150 misses.
         """
         m = self._map
-        want = max(1, len(m) // 64)
-        freed = 0
-        for _ in range(4 * want):
-            if freed >= want or not m:
-                return
-            key = next(iter(m))
-            entry = m.pop(key)
+        for _ in range(8):   # bounded: a cache that is all hot still frees one
+            key, entry = m.popitem(last=False)
             if entry.hit and entry.expires > now:
                 entry.hit = False
                 m[key] = entry
-            else:
-                freed += 1
-        while freed < want and m:   # everything was hot: drop the oldest anyway
-            del m[next(iter(m))]
-            freed += 1
+                continue
+            return
+        m.popitem(last=False)
 
     def get(self, key: Hashable) -> tuple[Entry, int] | None:
         """The entry and its age in whole seconds, or None when absent or expired."""
