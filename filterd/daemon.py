@@ -275,7 +275,7 @@ class Worker:
             log.info("filterd HTTP serving: %s", ", ".join(
                 f"{k} {h}:{p}" for k, (h, p) in http_service.addresses.items()))
         # Everything built so far (engine, policy tables, modules) lives as long as the
-        # process: keep it out of the cyclic GC's full passes, which otherwise pause the loop.
+        # process: keep it out of the periodic full passes (see GC_FULL_EVERY).
         gc.freeze()
         sys.setswitchinterval(SWITCH_INTERVAL)
         if ready is not None:
@@ -304,9 +304,7 @@ class Worker:
         try:
             while True:
                 await asyncio.sleep(GC_FULL_EVERY)
-                gc.unfreeze()
-                gc.collect()
-                gc.freeze()
+                gc.collect()   # everything but what start-up or the last reload froze
         finally:
             if was_enabled:
                 gc.enable()
