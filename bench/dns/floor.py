@@ -1,11 +1,13 @@
 """The floor of a Python DNS server on this machine, beside unbound, in one run.
 
-A bare asyncio/uvloop UDP server that answers every query from a dict keyed by
-the query's bytes after the ID (asking the upstream once per distinct query) does
-the least a Python server can do per packet: one wake-up, recvfrom, one dict
-lookup, sendto. No parsing, no policy, no cache ageing, no event log. unbound
-serves the same hot names from its cache. Both are pinned to --server-cpu,
-dnsperf and the upstream to --client-cpu, as in run.py.
+Two bare UDP servers answer every query from a dict keyed by the query's bytes
+after the ID (asking the upstream once per distinct query): the least a Python
+server can do per packet. No parsing, no policy, no cache ageing, no event log.
+"event loop" is how filterd listens (uvloop: a reader callback draining the socket
+until EAGAIN); "blocking" is a thread doing nothing but blocking recvfrom/sendto,
+one system call per packet each way. unbound serves the same hot names from its
+cache. All are pinned to --server-cpu, dnsperf and the upstream to --client-cpu,
+as in run.py.
 
 Measured: server CPU µs per query at a fixed rate (10,000 QPS) and saturation QPS,
 on the 1,000 hot allowed names of run.py's mix (every query a cache hit).
@@ -57,6 +59,24 @@ loop.add_reader(s.fileno(), readable)
 loop.run_forever()
 '''
 
+BLOCKING_SERVER = r'''
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+up.settimeout(2)
+upstream = ("127.0.0.1", int(sys.argv[2]))
+memo = {}
+while True:
+    data, addr = s.recvfrom(65535)
+    key = (addr[0], data[2:])
+    tail = memo.get(key)
+    if tail is None:
+        up.sendto(data, upstream)
+        tail = memo[key] = up.recv(4096)[2:]
+    s.sendto(data[:2] + tail, addr)
+'''
+
 
 def measure(cmd: list[str], port: int, qfile: Path, seconds: float, rate: int,
             client_cpu: int) -> dict:
@@ -92,11 +112,13 @@ def main() -> int:
     upstream, up_port = run.upstream_unbound(work, args.client_cpu)
     results = {}
     try:
-        port = run.free_port()
-        floor = ["taskset", "-c", str(args.server_cpu), sys.executable, "-c", FLOOR_SERVER,
-                 str(port), str(up_port)]
-        results["python floor"] = measure(floor, port, qfile, args.seconds, args.rate,
-                                          args.client_cpu)
+        for label, code in (("python, event loop", FLOOR_SERVER),
+                            ("python, blocking", BLOCKING_SERVER)):
+            port = run.free_port()
+            cmd = ["taskset", "-c", str(args.server_cpu), sys.executable, "-c", code,
+                   str(port), str(up_port)]
+            results[label] = measure(cmd, port, qfile, args.seconds, args.rate,
+                                     args.client_cpu)
         ub = run.Unbound(work, up_port, ["blocked.bench"], args.server_cpu)
         ub.prepare()
         pinned = ["taskset", "-c", str(args.server_cpu), *ub.command()]
