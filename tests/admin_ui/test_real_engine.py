@@ -57,14 +57,17 @@ def test_why_shows_the_same_text_as_filterd_check(real, lang):
     app, cfg, _ = real
     c = _client(app, "co.lan")
     c.get(f"/lang/{lang}")
-    page = c.get("/why?site=https://pornhub.com/x&group=thcs").get_data(as_text=True)
     backend = app.extensions["filterd"]
     ip, _mac = backend.client_for_group("thcs")
-    expected = _check(cfg, "pornhub.com", ip, lang)
-    assert expected and "pornhub.com" in expected
+    # The text names the minute of the decision: ask `filterd check` before and after the
+    # page, so a minute turning over between them cannot fail the comparison.
+    before = _check(cfg, "pornhub.com", ip, lang)
+    page = c.get("/why?site=https://pornhub.com/x&group=thcs").get_data(as_text=True)
+    after = _check(cfg, "pornhub.com", ip, lang)
+    assert before and "pornhub.com" in before
     from markupsafe import escape
 
-    assert str(escape(expected)) in page
+    assert str(escape(before)) in page or str(escape(after)) in page
 
 
 def test_client_for_group_really_is_in_the_group(real):
