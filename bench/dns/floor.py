@@ -29,20 +29,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run  # the sibling benchmark's helpers
 
-FLOOR_SERVER = r'''
-import asyncio, socket, sys
+# Both servers: the listening socket on argv[1], the upstream on argv[2], the dict. The
+# answering lines stay inline in each loop (a function call would be part of the floor).
+COMMON = r'''
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+up.settimeout(2)
+upstream = ("127.0.0.1", int(sys.argv[2]))
+memo = {}
+'''
+
+FLOOR_SERVER = COMMON + r'''
+import asyncio
 try:
     import uvloop
     loop = uvloop.new_event_loop()
 except ImportError:
     loop = asyncio.new_event_loop()
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", int(sys.argv[1])))
 s.setblocking(False)
-up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-up.settimeout(2)
-upstream = ("127.0.0.1", int(sys.argv[2]))
-memo = {}
 def readable():
     for _ in range(64):
         try:
@@ -59,14 +65,7 @@ loop.add_reader(s.fileno(), readable)
 loop.run_forever()
 '''
 
-BLOCKING_SERVER = r'''
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-up.settimeout(2)
-upstream = ("127.0.0.1", int(sys.argv[2]))
-memo = {}
+BLOCKING_SERVER = COMMON + r'''
 while True:
     data, addr = s.recvfrom(65535)
     key = (addr[0], data[2:])

@@ -157,16 +157,20 @@ class Resolver:
             self._decisions.put(key, (expires, query, decision), now)
         return query, decision, expires
 
-    def replay(self, hit: MemoEntry) -> None:
-        """Account for an answer the listener sent again from the memo."""
+    def replay(self, hit: MemoEntry, client_ip: str) -> bytes | None:
+        """A memo hit: the answer without its ID, counted and logged; None if rate limited."""
         stats = self.stats
         stats["queries"] += 1
+        if self.rate_limit is not None and not self.rate_limit.allow(client_ip):
+            stats["rate_limited"] += 1
+            return None   # as handle() does on UDP: silence
         kind = hit[2]
         if kind == KIND_BLOCKED:
             stats["blocked"] += 1
         elif kind == KIND_CACHED:
             self.cache.hits += 1
         self.events.record(hit[3], hit[4])
+        return hit[1]
 
     # -- the hot path ------------------------------------------------------
 

@@ -63,7 +63,7 @@ class UdpListener:
         handle = resolver.handle
         memo = resolver.memo
         memo_get = memo.get if memo.enabled else None
-        limiter = resolver.rate_limit
+        replay = resolver.replay
         now = monotonic()   # one clock read per wake-up: the batch takes microseconds
         for _ in range(UDP_BATCH):
             try:
@@ -76,15 +76,12 @@ class UdpListener:
                 # The same bytes from the same client a moment ago: the same answer.
                 hit = memo_get((addr[0], data[2:]), now)
                 if hit is not None:
-                    if limiter is not None and not limiter.allow(addr[0]):
-                        resolver.stats["queries"] += 1
-                        resolver.stats["rate_limited"] += 1
-                        continue   # as handle() does on UDP: silence
-                    try:  # noqa: SIM105 - suppress() costs more than the send on this path
-                        send(data[:2] + hit[1], addr)
-                    except OSError:
-                        pass
-                    resolver.replay(hit)
+                    tail = replay(hit, addr[0])
+                    if tail is not None:
+                        try:  # noqa: SIM105 - suppress() costs more than the send here
+                            send(data[:2] + tail, addr)
+                        except OSError:
+                            pass
                     continue
             try:
                 res = handle(data, addr[0], False)
