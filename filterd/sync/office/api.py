@@ -30,7 +30,11 @@ def upload():
     except IngestError as exc:
         return _error(exc.status, exc.message)
     except StorageError as exc:
-        return _error(503, f"office database unavailable: {exc}")
+        # Nothing was committed: the appliance keeps the day and sends it again.
+        current_app.logger.warning("office database error during an upload: %s", exc)
+        resp, status = _error(503, "office database unavailable; send the report again later")
+        resp.headers["Retry-After"] = "60"
+        return resp, status
     return jsonify(ack), 200
 
 

@@ -12,12 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Flask, abort, g, request, session
+from flask import Flask, abort, g, jsonify, make_response, request, session
 
 from filterd import webauth
 from filterd.sync.office.i18n import DEFAULT, LANGUAGES, translate
 from filterd.sync.office.ingest import Limits
-from filterd.sync.office.storage import Storage
+from filterd.sync.office.storage import Storage, StorageError
 
 
 def secret_key(path: Path) -> bytes:
@@ -51,6 +51,22 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
         if request.method == "POST" and request.blueprint != "api" \
                 and not webauth.csrf_valid(session, request):
             abort(400, translate("The form expired; please try again.", g.lang))
+
+    @app.errorhandler(StorageError)
+    def _database_unavailable(exc: StorageError):
+        # The database went away (restart, network): say so, and when to come back.
+        app.logger.warning("office database unavailable (%s %s): %s", request.method,
+                           request.path, exc)
+        if request.blueprint == "api":
+            resp = jsonify({"status": "refused", "error": "office database unavailable"})
+        else:
+            resp = make_response(translate(
+                "The office database is unavailable; please try again in a minute.",
+                g.get("lang", DEFAULT)))
+            resp.mimetype = "text/plain"
+        resp.status_code = 503
+        resp.headers["Retry-After"] = "60"
+        return resp
 
     @app.context_processor
     def _helpers() -> dict:

@@ -80,6 +80,8 @@ VI: dict[str, str] = {
     "Only administrators can do this.": "Chỉ quản trị viên được làm việc này.",
     "The form expired; please try again.": "Biểu mẫu đã hết hạn; vui lòng thử lại.",
     "All fields are required.": "Cần điền đầy đủ các trường.",
+    "The office database is unavailable; please try again in a minute.":
+        "Cơ sở dữ liệu của văn phòng tạm thời không truy cập được; vui lòng thử lại sau một phút.",
 }
 
 

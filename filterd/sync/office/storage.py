@@ -4,6 +4,13 @@ The SQL is written once in the common subset both understand (TEXT/BIGINT
 columns, `INSERT ... ON CONFLICT DO NOTHING`, `?` placeholders translated for
 psycopg). Each thread keeps its own connection (waitress serves with a fixed
 thread pool), so a request never waits for a connect.
+
+A PostgreSQL connection can die between two requests (the server restarted, an idle
+connection cut by a firewall or an administrator): a statement that finds its
+connection broken before anything of its transaction ran reconnects and runs once
+more. A connection lost in the middle of a transaction ends it uncommitted and
+raises StorageError (the upload API answers 503: the appliance sends the day again,
+and the office stores it once).
 """
 
 from __future__ import annotations
@@ -95,7 +102,7 @@ class Storage:
         elif url.startswith(("postgresql://", "postgres://")):
             self.backend = "postgres"
             try:
-                import psycopg  # noqa: F401  (optional dependency: the `postgres` extra)
+                import psycopg  # optional dependency: the `postgres` extra
             except ImportError as exc:
                 raise StorageError("PostgreSQL needs psycopg: pip install 'filterd[postgres]'"
                                    ) from exc
@@ -105,6 +112,13 @@ class Storage:
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        if self.backend == "postgres":
+            import psycopg
+
+            self._operational: type[Exception] | tuple[type[Exception], ...] = \
+                psycopg.OperationalError
+        else:
+            self._operational = sqlite3.OperationalError
 
     # connections -------------------------------------------------------------
     def _connect(self) -> Any:
@@ -143,14 +157,32 @@ class Storage:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.backend == "postgres" else sql
 
+    def _lost(self, conn: Any, exc: Exception) -> bool:
+        """Whether `exc` means `conn` is gone (then it is dropped: the next use reconnects)."""
+        if self.backend != "postgres" or not (conn.closed or conn.broken):
+            return False
+        self._local.conn = None
+        with self._lock, suppress(ValueError):
+            self._all.remove(conn)
+        with suppress(Exception):
+            conn.close()
+        return True
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        cur = self._conn().execute(self._sql(sql), tuple(params))
-        return list(cur.fetchall())
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                cur = conn.execute(self._sql(sql), tuple(params))
+                return list(cur.fetchall())
+            except self._operational as exc:
+                if attempt == 2 or not self._lost(conn, exc):
+                    raise StorageError(f"office database error: {exc}") from exc
+        raise AssertionError("unreachable")
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        conn = self._conn()
         if self.backend == "sqlite":
+            conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(self, conn)
@@ -158,9 +190,32 @@ class Storage:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        else:
-            with conn.transaction():
-                yield Tx(self, conn)
+            return
+        for attempt in (1, 2):
+            conn = self._conn()
+            tx = conn.transaction()
+            try:
+                tx.__enter__()   # BEGIN: nothing of the caller's work has run yet
+                break
+            except self._operational as exc:
+                if attempt == 2 or not self._lost(conn, exc):
+                    raise StorageError(f"office database error: {exc}") from exc
+        try:
+            yield Tx(self, conn)
+        except BaseException as exc:
+            try:
+                tx.__exit__(type(exc), exc, exc.__traceback__)
+            except self._operational as lost:   # the rollback found the connection gone
+                self._lost(conn, lost)
+            if isinstance(exc, self._operational):
+                self._lost(conn, exc)
+                raise StorageError(f"office database error: {exc}") from exc
+            raise
+        try:
+            tx.__exit__(None, None, None)   # COMMIT
+        except self._operational as exc:
+            self._lost(conn, exc)
+            raise StorageError(f"office database error while committing: {exc}") from exc
 
     # schema ------------------------------------------------------------------
     def migrate(self) -> None:

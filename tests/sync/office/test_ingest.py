@@ -195,3 +195,60 @@ def test_many_schools_uploading_at_once(office, tmp_path):
     one = office.total("school-00", DAY)
     assert one > 0
     assert office.storage.query("SELECT SUM(n) FROM report_counts")[0][0] == one * 16
+
+
+def test_postgres_outage_answers_503_then_restart_reconnects(office, body, monkeypatch):
+    """The office database is down for a while, then restarts (every connection cut):
+    during the outage the office answers 503 with Retry-After and stores nothing; the
+    appliance's retry afterwards is stored on a new connection, and once only."""
+    if office.storage.backend != "postgres":
+        pytest.skip("connection loss is a PostgreSQL matter (SQLite is a file)")
+    import psycopg
+
+    from ..conftest import free_port
+
+    st = office.storage
+    cred = office.enrol()
+    base = st.url.split("?", 1)[0]
+    good_url = st.url
+
+    def cut_every_connection():
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid",
+                          [[c.info.backend_pid for c in st._all if not c.closed]])
+
+    def upload():
+        return post(office, body, sign(cred, body, datetime.now(UTC).timestamp()))
+
+    # The outage: connections cut and the server unreachable (its port now a closed one).
+    port = base.rsplit(":", 1)[1].split("/")[0]
+    monkeypatch.setattr(st, "url", good_url.replace(":" + port, f":{free_port()}", 1))
+    cut_every_connection()
+    req = urllib.request.Request(office.url + "/api/v1/reports", data=body, method="POST",
+                                 headers={"Content-Encoding": "gzip",
+                                          **sign(cred, body, datetime.now(UTC).timestamp())})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 503 and err.value.headers["Retry-After"] == "60"
+    assert "office database unavailable" in json.loads(err.value.read())["error"]
+    # The pages say so too, in the user's language, rather than an error 500.
+    client = office.app.test_client()
+    with client.session_transaction() as s:
+        s["user"], s["role"] = "viewer1", "viewer"
+    page = client.get("/schools")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "60"
+    assert "vui lòng thử lại sau một phút" in page.get_data(as_text=True)
+
+    # The database is back: the appliance's retry is stored.
+    monkeypatch.setattr(st, "url", good_url)
+    assert nothing_stored(office)
+    status, ack = upload()
+    assert (status, ack["status"]) == (200, "stored")
+    total = office.total("thcs-ba-dinh-01", DAY)
+    assert total > 0
+    # A restart between two uploads: the next one reconnects; the day is not counted twice.
+    cut_every_connection()
+    status, ack = upload()
+    assert (status, ack["status"]) == (200, "duplicate")
+    assert office.total("thcs-ba-dinh-01", DAY) == total
+    assert office.count("reports") == 1
