@@ -179,3 +179,16 @@ def test_partial_dump_merges_into_another_process_registry(tmp_path: Path) -> No
     text = daemon.render(daemon.merge_snapshots([daemon.snapshot(), *snaps]))
     assert _sample(text, "filterd_bypass_attempts_total", kind="dot") == 2
     assert _sample(text, "filterd_other_total") == 5  # the monitor's other metrics not added
+
+
+def test_bound_observer_counts_like_observe():
+    h = metrics.Histogram("t_bound_seconds", "t", ["upstream"], buckets=(0.01, 0.1, 1))
+    bound = h.observer(upstream="a")
+    for v in (0.005, 0.01, 0.05, 0.1, 0.5, 2.0):
+        bound(v)
+        h.observe(v, upstream="b")
+    snap = h.snapshot()["values"]
+    rows = {k[0]: (c, t) for k, c, t in snap}
+    # le semantics: a value equal to a bound falls in that bound's bucket
+    assert rows["a"] == rows["b"] == ([2, 2, 1, 1], pytest.approx(2.665))
+    assert h.count(upstream="a") == 6
