@@ -202,6 +202,17 @@ def new_pg_database(server_url: str) -> str:
     return f"{server_url}/postgres?options=-csearch_path%3D{name}"
 
 
+def cut_connections(storage: Storage) -> list[int]:
+    """What a PostgreSQL restart or an administrator does to the office's open connections:
+    terminate their server processes (returns their pids)."""
+    import psycopg
+
+    pids = [c.info.backend_pid for c in storage._all if not c.closed]
+    with psycopg.connect(storage.url.split("?", 1)[0], autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+    return pids
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def storage(request, tmp_path):
     """Office storage on SQLite and on a real PostgreSQL (each test runs on both)."""

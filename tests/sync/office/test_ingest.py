@@ -202,27 +202,20 @@ def test_postgres_outage_answers_503_then_restart_reconnects(office, body, monke
     """The office database is down for a while, then restarts (every connection cut):
     during the outage the office answers 503 with Retry-After and stores nothing; the
     appliance's retry afterwards is stored on a new connection, and once only."""
-    import psycopg
-
-    from ..conftest import free_port
+    from ..conftest import cut_connections, free_port
 
     st = office.storage
     cred = office.enrol()
     base = st.url.split("?", 1)[0]
     good_url = st.url
 
-    def cut_every_connection():
-        with psycopg.connect(base, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid",
-                          [[c.info.backend_pid for c in st._all if not c.closed]])
-
     def upload():
         return post(office, body, sign(cred, body, datetime.now(UTC).timestamp()))
 
     # The outage: connections cut and the server unreachable (its port now a closed one).
     port = base.rsplit(":", 1)[1].split("/")[0]
+    cut_connections(st)
     monkeypatch.setattr(st, "url", good_url.replace(":" + port, f":{free_port()}", 1))
-    cut_every_connection()
     req = urllib.request.Request(office.url + "/api/v1/reports", data=body, method="POST",
                                  headers={"Content-Encoding": "gzip",
                                           **sign(cred, body, datetime.now(UTC).timestamp())})
@@ -246,7 +239,7 @@ def test_postgres_outage_answers_503_then_restart_reconnects(office, body, monke
     total = office.total("thcs-ba-dinh-01", DAY)
     assert total > 0
     # A restart between two uploads: the next one reconnects; the day is not counted twice.
-    cut_every_connection()
+    cut_connections(st)
     status, ack = upload()
     assert (status, ack["status"]) == (200, "duplicate")
     assert office.total("thcs-ba-dinh-01", DAY) == total

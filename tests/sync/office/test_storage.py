@@ -2,7 +2,7 @@ import pytest
 
 from filterd.sync.office.storage import DuplicateSchool, School, Storage, StorageError
 
-from ..conftest import free_port
+from ..conftest import cut_connections, free_port, new_pg_database
 
 
 def _school(i="s1"):
@@ -81,28 +81,15 @@ def test_page_queries_read_days_through_the_key_not_a_scan(tmp_path):
     st.close()
 
 
-def _kill_backends(storage):
-    """What a PostgreSQL restart or an administrator does to the office's connections."""
-    import psycopg
-
-    base = storage.url.split("?", 1)[0]
-    with psycopg.connect(base, autocommit=True) as admin:
-        pids = [c.info.backend_pid for c in storage._all]
-        admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
-    return pids
-
-
 def test_connection_lost_between_requests_reconnects(postgres_server):
-    from ..conftest import new_pg_database
-
     st = Storage(new_pg_database(postgres_server))
     st.migrate()
     try:
         st.add_school(_school())
-        old = _kill_backends(st)
+        old = cut_connections(st)
         # A read and a write each find their connection dead, reconnect, and succeed.
         assert st.school("s1") == _school()
-        _kill_backends(st)
+        cut_connections(st)
         st.add_school(_school("s2"))
         assert [s.id for s in st.schools()] == ["s1", "s2"]
         assert st._local.conn.info.backend_pid not in old
@@ -111,8 +98,6 @@ def test_connection_lost_between_requests_reconnects(postgres_server):
 
 
 def test_connection_lost_mid_transaction_is_a_storage_error_and_nothing_stored(postgres_server):
-    from ..conftest import new_pg_database
-
     st = Storage(new_pg_database(postgres_server))
     st.migrate()
     try:
@@ -121,7 +106,7 @@ def test_connection_lost_mid_transaction_is_a_storage_error_and_nothing_stored(p
                 st.transaction() as tx:
             tx.execute("INSERT INTO schools (id, name, district, province, key_b64, enrolled_at)"
                        " VALUES (?, ?, ?, ?, ?, ?)", ["s3", "n", "d", "p", "k", "t"])
-            _kill_backends(st)
+            cut_connections(st)
             tx.execute("INSERT INTO schools (id, name, district, province, key_b64, enrolled_at)"
                        " VALUES (?, ?, ?, ?, ?, ?)", ["s4", "n", "d", "p", "k", "t"])
         # The next request works, and the interrupted transaction left nothing.
