@@ -208,11 +208,7 @@ class Histogram(_Metric):
 
     def observe(self, value: float, **labels: Any) -> None:
         key = self._key(labels)
-        idx = len(self.buckets)
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                idx = i
-                break
+        idx = bisect_left(self.buckets, value)   # the first bound >= value (le semantics)
         with self._lock:
             counts, total = self._values.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
             counts[idx] += 1
@@ -231,7 +227,7 @@ class Histogram(_Metric):
         lock = self._lock
 
         def observe(value: float) -> None:
-            idx = bisect_left(buckets, value)   # the first bound >= value (le semantics)
+            idx = bisect_left(buckets, value)
             with lock:
                 counts[idx] += 1
                 total[0] += value

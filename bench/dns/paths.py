@@ -105,9 +105,8 @@ def main() -> int:
     os.sched_setaffinity(0, {args.client_cpu})   # as run.py: off the server's core
 
     work = Path(tempfile.mkdtemp(prefix="filterd-paths-"))
-    real = run.real_names()[:args.names]
-    blocked = real + run.synthetic_names(max(0, args.names - len(real)))
-    print(f"{len(blocked)} blocked names ({len(real)} real); work dir {work}", flush=True)
+    blocked, real = run.blocked_names(args.names)
+    print(f"{len(blocked)} blocked names ({real} real); work dir {work}", flush=True)
     qdir = work / "queries"
     qdir.mkdir()
     servers = args.servers.split(",")

@@ -87,6 +87,12 @@ def synthetic_names(n: int, seed: int = 1) -> list[str]:
     return out
 
 
+def blocked_names(n: int) -> tuple[list[str], int]:
+    """`n` names to block: the real lists first, then synthetic ones; and how many are real."""
+    real = real_names()[:n]   # a smaller n is a quick try of the harness
+    return real + synthetic_names(max(0, n - len(real))), len(real)
+
+
 def query_file(path: Path, blocked: list[str], lines: int, tag: str, seed: int) -> None:
     """30 % blocked names, 60 % hot allowed names, 10 % one-off names (cache misses)."""
     rnd = random.Random(seed)
@@ -426,16 +432,15 @@ def main() -> int:
     os.sched_setaffinity(0, {args.client_cpu})
 
     work = Path(tempfile.mkdtemp(prefix="filterd-bench-"))
-    real = real_names()[:args.names]   # a smaller --names is a quick try of the harness
-    blocked = real + synthetic_names(max(0, args.names - len(real)))
-    print(f"{len(blocked)} blocked names ({len(real)} real); work dir {work}", flush=True)
+    blocked, real = blocked_names(args.names)
+    print(f"{len(blocked)} blocked names ({real} real); work dir {work}", flush=True)
     qdir = work / "queries"
     qdir.mkdir()
     lines = int(args.seconds * 100_000)
     for i, phase in enumerate(("saturation", "fixed", "reload")):
         query_file(qdir / f"{phase}.txt", blocked, lines, phase[0], seed=i)
     up, up_port = upstream_unbound(work, args.client_cpu)
-    results: dict = {"names": len(blocked), "real_names": len(real), "seconds": args.seconds,
+    results: dict = {"names": len(blocked), "real_names": real, "seconds": args.seconds,
                      "rate": args.rate, "cpus": os.cpu_count(),
                      "load_average_at_start": os.getloadavg()}
     classes = {"filterd": Filterd, "unbound": Unbound, "dnsmasq": Dnsmasq}

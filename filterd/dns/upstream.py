@@ -52,7 +52,11 @@ class UpstreamHealth:
     answered: int = 0
     failed: int = 0
     rtt: float = 0.0
-    _observe: Callable[[float], None] | None = field(default=None, repr=False, compare=False)
+    _observe: Callable[[float], None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Bound once: every forwarded query's latency comes through ok().
+        self._observe = metrics.UPSTREAM_LATENCY.observer(upstream=self.label)
 
     @property
     def label(self) -> str:
@@ -62,10 +66,7 @@ class UpstreamHealth:
         return now >= self.down_until
 
     def ok(self, rtt: float) -> None:
-        observe = self._observe
-        if observe is None:   # bound once: every forwarded query comes through here
-            observe = self._observe = metrics.UPSTREAM_LATENCY.observer(upstream=self.label)
-        observe(rtt)
+        self._observe(rtt)
         self.failures = 0
         self.down_until = 0.0
         self.answered += 1
