@@ -228,6 +228,14 @@ class DnsConfig:
     cache_max_ttl: int = field(default=86400, metadata=_k(_int(0, 7 * 86400)))
     negative_ttl_max: int = field(default=300, metadata=_k(_int(0, 86400)))
     rate_limit_qps: int = field(default=0, metadata=_k(_int(0, 1_000_000)))
+    # Groups whose HTTPS filterd does not filter by name keep `ech` in SVCB/HTTPS answers;
+    # every other group gets it removed (docs/dns.md "ECH").
+    keep_ech_groups: tuple[str, ...] = field(default=(), metadata=_k(_ids))
+    # Serve-stale (RFC 8767): seconds after expiry an answer may still be given (TTL 30)
+    # while every upstream fails; 0 = never.
+    serve_stale_max: int = field(default=86400, metadata=_k(_int(0, 7 * 86400)))
+    # Refresh an answer asked for in the last tenth of its TTL (TTLs of 10 s or more).
+    prefetch: bool = field(default=True, metadata=_k(_bool))
 
     def check(self) -> list[tuple[str, str]]:
         if self.cache_min_ttl > self.cache_max_ttl:

@@ -57,6 +57,9 @@ GC_FULL_EVERY = 60.0
 # How long a thread may hold the GIL while another waits (default 5 ms): the event writer
 # building its rows would otherwise hold back the query path that long at a time.
 SWITCH_INTERVAL = 0.0005
+# Answers living at least this long are refreshed when asked for in their last tenth (prefetch).
+PREFETCH_MIN_TTL = 10
+
 ConfigLoader = Callable[[], Any]
 
 
@@ -113,6 +116,9 @@ class DnsSettings:
     rate_limit_qps: int = 0
     appliance_ipv4: str | None = None
     appliance_ipv6: str | None = None
+    keep_ech_groups: tuple[str, ...] = ()
+    serve_stale_max: int = 86400
+    prefetch: bool = True
 
     @classmethod
     def from_config(cls, config: Any) -> DnsSettings:
@@ -127,7 +133,10 @@ class DnsSettings:
                    negative_ttl_max=int(d.negative_ttl_max),
                    rate_limit_qps=int(d.rate_limit_qps),
                    appliance_ipv4=str(v4) if v4 else None,
-                   appliance_ipv6=str(v6) if v6 else None)
+                   appliance_ipv6=str(v6) if v6 else None,
+                   keep_ech_groups=tuple(getattr(d, "keep_ech_groups", ())),
+                   serve_stale_max=int(getattr(d, "serve_stale_max", 86400)),
+                   prefetch=bool(getattr(d, "prefetch", True)))
 
 
 def sd_notify(message: str) -> None:
@@ -241,7 +250,10 @@ class Worker:
         pool = UpstreamPool(s.upstreams, timeout=s.upstream_timeout)
         self.resolver = Resolver(
             engine, pool,
-            cache=AnswerCache(s.cache_size, s.cache_min_ttl, s.cache_max_ttl, s.negative_ttl_max),
+            cache=AnswerCache(s.cache_size, s.cache_min_ttl, s.cache_max_ttl, s.negative_ttl_max,
+                              stale_for=s.serve_stale_max,
+                              prefetch_min_ttl=PREFETCH_MIN_TTL if s.prefetch else 0),
+            keep_ech_groups=frozenset(s.keep_ech_groups),
             answers=BlockAnswers(s.block_ttl, s.appliance_ipv4, s.appliance_ipv6),
             events=self.metered,
             rate_limit=RateLimiter(s.rate_limit_qps) if s.rate_limit_qps else None)

@@ -1,5 +1,10 @@
 """Answer cache: TTLs honoured with a floor and a cap, negative caching per RFC 2308.
 
+With `stale_for` > 0, an expired entry is kept that many more seconds so the
+resolver can answer from it when every upstream fails (serve-stale, RFC 8767);
+it is never returned by `get()`, only by `get_stale()`, and eviction takes
+expired entries first.
+
 An upstream answer is kept as bytes (the records after the question, the
 upstream's OPT removed) plus the offsets of every TTL, so a hit is rendered by
 copying bytes and patching the TTLs down by the entry's age.
@@ -22,7 +27,7 @@ class Entry:
     """A normalized answer: upstream flags and records, ready to render for any client."""
 
     __slots__ = ("body", "counts", "expires", "flags", "hit", "last_age", "last_body",
-                 "lifetime", "stored_at", "ttl_offsets", "ttls")
+                 "lifetime", "prefetch_age", "stored_at", "ttl_offsets", "ttls")
 
     def __init__(self, flags: int, counts: tuple[int, int, int], body: bytes,
                  ttl_offsets: tuple[int, ...], ttls: tuple[int, ...]) -> None:
@@ -34,6 +39,7 @@ class Entry:
         self.stored_at = 0.0
         self.expires = 0.0
         self.lifetime = 0
+        self.prefetch_age = 0   # a hit at this age or older refreshes the entry (0 = never)
         self.last_age = 0
         self.last_body = body
         self.hit = False   # used since it was last passed over by eviction (CLOCK)
@@ -77,15 +83,26 @@ class Entry:
         self.last_body = out
         return out
 
-    def render(self, q: Question, age: int = 0, limit: int = 65535) -> bytes:
-        """The answer for `q`: its ID and question, our OPT, TTLs aged; TC if over `limit`."""
+    def body_with_ttl(self, ttl: int) -> bytes:
+        """The records with every TTL set to `ttl` (a stale answer's, RFC 8767 4)."""
+        buf = bytearray(self.body)
+        for off in self.ttl_offsets:
+            _U32.pack_into(buf, off, ttl)
+        return bytes(buf)
+
+    def render(self, q: Question, age: int = 0, limit: int = 65535, *,
+               body: bytes | None = None, options: bytes = b"") -> bytes:
+        """The answer for `q`: its ID and question, our OPT, TTLs aged; TC if over `limit`.
+
+        `body` replaces the aged records (stale answers), `options` go in our OPT.
+        """
         flags = QR | RA | (q.flags & (RD | CD)) | (self.flags & 0xF)
         if self.flags & AD and (q.do or q.flags & AD):  # RFC 6840 5.8
             flags |= AD
-        opt = wire.opt_for(q)
+        opt = wire.opt_for(q, options=options)
         an, ns, ar = self.counts
         msg = b"".join((wire.HEADER.pack(q.id, flags, 1, an, ns, ar + (1 if opt else 0)),
-                        q.question, self.body_at(age), opt))
+                        q.question, self.body_at(age) if body is None else body, opt))
         if len(msg) > limit:
             return wire.truncated_answer(q)
         return msg
@@ -95,9 +112,16 @@ class AnswerCache:
     """A bounded map from (name, type, DO[, rewrite target]) to Entry."""
 
     def __init__(self, max_entries: int = 100_000, min_ttl: int = 0, max_ttl: int = 86400,
-                 negative_ttl_max: int = 3600, clock: Callable[[], float] = time.monotonic) -> None:
-        if max_entries < 0 or min_ttl < 0 or max_ttl < min_ttl or negative_ttl_max < 0:
+                 negative_ttl_max: int = 3600, clock: Callable[[], float] = time.monotonic,
+                 *, stale_for: int = 0, prefetch_min_ttl: int = 0) -> None:
+        if (max_entries < 0 or min_ttl < 0 or max_ttl < min_ttl or negative_ttl_max < 0
+                or stale_for < 0 or prefetch_min_ttl < 0):
             raise ValueError("bad cache limits")
+        # Seconds an expired entry stays usable for serve-stale (0 = off).
+        self.stale_for = stale_for
+        # Entries living at least this long are refreshed when asked for in the last tenth
+        # of their life (unbound's prefetch); 0 = off.
+        self.prefetch_min_ttl = prefetch_min_ttl
         self.max_entries = max_entries
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
@@ -137,6 +161,8 @@ class AnswerCache:
         entry.stored_at = now
         entry.expires = now + life
         entry.lifetime = life
+        entry.prefetch_age = (life - life // 10 if self.prefetch_min_ttl
+                              and life >= self.prefetch_min_ttl else 0)
         # Records are never shown with more TTL than the time we keep them.
         entry.ttls = tuple(min(t, life) for t in entry.ttls)
         entry.last_age = -1
@@ -175,10 +201,22 @@ class AnswerCache:
             return None
         now = self.clock()
         if now >= entry.expires:
-            del self._map[key]
+            if now >= entry.expires + self.stale_for:
+                del self._map[key]
             self.misses += 1
             return None
         self.hits += 1
         entry.hit = True
         return entry, int(now - entry.stored_at)
+
+    def get_stale(self, key: Hashable) -> Entry | None:
+        """An expired entry still within `stale_for` seconds of its expiry, else None."""
+        entry = self._map.get(key)
+        if entry is None:
+            return None
+        now = self.clock()
+        if now >= entry.expires + self.stale_for:
+            del self._map[key]
+            return None
+        return entry
 

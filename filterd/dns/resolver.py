@@ -4,6 +4,16 @@
 errors, cache hits), None for packets never answered, or an awaitable for a
 query that needs an upstream. The engine is read once per query from
 `self.engine`, so a reload swaps it between two queries and none is lost.
+
+Two things happen to upstream answers here, before they are cached:
+- ECH (svcb.py): for a group not in `keep_ech_groups`, SVCB/HTTPS answers lose
+  their `ech` parameter at cache-insert time (`_fetched`); such answers are cached
+  under their own key (variant bit ECH_STRIPPED), so a group that keeps ECH never
+  gets a stripped copy and a filtered group never gets an unstripped one.
+- Serve-stale (RFC 8767): when every upstream fails, an entry expired less than
+  `cache.stale_for` seconds ago is answered with TTL 30 and EDE 3 (Stale Answer);
+  an entry asked for in the last tenth of its life is refreshed in the background
+  (prefetch), so a popular name never expires in front of a child.
 """
 
 from __future__ import annotations
@@ -15,10 +25,10 @@ from datetime import UTC, datetime
 from time import monotonic
 from typing import Any, Protocol
 
-from filterd.dns import codec, wire
+from filterd.dns import codec, svcb, wire
 from filterd.dns.answers import BlockAnswers
 from filterd.dns.cache import AnswerCache, Entry
-from filterd.dns.edns import OUR_UDP_SIZE
+from filterd.dns.edns import OUR_UDP_SIZE, ede_option
 from filterd.dns.memo import (
     KIND_BLOCKED,
     KIND_CACHED,
@@ -63,9 +73,20 @@ DECISION_CACHE_MAX = 1_000
 MEMO_MAX = 4_000
 
 
+# Cache-key variant bit: SVCB/HTTPS answers with `ech` removed (see svcb.py).
+ECH_STRIPPED = 4
+# RFC 8767 4: a stale answer's TTL; EDE 3 tells an EDNS client what it got.
+STALE_TTL = 30
+EDE_STALE_ANSWER = 3
+
+
 def _variant(q: Question) -> int:
     """The part of the cache key besides name and type: DO and CD change the answer."""
     return (2 if q.flags & CD else 0) | (1 if q.edns is not None and q.edns.do else 0)
+
+
+class Stale(UpstreamError):
+    """Every upstream failed and the answer comes from an expired entry (RFC 8767)."""
 
 
 class DecisionEngine(Protocol):
@@ -111,7 +132,8 @@ class Resolver:
     def __init__(self, engine: DecisionEngine, upstreams: UpstreamPool, *,
                  cache: AnswerCache | None = None, answers: BlockAnswers | None = None,
                  events: EventSink | None = None, rate_limit: RateLimiter | None = None,
-                 rewrite_ttl: int | None = None, decision_ttl: float = DECISION_TTL) -> None:
+                 rewrite_ttl: int | None = None, decision_ttl: float = DECISION_TTL,
+                 keep_ech_groups: frozenset[str] | set[str] = frozenset()) -> None:
         # (client, name, type) -> (expires, query, decision)
         self._decisions = Recent(decision_ttl, DECISION_CACHE_MAX)
         self.decision_ttl = decision_ttl
@@ -123,10 +145,13 @@ class Resolver:
         self.rate_limit = rate_limit
         self.rewrite_ttl = rewrite_ttl if rewrite_ttl is not None else self.answers.ttl
         self._inflight: dict[Hashable, list[Fetched]] = {}
+        # Groups whose HTTPS filterd does not filter by name: their SVCB/HTTPS keep `ech`.
+        self.keep_ech_groups = frozenset(keep_ech_groups)
         # Whole UDP answers for repeated queries (see memo.py); never longer than a decision.
         self.memo = AnswerMemo(decision_ttl, MEMO_MAX)
         self.stats = {"queries": 0, "dropped": 0, "errors": 0, "blocked": 0, "forwarded": 0,
-                      "servfail": 0, "rate_limited": 0}
+                      "servfail": 0, "rate_limited": 0, "ech_stripped": 0, "stale": 0,
+                      "prefetched": 0}
 
     @property
     def engine(self) -> DecisionEngine:
@@ -198,8 +223,9 @@ class Resolver:
         if q.qclass != CLASS_IN or qtype in _REFUSED_TYPES:
             return wire.error_answer(q, Rcode.REFUSED)
         limit = 65535 if tcp else min(q.max_payload, OUR_UDP_SIZE)
-        if not q.name:
-            return self._answer(q, (q.name, qtype, _variant(q)), limit)   # the root: no filter
+        if not q.name:   # the root: no filter
+            return self._answer(q, (q.name, qtype, _variant(q) | (
+                ECH_STRIPPED if qtype in svcb.SVCB_TYPES else 0)), limit)
         now = monotonic()
         query, decision, expires = self._decide(client_ip, q.name, qtype, now)
         self.events.record(decision, query)
@@ -218,17 +244,23 @@ class Resolver:
             if memo is not None:
                 self.memo.put(memo, (expires, out[2:], KIND_LOCAL, decision, query), now)
             return out
+        variant = _variant(q)
+        if qtype in svcb.SVCB_TYPES and decision.group not in self.keep_ech_groups:
+            variant |= ECH_STRIPPED
         if action is Action.REWRITE and decision.rewrite_target:
             target = decision.rewrite_target.rstrip(".").lower()
-            key: Hashable = (q.name, qtype, _variant(q), target)
+            key: Hashable = (q.name, qtype, variant, target)
             hit = self.cache.get(key)
             if hit is None:
                 return self._rewrite_slow(q, target, key, limit)
         else:
-            key = (q.name, qtype, _variant(q))
+            key = (q.name, qtype, variant)
             hit = self.cache.get(key)
             if hit is None:
                 return self._forward(q, key, limit)
+            entry, age = hit
+            if entry.prefetch_age and age >= entry.prefetch_age:
+                self._prefetch(q, key)
         entry, age = hit
         out = entry.render(q, age, limit)
         if memo is not None:
@@ -246,6 +278,13 @@ class Resolver:
             entry, age = hit
             return entry.render(q, age, limit)
         return self._forward(q, key, limit)
+
+    def _prefetch(self, q: Question, key: Hashable) -> None:
+        """Refresh a popular entry before it expires; the client is answered from the cache."""
+        if key in self._inflight:
+            return
+        self.stats["prefetched"] += 1
+        self.fetch(q, key, lambda entry, exc: None)
 
     # -- upstream ------------------------------------------------------------
 
@@ -269,10 +308,19 @@ class Resolver:
         entry = None
         if exc is None:
             try:
+                if key[2] & ECH_STRIPPED:  # type: ignore[index]
+                    stripped = svcb.strip_ech(data, lay)  # type: ignore[arg-type]
+                    if stripped is not None:
+                        data, lay = stripped
+                        self.stats["ech_stripped"] += 1
                 entry = Entry.from_response(data, lay)  # type: ignore[arg-type]
                 self.cache.put(key, entry, lay)  # type: ignore[arg-type]
             except (BadQuery, ValueError) as bad:
                 entry, exc = None, bad
+        if entry is None and self.cache.stale_for:
+            entry = self.cache.get_stale(key)
+            if entry is not None:
+                exc = Stale(str(exc))
         for done in waiters:
             try:
                 done(entry, exc)
@@ -288,15 +336,25 @@ class Resolver:
                 return self.answers.servfail(q)
             log.warning("unusable upstream answer for %s: %s", q.name, exc)
             return self.answers.servfail(q, "upstream answer unusable")
+        if isinstance(exc, Stale):
+            return self._render_stale(q, entry, limit)
         age = int(self.cache.clock() - entry.stored_at) if entry.stored_at else 0
         return entry.render(q, age, limit)
 
-    async def _entry(self, q: Question, key: Hashable) -> Entry:
-        """The cached or freshly resolved Entry for `q` (raises what the upstream failed with)."""
+    def _render_stale(self, q: Question, entry: Entry, limit: int) -> bytes:
+        self.stats["stale"] += 1
+        options = (ede_option(EDE_STALE_ANSWER, "filterd: no upstream answered")
+                   if q.edns is not None else b"")
+        return entry.render(q, limit=limit, body=entry.body_with_ttl(STALE_TTL),
+                            options=options)
+
+    async def _entry(self, q: Question, key: Hashable) -> tuple[Entry, bool]:
+        """The cached or freshly resolved Entry for `q`, and whether it is stale (raises
+        what the upstream failed with when there is no stale entry either)."""
         hit = self.cache.get(key)
         if hit is not None:
-            return hit[0]
-        fut: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+            return hit[0], False
+        fut: asyncio.Future[tuple[Entry, bool]] = asyncio.get_running_loop().create_future()
 
         def done(entry: Entry | None, exc: BaseException | None) -> None:
             if fut.done():   # the awaiting task was cancelled
@@ -304,7 +362,7 @@ class Resolver:
             if entry is None:
                 fut.set_exception(exc or UpstreamError("no answer"))
             else:
-                fut.set_result(entry)
+                fut.set_result((entry, isinstance(exc, Stale)))
 
         self.fetch(q, key, done)
         return await fut
@@ -314,7 +372,8 @@ class Resolver:
 
     async def _forward_async(self, q: Question, key: Hashable, limit: int) -> bytes | None:
         try:
-            entry, exc = await self._entry(q, key), None
+            entry, stale = await self._entry(q, key)
+            exc: BaseException | None = Stale("stale") if stale else None
         except (UpstreamError, BadQuery, ValueError) as failed:
             entry, exc = None, failed
         return self.reply_for(q, limit, entry, exc)
@@ -324,10 +383,15 @@ class Resolver:
         tq = Question(0, RD, target, q.qtype, q.qclass,
                       wire.encode_name(target) + q.question[-4:], q.edns)
         try:
-            entry = await self._entry(tq, (target, q.qtype, _variant(q)))
+            entry, stale = await self._entry(tq, (target, q.qtype, key[2]))  # type: ignore[index]
         except (UpstreamError, BadQuery, ValueError):
             self.stats["servfail"] += 1
             return self.answers.servfail(q)
+        if stale:   # the chain is built for this answer only: a stale target is not cached
+            tq_answer = entry.render(tq, body=entry.body_with_ttl(STALE_TTL))
+            chain = codec.cname_chain(q, target, tq_answer, STALE_TTL)
+            lay = wire.scan_response(chain)
+            return self._render_stale(q, Entry.from_response(chain, lay), limit)
         chain = codec.cname_chain(q, target, entry.render(tq), self.rewrite_ttl)
         lay = wire.scan_response(chain)
         chained = Entry.from_response(chain, lay)

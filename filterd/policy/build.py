@@ -45,11 +45,14 @@ def build_engine(config: Config, *, index: CategoryIndex | None = None,
                  policy_dir: Path | None = None) -> Engine:
     """Load and validate everything; return a new Engine or raise ConfigError/ListError."""
     catalog, policy = build_policy(config, policy_dir=policy_dir)
-    unknown = [g for g in getattr(config.http, "intercept_groups", ()) if g not in policy.groups]
-    if unknown:  # a typo here would silently leave HTTPS undecrypted for that group
-        raise ConfigError(f"names group(s) not in the policy: {', '.join(unknown)}",
-                          file=str(config.source_file or "<defaults>"),
-                          key="http.intercept_groups")
+    for section, key in (("http", "intercept_groups"), ("dns", "keep_ech_groups")):
+        # A typo would silently leave HTTPS undecrypted, or ECH stripped, for that group.
+        named = getattr(getattr(config, section, None), key, ())
+        unknown = [g for g in named if g not in policy.groups]
+        if unknown:
+            raise ConfigError(f"names group(s) not in the policy: {', '.join(unknown)}",
+                              file=str(config.source_file or "<defaults>"),
+                              key=f"{section}.{key}")
     if overrides is None:
         overrides = load_overrides(config.overrides_file, policy.groups)
     else:

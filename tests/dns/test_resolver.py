@@ -159,3 +159,135 @@ def test_do_and_cd_answers_cached_apart():
         assert [bool(x.ar[0].ttl & 0x8000) for x in sent_do] == [False, True, False]
         assert [x.header.cd for x in sent_do] == [0, 0, 1]
     with_resolver(t)
+
+
+ECH = "AAj+DQAEYWJjZA=="
+
+
+def reply_https(data, tcp=False, ttl=300):
+    import dns.message
+    import dns.rrset
+
+    q = dns.message.from_wire(data)
+    r = dns.message.make_response(q)
+    name = q.question[0].name
+    if q.question[0].rdtype == 65:
+        r.answer.append(dns.rrset.from_text(name, ttl, "IN", "HTTPS",
+                                            f'1 . alpn="h2" ech={ECH} ipv4hint=192.0.2.30'))
+    else:
+        r.answer.append(dns.rrset.from_text(name, ttl, "IN", "A", "192.0.2.30"))
+    return r.to_wire()
+
+
+def https_text(rec):
+    return [str(rr.rdata) for rr in rec.rr if rr.rtype == 65]
+
+
+def test_ech_stripped_for_filtered_groups_fresh_and_cached():
+    async def t(r, up, engine, events):
+        first = await answer(r.handle(pkt("ech.test", "HTTPS"), "10.0.0.5"))
+        cached = r.handle(pkt("ech.test", "HTTPS", qid=2), "10.0.0.6")
+        assert isinstance(cached, bytes)
+        for rec in (first, DNSRecord.parse(cached)):
+            (text,) = https_text(rec)
+            assert "ech" not in text and "alpn" in text and "192.0.2.30" in text
+        assert r.stats["ech_stripped"] == 1 and len(up.received) == 1
+        # Other types are never touched.
+        a = await answer(r.handle(pkt("ech.test", "A"), "10.0.0.5"))
+        assert str(a.rr[0].rdata) == "192.0.2.30"
+    with_resolver(t, reply_https)
+
+
+def test_ech_kept_for_groups_not_filtered_by_name():
+    async def t(r, up, engine, events):
+        rec = await answer(r.handle(pkt("ech.test", "HTTPS"), "10.0.0.5"))
+        assert "ech" in https_text(rec)[0]
+        assert r.stats["ech_stripped"] == 0
+    with_resolver(t, reply_https, keep_ech_groups={"thcs"})   # FakeEngine's group
+
+
+def test_kept_and_stripped_answers_are_cached_apart():
+    async def t(r, up, engine, events):
+        r.keep_ech_groups = frozenset({"thcs"})
+        kept = await answer(r.handle(pkt("ech.test", "HTTPS"), "10.0.0.5"))
+        r.keep_ech_groups = frozenset()
+        stripped = await answer(r.handle(pkt("ech.test", "HTTPS", qid=3), "10.0.0.5"))
+        assert "ech" in https_text(kept)[0] and "ech" not in https_text(stripped)[0]
+        assert len(up.received) == 2
+    with_resolver(t, reply_https)
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_serve_stale_when_upstream_fails_then_fresh_again():
+    from filterd.dns.cache import AnswerCache
+
+    clock = Clock()
+    state = {"up": True}
+
+    def handler(data, tcp):
+        return reply_a(data, ttl=60) if state["up"] else None
+
+    async def t(r, up, engine, events):
+        first = await answer(r.handle(pkt("a.test", edns=True), "10.0.0.5"))
+        assert first.rr[0].ttl == 60
+        state["up"] = False
+        clock.t += 61
+        stale = await answer(r.handle(pkt("a.test", edns=True), "10.0.0.5"))
+        assert stale.header.rcode == 0 and str(stale.rr[0].rdata) == "192.0.2.1"
+        assert stale.rr[0].ttl == 30
+        assert [o.code for o in stale.ar[0].rdata] == [15]   # EDE option...
+        assert stale.ar[0].rdata[0].data[:2] == b"\x00\x03"   # ...3, Stale Answer
+        assert r.stats["stale"] == 1
+        clock.t += 130   # past stale_for: SERVFAIL, never older data
+        late = await answer(r.handle(pkt("a.test"), "10.0.0.5"))
+        assert late.header.rcode == 2
+        state["up"] = True
+        fresh = await answer(r.handle(pkt("a.test"), "10.0.0.5"))
+        assert fresh.rr[0].ttl == 60
+    with_resolver(t, handler, cache=AnswerCache(clock=clock, stale_for=120))
+
+
+def test_no_stale_answers_when_off():
+    from filterd.dns.cache import AnswerCache
+
+    clock = Clock()
+    state = {"up": True}
+
+    async def t(r, up, engine, events):
+        await answer(r.handle(pkt("a.test"), "10.0.0.5"))
+        state["up"] = False
+        clock.t += 301
+        assert (await answer(r.handle(pkt("a.test"), "10.0.0.5"))).header.rcode == 2
+    with_resolver(t, lambda d, tcp: reply_a(d) if state["up"] else None,
+                  cache=AnswerCache(clock=clock))
+
+
+def test_prefetch_refreshes_a_name_asked_near_its_expiry():
+    from filterd.dns.cache import AnswerCache
+
+    clock = Clock()
+
+    async def t(r, up, engine, events):
+        await answer(r.handle(pkt("a.test"), "10.0.0.5"))
+        clock.t += 50    # not yet in the last tenth of 300 s
+        assert isinstance(r.handle(pkt("a.test"), "10.0.0.5"), bytes)
+        assert len(up.received) == 1
+        clock.t += 225   # 275 s old
+        hit = r.handle(pkt("a.test"), "10.0.0.5")
+        assert isinstance(hit, bytes)   # the client is answered from the cache at once
+        assert DNSRecord.parse(hit).rr[0].ttl == 25
+        r.handle(pkt("a.test"), "10.0.0.5")   # one refresh in flight, not two
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if r.stats["forwarded"] == 2 and not r._inflight:
+                break
+        assert len(up.received) == 2 and r.stats["prefetched"] == 1
+        assert DNSRecord.parse(r.handle(pkt("a.test"), "10.0.0.5")).rr[0].ttl == 300
+    with_resolver(t, cache=AnswerCache(clock=clock, prefetch_min_ttl=10))
