@@ -178,6 +178,97 @@ def _endpoints(default_port: int | None, *, empty: bool = False) -> Kind:
     return parse
 
 
+_HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*"
+                       r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.I)
+
+
+class UpstreamSpec(tuple):
+    """An upstream resolver: (address, port) like a plain endpoint, and how to reach it.
+
+    `transport` is "udp" (plain DNS, UDP with TCP on truncation), "tls" (DNS over TLS,
+    RFC 7858) or "https" (DNS over HTTPS, RFC 8484); `tls_name` is the name the
+    certificate must carry (None: the IP address itself), `path` the DoH path.
+    """
+
+    transport: str
+    tls_name: str | None
+    path: str
+
+    def __new__(cls, host: str, port: int, transport: str = "udp",
+                tls_name: str | None = None, path: str = "/dns-query") -> UpstreamSpec:
+        self = super().__new__(cls, (host, port))
+        self.transport = transport
+        self.tls_name = tls_name
+        self.path = path
+        return self
+
+    def __repr__(self) -> str:
+        return f"UpstreamSpec({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self[0]}]" if ":" in self[0] else self[0]
+        name = f"#{self.tls_name}" if self.tls_name else ""
+        if self.transport == "tls":
+            return f"tls://{host}:{self[1]}{name}"
+        if self.transport == "https":
+            return f"https://{host}:{self[1]}{self.path}{name}"
+        return f"{host}:{self[1]}"
+
+
+def parse_upstream(v: Any) -> UpstreamSpec:
+    """'9.9.9.9', '9.9.9.9:53', 'tls://9.9.9.9#dns.quad9.net', 'tls://[2620:fe::fe]:853',
+    'https://1.1.1.1/dns-query#cloudflare-dns.com'. The address is an IP: filterd is the
+    resolver, there is no other to look a name up with."""
+    if not isinstance(v, str) or not v:
+        raise _Bad(f"expected an upstream address, got {type_name(v)}")
+    scheme, sep, rest = v.partition("://")
+    if not sep:
+        host, port = parse_endpoint(v, 53)
+        return UpstreamSpec(host, port)
+    if scheme not in ("tls", "https"):
+        raise _Bad(f"unknown scheme {scheme!r} in {v!r}: write an address (plain DNS), "
+                   "tls://ADDRESS#NAME (DNS over TLS) or https://ADDRESS/dns-query#NAME")
+    rest, _, name = rest.partition("#")
+    path = "/dns-query"
+    if scheme == "https" and "/" in rest:
+        rest, slash, tail = rest.partition("/")
+        path = slash + tail
+        if any(c in path for c in "?# ") or len(path) > 200:
+            raise _Bad(f"bad DNS-over-HTTPS path {path!r} in {v!r}")
+    try:
+        host, port = parse_endpoint(rest, 853 if scheme == "tls" else 443)
+    except _Bad as exc:
+        raise _Bad(f"{exc} (the upstream must be an IP address; put the name the "
+                   f"certificate carries after '#', e.g. tls://9.9.9.9#dns.quad9.net)") from None
+    if name and not _HOSTNAME.fullmatch(name):
+        raise _Bad(f"bad certificate name {name!r} in {v!r}")
+    return UpstreamSpec(host, port, scheme, name.lower() or None, path)
+
+
+def _upstreams(v: Any, ctx: _Ctx) -> tuple[UpstreamSpec, ...]:
+    if not isinstance(v, list):
+        raise _Bad(f"expected a list of upstreams, got {type_name(v)}")
+    if not v:
+        raise _Bad("the list must not be empty")
+    out = []
+    for i, item in enumerate(v):
+        try:
+            out.append(parse_upstream(item))
+        except _Bad as exc:
+            raise _Bad(f"item {i + 1}: {exc}") from None
+    return tuple(out)
+
+
+def _optional_file(v: Any, ctx: _Ctx) -> Path | None:
+    if v in ("", None):
+        return None
+    p = _path(v, ctx)
+    if not p.is_file():
+        raise _Bad(f"no such file: {p}")
+    return p
+
+
 def _timezone(v: Any, ctx: _Ctx) -> zoneinfo.ZoneInfo:
     if not isinstance(v, str) or not v:
         raise _Bad(f"expected a time zone name such as Asia/Ho_Chi_Minh, got {type_name(v)}")
@@ -218,8 +309,12 @@ def _k(kind: Kind) -> dict[str, Any]:
 class DnsConfig:
     listen: tuple[Endpoint, ...] = field(default=(("127.0.0.1", 5353),),
                                          metadata=_k(_endpoints(None)))
-    upstreams: tuple[Endpoint, ...] = field(default=(("1.1.1.1", 53), ("8.8.8.8", 53)),
-                                            metadata=_k(_endpoints(53)))
+    upstreams: tuple[UpstreamSpec, ...] = field(
+        default=(UpstreamSpec("1.1.1.1", 53), UpstreamSpec("8.8.8.8", 53)),
+        metadata=_k(_upstreams))
+    # CA certificates (PEM) that encrypted upstreams' certificates must chain to;
+    # empty = the system's trust store.
+    upstream_ca_file: Path | None = field(default=None, metadata=_k(_optional_file))
     upstream_timeout: float = field(default=2.0, metadata=_k(_float(0.05, 30)))
     block_ttl: int = field(default=10, metadata=_k(_int(0, 86400)))
     workers: int = field(default=1, metadata=_k(_int(1, 64)))
@@ -431,6 +526,6 @@ def load_config(path: str | Path | None) -> Config:
 
 __all__ = [
     "AdminConfig", "Config", "DnsConfig", "EventsConfig", "HttpConfig", "MetricsConfig",
-    "OfficeConfig", "SyncConfig", "YList", "default_config", "load_config", "parse_config",
-    "parse_endpoint",
+    "OfficeConfig", "SyncConfig", "UpstreamSpec", "YList", "default_config", "load_config",
+    "parse_config", "parse_endpoint", "parse_upstream",
 ]

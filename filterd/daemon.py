@@ -116,6 +116,7 @@ class DnsSettings:
     rate_limit_qps: int = 0
     appliance_ipv4: str | None = None
     appliance_ipv6: str | None = None
+    upstream_ca_file: str | None = None
     keep_ech_groups: tuple[str, ...] = ()
     serve_stale_max: int = 86400
     prefetch: bool = True
@@ -126,7 +127,10 @@ class DnsSettings:
         v4 = getattr(config, "appliance_ipv4", None)
         v6 = getattr(config, "appliance_ipv6", None)
         return cls(listen=tuple((str(h), int(p)) for h, p in d.listen),
-                   upstreams=tuple((str(h), int(p)) for h, p in d.upstreams),
+                   # (host, port) pairs, or config.UpstreamSpec carrying the transport
+                   upstreams=tuple(d.upstreams),
+                   upstream_ca_file=str(d.upstream_ca_file) if getattr(
+                       d, "upstream_ca_file", None) else None,
                    upstream_timeout=float(d.upstream_timeout), block_ttl=int(d.block_ttl),
                    workers=int(d.workers), cache_size=int(d.cache_size),
                    cache_min_ttl=int(d.cache_min_ttl), cache_max_ttl=int(d.cache_max_ttl),
@@ -247,7 +251,8 @@ class Worker:
                                queue_max=ev.queue_max, store_allowed=ev.store_allowed,
                                retention_days=ev.retention_days).start()
         self.metered = MeteredEvents(self.events)
-        pool = UpstreamPool(s.upstreams, timeout=s.upstream_timeout)
+        pool = UpstreamPool(s.upstreams, timeout=s.upstream_timeout,
+                            ca_file=s.upstream_ca_file)
         self.resolver = Resolver(
             engine, pool,
             cache=AnswerCache(s.cache_size, s.cache_min_ttl, s.cache_max_ttl, s.negative_ttl_max,

@@ -149,18 +149,51 @@ def check_daemon(config: Any) -> list[Check]:
     return out
 
 
+def encrypted_probe(spec: Any, timeout: float, ca_file: Any = None) -> float:
+    """Ask an encrypted (DoT/DoH) upstream for the root's NS, certificate verified; the
+    round trip in seconds, or OSError saying why (e.g. the certificate was refused)."""
+    import asyncio
+    import time
+
+    from filterd.dns import wire
+    from filterd.dns.upstream import UpstreamError, UpstreamPool
+
+    q = wire.parse_query(wire.HEADER.pack(0, wire.RD, 1, 0, 0, 0) + b"\0\0\x02\0\x01")
+
+    async def go() -> float:
+        pool = UpstreamPool([spec], timeout=timeout, ca_file=str(ca_file) if ca_file else None)
+        started = time.monotonic()
+        try:
+            await pool.resolve(q)
+        except UpstreamError:
+            raise OSError(pool.status()[0].get("error") or "no answer") from None
+        finally:
+            pool.close()
+        return time.monotonic() - started
+
+    return asyncio.run(go())
+
+
 def check_upstreams(config: Any) -> list[Check]:
     out = []
-    for host, port in config.dns.upstreams:
+    for spec in config.dns.upstreams:
+        host, port = spec
         try:
-            rtt = dns_probe(host, port, timeout=config.dns.upstream_timeout)
+            if getattr(spec, "transport", "udp") != "udp":
+                host = spec.url
+                rtt = encrypted_probe(spec, config.dns.upstream_timeout,
+                                      getattr(config.dns, "upstream_ca_file", None))
+            else:
+                rtt = dns_probe(host, port, timeout=config.dns.upstream_timeout)
         except OSError as exc:
-            out.append(Check(f"upstream {host}:{port}", Status.FAIL, f"no answer ({exc})",
+            label = host if "://" in host else f"{host}:{port}"
+            out.append(Check(f"upstream {label}", Status.FAIL, f"no answer ({exc})",
                              "check the Internet connection and that the school's router lets "
                              "this appliance reach the resolver on port 53; or pick other "
                              "dns.upstreams in filterd.yaml"))
         else:
-            out.append(Check(f"upstream {host}:{port}", Status.OK,
+            label = host if "://" in host else f"{host}:{port}"
+            out.append(Check(f"upstream {label}", Status.OK,
                              f"answers in {rtt * 1000:.0f} ms"))
     return out
 

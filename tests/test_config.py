@@ -96,6 +96,14 @@ def test_every_error_is_reported_with_line_and_key(tmp_path):
     ("dns: {block_ttl: -1}", "dns.block_ttl"),
     ("dns: {upstreams: []}", "dns.upstreams"),
     ("dns: {upstreams: [dns.google]}", "dns.upstreams"),
+    ("dns: {upstreams: ['tls://dns.quad9.net']}", "dns.upstreams"),     # needs an address
+    ("dns: {upstreams: ['quic://9.9.9.9']}", "dns.upstreams"),
+    ("dns: {upstreams: ['tls://9.9.9.9#bad name']}", "dns.upstreams"),
+    ("dns: {upstreams: ['https://1.1.1.1/q?x=1']}", "dns.upstreams"),
+    ("dns: {upstream_ca_file: /no/such/ca.pem}", "dns.upstream_ca_file"),
+    ("dns: {keep_ech_groups: all}", "dns.keep_ech_groups"),
+    ("dns: {serve_stale_max: -5}", "dns.serve_stale_max"),
+    ("dns: {prefetch: 1}", "dns.prefetch"),
     ("dns: {listen: ['300.1.1.1:53']}", "dns.listen"),
     ("dns: {listen: ['127.0.0.1:70000']}", "dns.listen"),
     ("dns: {cache_min_ttl: 100, cache_max_ttl: 10}", "dns.cache_min_ttl"),
@@ -174,3 +182,32 @@ def test_metrics_listen_is_off_by_default_and_validated(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(f)
     assert err.value.key == "listen" or "metrics.listen" in str(err.value)
+
+
+def test_upstreams_plain_tls_and_https(tmp_path):
+    p = write(tmp_path, """\
+        dns:
+          upstreams:
+            - 9.9.9.9
+            - "tls://9.9.9.9#dns.quad9.net"
+            - "tls://[2620:fe::fe]:8853"
+            - "https://1.1.1.1/dns-query#Cloudflare-DNS.com"
+            - "https://[2606:4700:4700::1111]:8443/resolve"
+    """)
+    ups = load_config(p).dns.upstreams
+    assert ups == (("9.9.9.9", 53), ("9.9.9.9", 853), ("2620:fe::fe", 8853), ("1.1.1.1", 443),
+                   ("2606:4700:4700::1111", 8443))
+    assert [u.transport for u in ups] == ["udp", "tls", "tls", "https", "https"]
+    assert [u.tls_name for u in ups] == [None, "dns.quad9.net", None, "cloudflare-dns.com",
+                                         None]
+    assert [u.path for u in ups][3:] == ["/dns-query", "/resolve"]
+    assert ups[1].url == "tls://9.9.9.9:853#dns.quad9.net"
+
+
+def test_bad_upstream_names_the_item_and_line(tmp_path):
+    p = write(tmp_path, "school_id: a\ndns:\n  upstreams: [1.1.1.1, 'tls://dns.google']\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    (err,) = errors_of(exc.value)
+    assert (err.line, err.key) == (3, "dns.upstreams")
+    assert "item 2" in err.message and "IP address" in err.message

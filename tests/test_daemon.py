@@ -114,12 +114,28 @@ class Daemon:
         return {**os.environ, "PYTHONPATH": str(REPO)}
 
     def start(self):
+        self.start_without_wait()
+        wait_dns(self.address, "allowed.test", timeout=60, proc=self.proc)
+        return self
+
+    def start_without_wait(self):
         self.log = open(self.tmp / "daemon.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "filterd", "run", "--config",
                                       str(self.config)], stdout=self.log, stderr=self.log,
                                      env=self.env(), cwd=self.tmp)
-        wait_dns(self.address, "allowed.test", timeout=60, proc=self.proc)
         return self
+
+    def wait_ready(self, timeout=60.0):
+        """Until the daemon answers at all (SERVFAIL included: its upstream may be refused)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, self.logtext()[-3000:]
+            try:
+                return dns.query.udp(dns.message.make_query("ready.test", "A"),
+                                     self.address[0], port=self.port, timeout=1)
+            except Exception:
+                assert time.monotonic() < deadline, self.logtext()[-3000:]
+                time.sleep(0.1)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

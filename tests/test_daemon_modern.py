@@ -113,3 +113,54 @@ def test_upstream_stopped_stale_answers_then_fresh_again(tmp_path):
     finally:
         d.stop()
         u.stop()
+
+
+# -- encrypted upstreams -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dot_unbound(tmp_path_factory):
+    from tlshelpers import encrypted_unbound, make_pki
+
+    tmp = tmp_path_factory.mktemp("dot-unbound")
+    pki = make_pki(tmp / "pki")
+    u, tls_port, https_port = encrypted_unbound(tmp / "unbound", pki)
+    yield u, tls_port, https_port, pki
+    u.stop()
+
+
+def encrypted_daemon(tmp, upstream_url, ca):
+    d = Daemon(tmp, ("127.0.0.1", 9), dns_extra=f"  upstream_ca_file: {ca}\n")
+    text = d.config.read_text()
+    text = re.sub(r"  upstreams: \[.*\]\n", f"  upstreams: ['{upstream_url}']\n", text)
+    d.config.write_text(text)
+    return d.start_without_wait()
+
+
+@pytest.mark.parametrize("scheme", ["tls", "https"])
+def test_daemon_reaches_unbound_encrypted_and_refuses_a_wrong_certificate(
+        tmp_path, dot_unbound, scheme):
+    _u, tls_port, https_port, pki = dot_unbound
+    port = tls_port if scheme == "tls" else https_port
+    good = tmp_path / "good"
+    good.mkdir()
+    d = encrypted_daemon(good, f"{scheme}://127.0.0.1:{port}#dns.test", pki.ca)
+    try:
+        d.wait_ready()
+        out = dig(d, THPT, "www.allowed.test")
+        assert "status: NOERROR" in out and "192.0.2.11" in out, out
+        assert "blocked.test" not in out
+        assert "status: NXDOMAIN" not in dig(d, THPT, "other.test")
+    finally:
+        d.stop()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    d = encrypted_daemon(bad, f"{scheme}://127.0.0.1:{port}#not-the-name.test", pki.ca)
+    try:
+        d.wait_ready()
+        out = dig(d, THPT, "www.allowed.test")
+        assert "status: SERVFAIL" in out and "192.0.2.11" not in out, out
+        assert "EDE: 22" in out
+        d.wait_for(lambda: "certificate not accepted" in d.logtext(), "no clear log line")
+        assert "not-the-name.test" in d.logtext()
+    finally:
+        d.stop()

@@ -216,7 +216,7 @@ class _Attempt:
         except (BadQuery, struct.error) as exc:
             self.failed(exc)
             return
-        if lay.flags & wire.TC:
+        if lay.flags & wire.TC and not self.pool.encrypted[self.upstream]:
             # Rare: the answer needs TCP. A task for this one only.
             task = asyncio.ensure_future(self._over_tcp())
             _tcp_tasks.add(task)
@@ -251,7 +251,7 @@ _tcp_tasks: set[asyncio.Task] = set()
 
 class UpstreamPool:
     def __init__(self, servers: Sequence[tuple[str, int]], timeout: float = 2.0,
-                 sockets_per_upstream: int = 4) -> None:
+                 sockets_per_upstream: int = 4, ca_file: str | None = None) -> None:
         if not servers:
             raise ValueError("no upstream resolvers configured")
         if timeout <= 0:
@@ -261,9 +261,20 @@ class UpstreamPool:
         self.sockets_per_upstream = sockets_per_upstream
         self._channels: list[list[_UdpChannel]] = [[] for _ in self.health]
         self.closed = False
+        # Encrypted upstreams (servers given as config.UpstreamSpec): one channel each,
+        # made by upstream_tls / upstream_https (see transports.py).
+        self.specs = list(servers)
+        self.encrypted = [getattr(s, "transport", "udp") != "udp" for s in servers]
+        self.ca_file = ca_file
 
     def _channel(self, i: int) -> _UdpChannel:
         chans = self._channels[i]
+        if self.encrypted[i]:
+            if not chans or chans[0].closed:
+                from filterd.dns.transports import encrypted_channel
+
+                chans[:] = [encrypted_channel(self.specs[i], self.timeout, self.ca_file)]
+            return chans[0]
         if len(chans) < self.sockets_per_upstream:
             chan = _UdpChannel(asyncio.get_running_loop(), self.health[i].address)
             chans.append(chan)
@@ -339,6 +350,14 @@ class UpstreamPool:
 
     def status(self) -> list[dict[str, object]]:
         now = time.monotonic()
-        return [{"address": f"{h.address[0]}:{h.address[1]}", "healthy": h.healthy(now),
-                 "answered": h.answered, "failed": h.failed, "rtt_ms": round(h.rtt * 1000, 2)}
-                for h in self.health]
+        out: list[dict[str, object]] = [
+            {"address": f"{h.address[0]}:{h.address[1]}", "healthy": h.healthy(now),
+             "answered": h.answered, "failed": h.failed, "rtt_ms": round(h.rtt * 1000, 2)}
+            for h in self.health]
+        for i, row in enumerate(out):   # encrypted ones: how, and why the last connect failed
+            if self.encrypted[i]:
+                spec = self.specs[i]
+                row["transport"] = spec.transport  # type: ignore[attr-defined]
+                chans = self._channels[i]
+                row["error"] = chans[0].last_error if chans else ""  # type: ignore[attr-defined]
+        return out
