@@ -331,7 +331,8 @@ class Backend:
         return counts
 
     def upstream_health(self) -> list[dict[str, Any]] | None:
-        """Per upstream resolver: answers and errors since the daemon started (metrics)."""
+        """Per upstream resolver: answers and errors since the daemon started, and whether
+        it answers now (`up`: None when the daemon does not say), from the metrics."""
         samples = self.metrics()
         if samples is None:
             return None
@@ -340,11 +341,13 @@ class Backend:
             up = labels.get("upstream")
             if not up:
                 continue
-            row = ups.setdefault(up, {"upstream": up, "answers": 0, "errors": 0})
+            row = ups.setdefault(up, {"upstream": up, "answers": 0, "errors": 0, "up": None})
             if name == "filterd_upstream_latency_seconds_count":
                 row["answers"] += int(value)
             elif name == "filterd_upstream_errors_total":
                 row["errors"] += int(value)
+            elif name == "filterd_upstream_up":   # now, not since start: what the school sees
+                row["up"] = value >= 1
         return sorted(ups.values(), key=lambda r: r["upstream"])
 
     def reload(self, wait: float = 10.0) -> ReloadResult:

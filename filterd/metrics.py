@@ -140,8 +140,8 @@ class Counter(_Metric):
 class Gauge(_Metric):
     """Goes up and down; or computed at scrape time with `set_function`.
 
-    `merge` says how worker processes combine: "sum" (queue depths) or "max"
-    (timestamps such as the last sync).
+    `merge` says how worker processes combine: "sum" (queue depths), "max"
+    (timestamps such as the last sync) or "min" (a state every worker must see: up).
     """
 
     kind = "gauge"
@@ -149,8 +149,8 @@ class Gauge(_Metric):
     def __init__(self, name: str, help: str, labelnames: Iterable[str] = (),
                  merge: str = "sum") -> None:
         super().__init__(name, help, labelnames)
-        if merge not in ("sum", "max"):
-            raise MetricsError(f"{name}: merge must be sum or max, not {merge!r}")
+        if merge not in ("sum", "max", "min"):
+            raise MetricsError(f"{name}: merge must be sum, max or min, not {merge!r}")
         self.merge = merge
         self._values: dict[LabelKey, float] = {}
         self._function: Callable[[], float | None] | None = None
@@ -345,6 +345,8 @@ def _merge_values(metric: _Metric, acc: list[Any], new: list[Any]) -> list[Any]:
             old[2] += item[2]
         elif isinstance(metric, Gauge) and metric.merge == "max":
             old[1] = max(old[1], item[1])
+        elif isinstance(metric, Gauge) and metric.merge == "min":
+            old[1] = min(old[1], item[1])
         else:
             old[1] += item[1]
     return list(table.values())
@@ -381,6 +383,12 @@ UPSTREAM_LATENCY = REGISTRY.histogram("filterd_upstream_latency_seconds",
                                       "Time for an upstream resolver to answer.", ("upstream",))
 UPSTREAM_ERRORS = REGISTRY.counter("filterd_upstream_errors_total",
                                    "Upstream timeouts and failures.", ("upstream",))
+UPSTREAM_UP = REGISTRY.gauge("filterd_upstream_up",
+                             "1 while an upstream resolver answers, 0 while it is down.",
+                             ("upstream",), merge="min")
+INTERNAL_ERRORS = REGISTRY.counter("filterd_internal_errors_total",
+                                   "Unexpected errors caught (and logged once a while), by where.",
+                                   ("where",))
 EVENT_QUEUE_DEPTH = REGISTRY.gauge("filterd_event_queue_depth",
                                    "Events waiting to be written to the event log.")
 EVENTS_DROPPED = REGISTRY.counter("filterd_events_dropped_total",

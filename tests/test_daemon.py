@@ -81,9 +81,9 @@ class Daemon:
     """`python -m filterd run --config filterd.yaml` in a temporary directory."""
 
     def __init__(self, tmp: Path, upstream, *, workers: int = 1, flush_interval: float = 1.0,
-                 dns_extra: str = "", ipv6: bool = False):
+                 dns_extra: str = "", ipv6: bool = False, extra: str = ""):
         """`upstream` is one (host, port) or a list of them; `dns_extra` more `dns:` lines;
-        `ipv6`: listen on [::1] too, same port."""
+        `ipv6`: listen on [::1] too, same port; `extra`: more top-level YAML."""
         upstreams = [upstream] if isinstance(upstream[0], str) else list(upstream)
         self.tmp = tmp
         self.port = free_port()
@@ -100,7 +100,8 @@ class Daemon:
             f"  upstreams: [{', '.join(repr(f'{h}:{p}') for h, p in upstreams)}]\n"
             f"  upstream_timeout: 0.5\n  workers: {workers}\n{dns_extra}"
             f"events:\n  flush_interval: {flush_interval}\n"
-            "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n")
+            "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n"
+            + extra)
         self.proc: subprocess.Popen | None = None
 
     def set_policy(self, extra: str) -> None:
@@ -641,7 +642,8 @@ def test_readme_dig_examples_answer_as_shown(tmp_path, unbound):
     cfg.write_text(f"data_dir: {tmp_path / 'var'}\n"
                    f"dns:\n  listen: ['127.0.0.1:{port}']\n"
                    f"  upstreams: ['{unbound.address[0]}:{unbound.address[1]}']\n"
-                   "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n")
+                   "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n"
+            )
     log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "filterd", "run", "--config", str(cfg)],
                             stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -51,9 +51,13 @@ from filterd.dns.wire import (
     Question,
     Rcode,
 )
+from filterd.faultlog import Throttled
 from filterd.policy.decision import Action, Decision, Query
 
 log = logging.getLogger(__name__)
+# A fault that lasts must not log a line per query: the first, then counts (see faultlog).
+_errors = Throttled(log, "resolver")
+_unusable = Throttled(log, "upstream_answer")
 
 # Meta types a query may not ask for (RFC 6895 3.1: OPT, TSIG, TKEY, MAILA, MAILB, 128-248...).
 _FORMERR_TYPES = frozenset({41, 249, 250, 253, 254, *range(128, 249)})
@@ -300,7 +304,12 @@ class Resolver:
             return
         self._inflight[key] = [done]
         self.stats["forwarded"] += 1
-        self.upstreams.query(q, lambda data, lay, exc: self._fetched(key, data, lay, exc))
+        try:
+            self.upstreams.query(q, lambda data, lay, exc: self._fetched(key, data, lay, exc))
+        except Exception as exc:   # never leave the key in flight: its name would hang for good
+            _errors.exception("forwarding %s failed", q.name)
+            if key in self._inflight:
+                self._fetched(key, None, None, exc)
 
     def _fetched(self, key: Hashable, data: bytes | None, lay: wire.Layout | None,
                  exc: BaseException | None) -> None:
@@ -325,7 +334,7 @@ class Resolver:
             try:
                 done(entry, exc)
             except Exception:
-                log.exception("answering a forwarded query failed")
+                _errors.exception("answering a forwarded query failed")
 
     def reply_for(self, q: Question, limit: int, entry: Entry | None,
                   exc: BaseException | None) -> bytes:
@@ -334,7 +343,7 @@ class Resolver:
             self.stats["servfail"] += 1
             if isinstance(exc, UpstreamError):
                 return self.answers.servfail(q)
-            log.warning("unusable upstream answer for %s: %s", q.name, exc)
+            _unusable.warning("unusable upstream answer for %s: %s", q.name, exc)
             return self.answers.servfail(q, "upstream answer unusable")
         if isinstance(exc, Stale):
             return self._render_stale(q, entry, limit)

@@ -15,8 +15,11 @@ from collections.abc import Sequence
 from time import monotonic
 
 from filterd.dns.resolver import Pending, Resolver
+from filterd.faultlog import Throttled
 
 log = logging.getLogger(__name__)
+# Once with its traceback, then counted (a bug every query hits must not flood the log).
+_errors = Throttled(log, "listener")
 
 # Strong references to pending answers: the loop keeps only weak ones to tasks.
 _pending: set[asyncio.Future] = set()
@@ -86,7 +89,7 @@ class UdpListener:
             try:
                 res = handle(data, addr[0], False)
             except Exception:
-                log.exception("query from %s failed", addr[0])
+                _errors.exception("query from %s failed", addr[0])
                 continue
             if res is None:
                 continue
@@ -109,7 +112,7 @@ class UdpListener:
         try:
             out = await res  # type: ignore[misc]
         except Exception:
-            log.exception("query from %s failed", addr[0])
+            _errors.exception("query from %s failed", addr[0])
             return
         if out is not None and not self.closed:
             with contextlib.suppress(OSError):
@@ -194,7 +197,7 @@ class TcpServer(asyncio.Protocol):
         try:
             res = self.resolver.handle(frame, self.client, True)
         except Exception:
-            log.exception("TCP query from %s failed", self.client)
+            _errors.exception("TCP query from %s failed", self.client)
             self._abort()
             return
         if res is None:
@@ -209,7 +212,7 @@ class TcpServer(asyncio.Protocol):
         try:
             out = await res  # type: ignore[misc]
         except Exception:
-            log.exception("TCP query from %s failed", self.client)
+            _errors.exception("TCP query from %s failed", self.client)
             out = None
         self.inflight -= 1
         if out is not None:

@@ -107,6 +107,8 @@ def test_upstream_health_from_metrics(config):
     text = (b'filterd_upstream_latency_seconds_count{upstream="1.1.1.1:53"} 40\n'
             b'filterd_upstream_errors_total{upstream="1.1.1.1:53"} 2\n'
             b'filterd_upstream_errors_total{upstream="8.8.8.8:53"} 5\n'
+            b'filterd_upstream_up{upstream="1.1.1.1:53"} 1\n'
+            b'filterd_upstream_up{upstream="8.8.8.8:53"} 0\n'
             b'# HELP x y\nfilterd_reloads_total{result="ok"} 3\n')
 
     class Handler(BaseHTTPRequestHandler):
@@ -124,8 +126,8 @@ def test_upstream_health_from_metrics(config):
     try:
         be = _with_metrics(config, server.server_address[1])
         assert be.upstream_health() == [
-            {"upstream": "1.1.1.1:53", "answers": 40, "errors": 2},
-            {"upstream": "8.8.8.8:53", "answers": 0, "errors": 5}]
+            {"upstream": "1.1.1.1:53", "answers": 40, "errors": 2, "up": True},
+            {"upstream": "8.8.8.8:53", "answers": 0, "errors": 5, "up": False}]
         assert be._reload_counts() == {"ok": 3.0}
     finally:
         server.shutdown()

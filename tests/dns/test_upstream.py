@@ -170,3 +170,111 @@ def test_query_callback_called_once_per_outcome():
         good.close()
         silent.close()
     run(go())
+
+
+def test_health_arithmetic_is_bounded_for_outages_of_any_length():
+    """2.0 ** (failures - 3) overflowed past ~1,030 failures: every later query raised."""
+    from filterd.dns.upstream import MAX_BACKOFF, UpstreamHealth
+
+    h = UpstreamHealth(("127.0.0.1", free_port()))
+    for i in range(100_000):
+        h.fail(float(i), TimeoutError())
+    assert h.down and h.failed == 100_000
+    assert h.down_until - 99_999.0 <= MAX_BACKOFF
+    h.ok(0.01)
+    assert not h.down and h.healthy(0.0) and h.failures == 0
+
+
+def test_down_upstream_gets_probes_only_and_recovers_at_once():
+    """While down, at most PROBES_WHILE_DOWN queries wait on it; the rest fail at once,
+    and its first answer brings it back, however long the outage was."""
+    from filterd.dns.upstream import PROBES_WHILE_DOWN
+
+    async def go():
+        answering = False
+        up = await FakeUpstream(lambda d, tcp: reply_a(d) if answering else None).start()
+        pool = UpstreamPool([up.address], timeout=0.3)
+        h = pool.health[0]
+        try:
+            for _ in range(3):
+                with pytest.raises(UpstreamError):
+                    await pool.resolve(question())
+            assert h.down
+            sent = len(up.received)
+            results = await asyncio.gather(*(pool.resolve(question(f"n{i}.test"))
+                                             for i in range(50)), return_exceptions=True)
+            assert all(isinstance(r, UpstreamError) for r in results)
+            assert len(up.received) - sent <= PROBES_WHILE_DOWN
+            assert h.shed >= 50 - PROBES_WHILE_DOWN and h.inflight == 0
+            answering = True
+            _data, lay = await pool.resolve(question())
+            assert lay.rcode == 0 and not h.down and pool.status()[0]["up"]
+        finally:
+            pool.close()
+            up.close()
+    run(go())
+
+
+def test_refused_upstream_recovers_with_fresh_sockets():
+    """ICMP port unreachable on a socket: dropped, not reused (uvloop stops reading it)."""
+    import uvloop
+
+    async def go():
+        port = free_port()
+        pool = UpstreamPool([("127.0.0.1", port)], timeout=0.3)
+        try:
+            for i in range(20):
+                with pytest.raises(UpstreamError):
+                    await pool.resolve(question(f"r{i}.test"))
+            assert pool.health[0].down
+            class Answer(asyncio.DatagramProtocol):
+                def connection_made(self, transport):
+                    self.transport = transport
+
+                def datagram_received(self, data, addr):
+                    self.transport.sendto(reply_a(data), addr)
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                Answer, local_addr=("127.0.0.1", port))
+            try:
+                _data, lay = await pool.resolve(question())
+                assert lay.rcode == 0 and not pool.health[0].down
+            finally:
+                transport.close()
+        finally:
+            pool.close()
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(go(), 30))
+    finally:
+        loop.close()
+
+
+def test_a_bug_in_a_callback_still_answers_and_logs_once(caplog):
+    """Whatever is raised inside a loop callback ends that query with an error, once."""
+    from filterd.dns import upstream as up_mod
+
+    async def go():
+        good = await FakeUpstream(lambda d, tcp: reply_a(d)).start()
+        pool = UpstreamPool([good.address], timeout=0.3)
+        calls = []
+
+        def broken(rtt):
+            raise RuntimeError("bug")
+        pool.health[0]._observe = broken
+        try:
+            for i in range(20):
+                pool.query(question(f"b{i}.test"), lambda d, lay, e: calls.append(e))
+            for _ in range(50):
+                if len(calls) == 20:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(calls) == 20 and all(isinstance(e, RuntimeError) for e in calls)
+            assert pool.health[0].inflight == 0
+            assert all(not c.pending for c in pool._channels[0])
+        finally:
+            pool.close()
+            good.close()
+    up_mod._callback_errors.logged_at = None
+    run(go())
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1

@@ -50,3 +50,16 @@ def test_dashboard_in_english(as_role, shared_db):
     page = c.get("/").get_data(as_text=True)
     assert "Adult content" in page and "blocks in the last 24 hours" in page
     assert '<html lang="en">' in page
+
+
+def test_dashboard_says_which_upstream_is_not_answering(as_role, monkeypatch):
+    from admin_ui.backend import Backend
+
+    monkeypatch.setattr(Backend, "upstream_health", lambda self: [
+        {"upstream": "1.1.1.1:53", "answers": 40, "errors": 2, "up": True},
+        {"upstream": "8.8.8.8:53", "answers": 9, "errors": 5, "up": False}])
+    page = as_role("viewer").get("/").get_data(as_text=True)
+    rows = re.findall(r"<tr( class=\"warn\")?><td>([^<]+)</td><td>([^<]*)</td>", page)
+    assert ("", "1.1.1.1:53", "Đang trả lời") in rows
+    assert (' class="warn"', "8.8.8.8:53",
+            "Không trả lời: tên miền mới bị báo lỗi cho đến khi máy chủ trả lời lại") in rows
