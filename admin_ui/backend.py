@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 
 from admin_ui.errors import N_, AdminError
-from admin_ui.files import atomic_write
 from filterd.errors import ConfigError, FilterdError
+from filterd.state.atomic import atomic_write
 
 PID_FILE = "filterd.pid"
 OVERRIDES_FILE = "overrides.json"
@@ -244,7 +244,7 @@ class Backend:
         """Validate, then write each file atomically (previous version kept as .prev)."""
         self.validate_policies(changes)
         for name, text in changes.items():
-            atomic_write(self.policy_path(name), text)
+            atomic_write(self.policy_path(name), text, keep_previous=True)
 
     # ---- overrides ----------------------------------------------------------------------
 
@@ -278,7 +278,7 @@ class Backend:
     def write_overrides(self, items: list[dict[str, Any]]) -> None:
         text = json.dumps({"version": 1, "overrides": items}, ensure_ascii=False, indent=1,
                           sort_keys=True) + "\n"
-        atomic_write(self.overrides_path, text, mode=0o640)
+        atomic_write(self.overrides_path, text, mode=0o640, keep_previous=True)
 
     # ---- the daemon ---------------------------------------------------------------------
 

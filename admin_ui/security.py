@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from flask import abort, g, redirect, request, session, url_for
 
+from filterd.state.atomic import create_exclusive
+
 SECRET_FILE = "admin_secret"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -23,20 +25,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The session-signing secret: made once on first run, kept 0600 in data_dir."""
     path = Path(data_dir) / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if not create_exclusive(path, secrets.token_bytes(48), mode=0o600):
         secret = path.read_bytes()
         if len(secret) < 32:
             raise RuntimeError(f"{path}: secret too short; delete it to make a new one") from None
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)  # someone loosened it: tighten again
         return secret
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secrets.token_bytes(48))
-        fh.flush()
-        os.fsync(fh.fileno())
     return path.read_bytes()
 
 

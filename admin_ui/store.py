@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from filterd.db import db_path, migrate, open_db
+from filterd.state.db import db_path, migrate, open_db, table_exists
 
 MODULE = "admin"
 
@@ -57,7 +57,4 @@ def open_admin_db(data_dir: str | Path) -> sqlite_utils.Database:
     migrate(db, MODULE, MIGRATIONS)
     return db
 
-
-def table_exists(db: sqlite_utils.Database, name: str) -> bool:
-    row = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", [name]).fetchone()
-    return row is not None
+__all__ = ["MIGRATIONS", "MODULE", "open_admin_db", "table_exists"]

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from filterd import metrics
-from filterd.db import db_path
 from filterd.dns.answers import BlockAnswers
 from filterd.dns.cache import AnswerCache
 from filterd.dns.ratelimit import RateLimiter
@@ -36,9 +35,10 @@ from filterd.dns.resolver import DecisionEngine, Resolver
 from filterd.dns.server import serve
 from filterd.dns.upstream import UpstreamPool
 from filterd.errors import FilterdError
-from filterd.events import EventLog
 from filterd.policy.decision import Action
 from filterd.sdnotify import Notifier, NotifyError, watchdog_loop
+from filterd.state.db import db_path
+from filterd.state.events import EventLog, open_event_log
 
 log = logging.getLogger("filterd.daemon")
 
@@ -246,10 +246,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         if engine is None:
             engine = self.engine_factory(self.config)
-        ev = self.config.events
-        self.events = EventLog(db_path(self.config.data_dir), flush_interval=ev.flush_interval,
-                               queue_max=ev.queue_max, store_allowed=ev.store_allowed,
-                               retention_days=ev.retention_days).start()
+        self.events = open_event_log(self.config).start()
         self.metered = MeteredEvents(self.events)
         pool = UpstreamPool(s.upstreams, timeout=s.upstream_timeout,
                             ca_file=s.upstream_ca_file)
@@ -407,8 +404,8 @@ def run(config: Any, *, config_path: str | Path | None = None,
     settings = DnsSettings.from_config(config)
     # Fail closed: an engine that does not build means no daemon at all.
     engine = engine_factory(config)
-    from filterd.db import open_db
-    from filterd.events import init_db
+    from filterd.state.db import open_db
+    from filterd.state.events import init_db
 
     db = open_db(db_path(config.data_dir))
     init_db(db)

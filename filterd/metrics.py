@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
 import threading
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from filterd.errors import FilterdError
+from filterd.state.atomic import atomic_write
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -314,9 +314,8 @@ class Registry:
         snap = self.snapshot()
         if names is not None:
             snap = {name: snap[name] for name in names}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(snap))
-        os.replace(tmp, path)
+        # Rewritten every few seconds and worthless after a power cut: no fsync.
+        atomic_write(path, json.dumps(snap), durable=False)
 
     def merge_snapshots(self, snaps: Iterable[Mapping[str, Mapping[str, Any]]]
                         ) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,6 @@
 import pytest
 
-from filterd.db import migrate, open_db
+from filterd.state.db import migrate, open_db
 
 
 def test_migrations_apply_once_per_module(tmp_path):

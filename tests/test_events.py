@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from filterd.db import open_db
-from filterd.events import EventLog, hour_of, recent
 from filterd.policy.decision import Action, Decision, Query, Reason, RuleSource
+from filterd.state.db import open_db
+from filterd.state.db import open_db as _open
+from filterd.state.eventquery import search_events
+from filterd.state.events import EventLog, hour_of
 
 
 def decision(action=Action.BLOCK, reason=Reason.CATEGORY, category="adult", name="x.test"):
@@ -136,7 +138,7 @@ def test_writer_thread_runs_below_the_query_path(tmp_path):
     import os
     import threading
 
-    from filterd.events import lower_priority
+    from filterd.state.events import lower_priority
 
     seen = {}
 
@@ -150,3 +152,12 @@ def test_writer_thread_runs_below_the_query_path(tmp_path):
     assert seen["how"] == "idle" and seen["policy"] == os.SCHED_IDLE
     # Only that thread: the caller (the query path) keeps its normal policy.
     assert os.sched_getscheduler(threading.get_native_id()) == os.SCHED_OTHER
+
+
+def recent(path, limit=100):
+    """The newest events, through the state package's read query (as the admin page reads)."""
+    db = _open(path)
+    try:
+        return search_events(db, limit=limit)
+    finally:
+        db.conn.close()

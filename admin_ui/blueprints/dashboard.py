@@ -16,8 +16,9 @@ from flask_babel import get_timezone, gettext
 
 from admin_ui.charts import bar_chart, column_chart
 from admin_ui.security import ALL_ROLES, roles_required
-from admin_ui.store import table_exists
 from admin_ui.web import backend, db, lang
+from filterd.state import eventquery
+from filterd.state.db import table_exists
 
 bp = Blueprint("dashboard", __name__)
 
@@ -26,16 +27,6 @@ def _school_tz() -> ZoneInfo:
     return ZoneInfo(str(get_timezone()))
 
 
-def _hour_key(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H")
-
-
-def _sum_by(column: str, since: str) -> list[tuple[str, int]]:
-    rows = db().execute(
-        f"SELECT {column}, SUM(n) FROM counts WHERE action = 'block' AND hour >= ?"
-        f" GROUP BY {column}",
-        [since]).fetchall()
-    return [(r[0] or "", int(r[1] or 0)) for r in rows]
 
 
 def _upload_status() -> dict:
@@ -62,10 +53,10 @@ def _upload_status() -> dict:
 @roles_required(*ALL_ROLES)
 def index():
     now = datetime.now(UTC)
-    day_start = _hour_key(now - timedelta(hours=23))
+    day_start = now - timedelta(hours=23)
     local_now = now.astimezone(_school_tz())
+    # 7 local days, today included
     week_from = (local_now - timedelta(days=6)).replace(hour=0, minute=0, second=0, microsecond=0)
-    week_start = _hour_key(week_from.astimezone(UTC))  # 7 local days, today included
     cats = backend().categories()
     lng = lang()
     group_labels = {grp.id: grp.label(lng) for grp in backend().groups()}
@@ -80,9 +71,9 @@ def index():
     totals = {"day": 0, "week": 0}
     has_counts = table_exists(db(), "counts")
     if has_counts:
-        for span, since in (("day", day_start), ("week", week_start)):
-            by_cat = _sum_by("category", since)
-            by_group = _sum_by("group_id", since)
+        for span, since in (("day", day_start), ("week", week_from)):
+            by_cat = eventquery.blocks_by(db(), "category", since)
+            by_group = eventquery.blocks_by(db(), "group_id", since)
             totals[span] = sum(v for _, v in by_cat)
             charts[f"cat_{span}"] = bar_chart(gettext("Blocks by category"),
                                               [(cat_label(c), v) for c, v in by_cat])
@@ -90,17 +81,15 @@ def index():
                                                 [(group_labels.get(g, g), v) for g, v in by_group])
         # The counts table is in UTC hours; the charts speak the school's local time.
         tz = _school_tz()
-        per_hour = dict(db().execute(
-            "SELECT hour, SUM(n) FROM counts WHERE action='block' AND hour >= ? GROUP BY hour",
-            [week_start]).fetchall())
-        hours = [now - timedelta(hours=23 - i) for i in range(24)]
-        hourly = column_chart([(h.astimezone(tz).strftime("%H"),
-                                int(per_hour.get(_hour_key(h), 0))) for h in hours])
+        per_hour = eventquery.blocks_per_hour(db(), week_from)
+        this_hour = now.replace(minute=0, second=0, microsecond=0)
+        hours = [this_hour - timedelta(hours=23 - i) for i in range(24)]
+        hourly = column_chart([(h.astimezone(tz).strftime("%H"), per_hour.get(h, 0))
+                               for h in hours])
         per_day: dict[str, int] = {}
-        for key, n in per_hour.items():
-            local = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC).astimezone(tz)
-            day = local.strftime("%Y-%m-%d")
-            per_day[day] = per_day.get(day, 0) + int(n or 0)
+        for start, n in per_hour.items():
+            day = start.astimezone(tz).strftime("%Y-%m-%d")
+            per_day[day] = per_day.get(day, 0) + n
         days = [(now.astimezone(tz) - timedelta(days=6 - i)).date() for i in range(7)]
         # day and month in the reader's order: 29/11 in Vietnamese, 11/29 in English
         daily = column_chart([(format_skeleton("Md", d, locale=lng),
@@ -111,14 +100,9 @@ def index():
     has_events = table_exists(db(), "events")
     if has_events:
         week_ts = week_from.timestamp()
-        top_names = [(r[0], r[1]) for r in db().execute(
-            "SELECT name, COUNT(*) AS n FROM events WHERE action = 'block' AND ts >= ?"
-            " GROUP BY name ORDER BY n DESC, name LIMIT 10", [week_ts]).fetchall()]
+        top_names = eventquery.top_blocked_names(db(), week_ts, 10)
         for span, since in (("day", time.time() - 86400), ("week", week_ts)):
-            bypass[span] = db().execute(
-                "SELECT COUNT(*) FROM events WHERE ts >= ?"
-                " AND (path = 'bypass' OR reason = 'bypass')",
-                [since]).fetchone()[0]
+            bypass[span] = eventquery.bypass_count(db(), since)
 
     lists = backend().lists_status()
     usage = shutil.disk_usage(backend().data_dir)

@@ -16,9 +16,9 @@ from admin_ui import audit
 from admin_ui.blueprints.why import site_name
 from admin_ui.errors import translated
 from admin_ui.security import roles_required
-from admin_ui.store import table_exists
 from admin_ui.web import backend, db, form_reason, log_change, visible_groups
 from filterd.errors import FilterdError
+from filterd.state.reviews import get_review
 
 bp = Blueprint("overrides", __name__)
 
@@ -108,13 +108,13 @@ def _review_answered(group: str, name: str) -> dict | None:
     """The open review request this override answers (sent from the review queue), if any.
     It must be for the same group (which the user may act for, checked above) and site."""
     rid = request.form.get("review") or ""
-    if not rid.isdigit() or not table_exists(db(), "reviews"):
+    if not rid.isdigit():
         return None
-    rows = list(db().query("SELECT * FROM reviews WHERE id = ?", [int(rid)]))
-    if not rows or rows[0].get("group_id") != group or rows[0].get("status") != "open" \
-            or site_name(rows[0].get("name") or "") != name:
+    review = get_review(db(), int(rid))
+    if not review or review.get("group_id") != group or review.get("status") != "open" \
+            or site_name(review.get("name") or "") != name:
         return None
-    return rows[0]
+    return review
 
 
 @bp.route("/overrides/<oid>/revoke", methods=["POST"])

@@ -10,7 +10,6 @@ write allow entries into the policy.
 from __future__ import annotations
 
 import secrets
-import time
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -21,9 +20,10 @@ from admin_ui.blueprints.overrides import _flash_reload, active
 from admin_ui.blueprints.why import site_name
 from admin_ui.errors import translated
 from admin_ui.security import roles_required
-from admin_ui.store import table_exists
 from admin_ui.web import backend, db, form_reason, log_change, page_args
 from filterd.errors import FilterdError
+from filterd.state.db import table_exists
+from filterd.state.reviews import count_reviews, decide_review, get_review, list_reviews
 
 bp = Blueprint("reviews", __name__)
 
@@ -31,12 +31,10 @@ STATUSES = ("open", "approved", "declined")
 
 
 def _get(review_id: int) -> dict:
-    if not table_exists(db(), "reviews"):
+    review = get_review(db(), review_id)
+    if review is None:
         abort(404)
-    rows = list(db().query("SELECT * FROM reviews WHERE id = ?", [review_id]))
-    if not rows:
-        abort(404)
-    return rows[0]
+    return review
 
 
 @bp.route("/reviews")
@@ -46,18 +44,10 @@ def index():
     if status not in STATUSES:
         status = "open"
     page, size = page_args()
-    rows: list[dict] = []
-    total = 0
     present = table_exists(db(), "reviews")
-    if present:
-        where, args = "WHERE status = ?", [status]
-        if not g.user.is_admin:
-            marks = ",".join("?" * len(g.user.groups)) or "NULL"
-            where += f" AND group_id IN ({marks})"
-            args += list(g.user.groups)
-        total = db().execute(f"SELECT COUNT(*) FROM reviews {where}", args).fetchone()[0]
-        rows = list(db().query(f"SELECT * FROM reviews {where} ORDER BY created_at DESC, id DESC"
-                               " LIMIT ? OFFSET ?", [*args, size, (page - 1) * size]))
+    groups = None if g.user.is_admin else tuple(g.user.groups)
+    total = count_reviews(db(), status, groups)
+    rows = list_reviews(db(), status, groups, limit=size, offset=(page - 1) * size)
     if not g.user.is_admin:
         for r in rows:
             r.pop("client_ip", None)  # client identities are for admins only
@@ -68,10 +58,7 @@ def index():
 
 
 def _decide(review: dict, status: str, note: str) -> None:
-    with db().conn:
-        db().conn.execute(
-            "UPDATE reviews SET status = ?, decided_by = ?, decided_at = ?, note = ? WHERE id = ?",
-            [status, g.user.name, time.time(), note, review["id"]])
+    decide_review(db(), review["id"], status, by=g.user.name, note=note)
 
 
 @bp.route("/reviews/<int:review_id>/approve", methods=["POST"])

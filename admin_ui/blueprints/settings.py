@@ -20,11 +20,11 @@ from ruamel.yaml.comments import CommentedMap
 
 from admin_ui import audit
 from admin_ui.blueprints.overrides import _flash_reload
-from admin_ui.files import atomic_write
 from admin_ui.policy_edit import yaml_rt
 from admin_ui.security import roles_required
 from admin_ui.web import backend, form_reason, log_change
 from filterd.errors import ConfigError
+from filterd.state.atomic import atomic_write
 
 bp = Blueprint("settings", __name__)
 
@@ -116,7 +116,7 @@ def save():
         log_change("settings.save", target=str(path), reason=reason, outcome=f"refused: {error}")
         values = {f: request.form.get(f, "") for f in FIELDS}
         return render_template("settings.html", values=values, config_path=path, error=error), 400
-    atomic_write(path, after_text)
+    atomic_write(path, after_text, keep_previous=True)
     be.config = new_config
     result = be.reload()
     log_change("settings.save", target=str(path),

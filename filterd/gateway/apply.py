@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from filterd.errors import FilterdError
 from filterd.gateway.rules import TABLE
+from filterd.state.atomic import atomic_write
 
 
 class GatewayError(FilterdError):
@@ -43,11 +43,7 @@ def apply(ruleset: str, save: str | Path | None = None) -> None:
     check(ruleset)
     _run(["-f", "-"], stdin=ruleset)
     if save is not None:
-        save = Path(save)
-        save.parent.mkdir(parents=True, exist_ok=True)
-        tmp = save.with_name(f".{save.name}.tmp")
-        tmp.write_text(ruleset)
-        os.replace(tmp, save)
+        atomic_write(save, ruleset)
 
 
 def installed() -> bool:

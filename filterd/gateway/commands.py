@@ -154,8 +154,6 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
 
     from filterd import metrics
     from filterd.config import load_config
-    from filterd.db import db_path
-    from filterd.events import EventLog
     from filterd.gateway.bypass import (
         BypassAttempt,
         BypassDetector,
@@ -163,6 +161,7 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
         EventLogSink,
         ListSink,
     )
+    from filterd.state.events import open_event_log
 
     try:
         config = load_config(config_path)
@@ -172,8 +171,8 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
         group_for = _group_lookup(config)
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from exc
-    events = EventLog(db_path(config.data_dir), flush_interval=config.events.flush_interval,
-                      queue_max=config.events.queue_max).start()
+    # The same construction as the daemon's: the configured retention, not a default.
+    events = open_event_log(config).start()
     sink = EventLogSink(events, group_for=group_for, enforced=nft.installed())
     def out(line: str) -> None:
         click.echo(line)

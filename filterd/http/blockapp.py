@@ -22,7 +22,8 @@ from filterd.http.blockpage import (
 from filterd.http.ca import SchoolCA
 from filterd.http.decider import Decider, is_ip
 from filterd.http.http11 import Request, normalize_host
-from filterd.http.reviews import (
+from filterd.policy.decision import Decision
+from filterd.state.reviews import (
     MAX_MESSAGE,
     RateLimited,
     ReviewError,
@@ -30,7 +31,6 @@ from filterd.http.reviews import (
     ReviewStore,
     clean_message,
 )
-from filterd.policy.decision import Decision
 
 MAX_FORM = 8 * 1024
 SECURITY_HEADERS = [

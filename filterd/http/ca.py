@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filterd.errors import ConfigError
+from filterd.state.atomic import atomic_write
 
 MITM_CA = "mitmproxy-ca.pem"  # what mitmproxy loads from its confdir
 MITM_CA_CERT = "mitmproxy-ca-cert.pem"
@@ -73,7 +74,7 @@ def ensure_ca(directory: str | Path, school_name: str = "") -> SchoolCA:
     ):
         path = directory / name
         if not path.exists() or path.read_bytes() != data:
-            _write(path, data, 0o644)
+            atomic_write(path, data, mode=0o644)
     return SchoolCA(directory)
 
 
@@ -140,16 +141,4 @@ def _create(key_file: Path, school_name: str) -> None:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ) + cert.public_bytes(serialization.Encoding.PEM)
-    _write(key_file, data, 0o600)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    atomic_write(key_file, data, mode=0o600)

@@ -1,6 +1,6 @@
 """Where the HTTP side reports what it blocked or enforced.
 
-filterd.events.EventLog (owned by the DNS side) satisfies this protocol; until the
+filterd.state.events.EventLog satisfies this protocol; until the
 daemon passes one in, NullSink keeps the proxy running and MemorySink serves tests.
 The URL and the search term are only known, and only recorded, when intercepted.
 """

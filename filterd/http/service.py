@@ -24,8 +24,8 @@ from filterd.http.ca import ensure_ca
 from filterd.http.categories import DEFAULT_CATEGORIES_FILE, load_categories
 from filterd.http.decider import DEFAULT_NO_INTERCEPT, Decider, EngineProvider
 from filterd.http.eventsink import EventSink, NullSink
-from filterd.http.reviews import ReviewStore
 from filterd.http.sni_relay import Handoff, RelayLimits, SniRelay
+from filterd.state.reviews import ReviewStore
 
 MODES = ("explicit", "transparent")
 
@@ -208,13 +208,9 @@ def run_forever(config_path: str | None) -> None:
 
     config = load_config(config_path)
     state = {"engine": build_engine(config)}
-    from filterd.db import db_path
-    from filterd.events import EventLog
+    from filterd.state.events import open_event_log
 
-    ev = config.events
-    sink = EventLog(db_path(config.data_dir), flush_interval=ev.flush_interval,
-                    queue_max=ev.queue_max, store_allowed=ev.store_allowed,
-                    retention_days=ev.retention_days).start()
+    sink = open_event_log(config).start()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

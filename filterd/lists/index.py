@@ -23,7 +23,6 @@ atomically with os.replace so readers see the old index or the new one, never ha
 from __future__ import annotations
 
 import array
-import contextlib
 import hashlib
 import json
 import mmap
@@ -44,6 +43,7 @@ import marisa_trie
 from filterd.errors import IndexFormatError, ListError
 from filterd.lists.model import ListHit, ParseResult, SourceInfo
 from filterd.lists.normalize import NAME, classify
+from filterd.state.atomic import fsync_dir
 
 MAGIC = "filterd-list-index"
 FORMAT = 1
@@ -464,7 +464,7 @@ def compile_index(sources: Iterable[CompileSource], out_dir: str | os.PathLike[s
         if final.exists():  # same content compiled again in the same second: keep one copy
             final = out / f"index-{parts.meta['version']}-{os.getpid()}-{time.monotonic_ns()}"
         os.rename(tmp, final)
-        _fsync_dir(out)
+        fsync_dir(out)
         return final
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -487,7 +487,7 @@ def swap_current(lists_dir: str | os.PathLike[str], index_dir: str | os.PathLike
     os.symlink(target.name if target.parent.resolve() == base.resolve() else target.resolve(),
                tmp_link)
     os.replace(tmp_link, link)
-    _fsync_dir(base)
+    fsync_dir(base)
     _prune(base, target.resolve(), keep)
     return link
 
@@ -525,12 +525,3 @@ def _write_synced(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

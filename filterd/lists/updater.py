@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ from filterd.lists.model import ParseResult, SourceInfo
 from filterd.lists.parsers import parse
 from filterd.lists.seed import SEED_DIR, seed_sources
 from filterd.lists.sources import Source
+from filterd.state.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Updater:
 
     def _save_state(self, state: Mapping[str, SourceState]) -> None:
         body = {"sources": {name: asdict(s) for name, s in sorted(state.items())}}
-        _atomic_write(self.dir / STATE, json.dumps(body, indent=1, sort_keys=True).encode())
+        atomic_write(self.dir / STATE, json.dumps(body, indent=1, sort_keys=True).encode())
 
     def data_path(self, name: str) -> Path:
         return self.dir / "sources" / f"{name}.data"
@@ -220,7 +220,7 @@ class Updater:
                     f"{source.max_shrink:.0%}); suspicious, keeping the last good list "
                     f"(`filterd lists update --force --source {source.name}` accepts it)",
                     source=source.name)
-            _atomic_write(self.data_path(source.name), got.data)
+            atomic_write(self.data_path(source.name), got.data)
         except ListError as exc:
             st.error = str(exc)
             st.error_at = now
@@ -312,18 +312,3 @@ def status(data_dir: str | os.PathLike[str], sources: Iterable[Source]) -> list[
         rows.append(SourceStatus(s.name, s.category, s.enabled, st.count, st.fetched, st.checked,
                                  st.error, dict(st.rejects)))
     return rows
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -21,8 +21,6 @@ File format:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +29,7 @@ from pathlib import Path
 from filterd.errors import ConfigError
 from filterd.policy.builtin import COMPANIONS
 from filterd.policy.names import normalize_name
+from filterd.state.atomic import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -163,16 +162,5 @@ def load_overrides(path: str | Path, groups: Iterable[str] | None = None) -> Ove
 
 
 def save_overrides(path: str | Path, overrides: OverrideSet) -> None:
-    """Write atomically (temp file in the same directory, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".overrides.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(overrides.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (filterd.state.atomic)."""
+    atomic_write(path, overrides.to_json(), mode=0o640)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from filterd.state.atomic import atomic_write
 from filterd.sync import schema
 from filterd.sync.kanon import K_DEFAULT, check_k
 from filterd.sync.pseudonym import load_or_create_secret
@@ -87,21 +87,6 @@ class SyncResult:
     skipped_backoff: bool = False
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 class Outbox:
     def __init__(self, settings: SyncSettings, *,
                  lists: Callable[[], ListInfo] | None = None) -> None:
@@ -116,7 +101,7 @@ class Outbox:
             return {}
 
     def _save_state(self, state: dict[str, Any]) -> None:
-        _atomic_write(self.s.state_file, json.dumps(state, indent=2, sort_keys=True).encode())
+        atomic_write(self.s.state_file, json.dumps(state, indent=2, sort_keys=True).encode())
 
     def path_for(self, day: date | str) -> Path:
         d = day if isinstance(day, str) else day.isoformat()
@@ -173,7 +158,7 @@ class Outbox:
         for report in self.build_reports(days, now):
             path = self.path_for(report["day"])
             if not path.exists():  # a crash after writing but before the state update
-                _atomic_write(path, schema.encode(report))
+                atomic_write(path, schema.encode(report))
                 built.append(report["day"])
             state = self.state()
             state["last_built_day"] = report["day"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from datetime import date
 from pathlib import Path
 
 from filterd.errors import FilterdError
+from filterd.state.atomic import create_exclusive
 
 SECRET_BYTES = 32
 
@@ -33,15 +33,8 @@ def load_or_create_secret(path: Path) -> bytes:
         if len(data) != SECRET_BYTES:
             raise SecretError(f"{path}: expected {SECRET_BYTES} bytes, found {len(data)}")
         return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(SECRET_BYTES))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path.read_bytes()
+    create_exclusive(path, secrets.token_bytes(SECRET_BYTES), mode=0o600)
+    return path.read_bytes()   # ours, or the one a concurrent first run made
 
 
 class DailyPseudonyms:

@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from filterd import __version__
+from filterd.state import eventquery
 from filterd.sync.kanon import K_DEFAULT, check_k, top_names
 from filterd.sync.pseudonym import DailyPseudonyms, device_identity
 
@@ -108,22 +109,10 @@ def last_finished_day(now: datetime, tz: ZoneInfo) -> date:
     return now.astimezone(tz).date() - timedelta(days=1)
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", [name])
-    return row.fetchone() is not None
-
-
 def _hour_counts(conn: sqlite3.Connection, day: date, tz: ZoneInfo) -> list[dict[str, Any]]:
-    if not _has_table(conn, "counts"):
-        return []
     start, end = day_bounds(day, tz)
-    rows = conn.execute(
-        "SELECT hour, group_id, category, action, SUM(n) FROM counts"
-        " WHERE hour >= ? AND hour < ? GROUP BY hour, group_id, category, action",
-        [start.strftime("%Y-%m-%dT%H"), end.strftime("%Y-%m-%dT%H")])
     acc: dict[tuple[str, str, str, int], int] = defaultdict(int)
-    for hour, group, category, action, n in rows:
-        utc_hour = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    for utc_hour, group, category, action, n in eventquery.hour_counts(conn, start, end):
         local_hour = utc_hour.astimezone(tz).hour
         acc[(_token(group, NO_GROUP), _token(category, NO_CATEGORY), action, local_hour)] += int(n)
     return [{"group": g, "category": c, "action": a, "hour": h, "n": n}
@@ -131,13 +120,8 @@ def _hour_counts(conn: sqlite3.Connection, day: date, tz: ZoneInfo) -> list[dict
 
 
 def _event_rows(conn: sqlite3.Connection, day: date, tz: ZoneInfo):
-    if not _has_table(conn, "events"):
-        return []
     start, end = day_bounds(day, tz)
-    return conn.execute(
-        "SELECT client_ip, client_mac, group_id, name, action, reason, category, path,"
-        " list_version FROM events WHERE ts >= ? AND ts < ?",
-        [start.timestamp(), end.timestamp()])
+    return eventquery.events_between(conn, start, end)   # rows of eventquery.SYNC_FIELDS
 
 
 def build_report(conn: sqlite3.Connection, *, school_id: str, day: date, tz: ZoneInfo,
@@ -202,13 +186,5 @@ def build_report(conn: sqlite3.Connection, *, school_id: str, day: date, tz: Zon
 
 def first_data_day(conn: sqlite3.Connection, tz: ZoneInfo) -> date | None:
     """The earliest local day with any logged data (where a first sync starts)."""
-    candidates: list[datetime] = []
-    if _has_table(conn, "events"):
-        ts = conn.execute("SELECT MIN(ts) FROM events").fetchone()[0]
-        if ts is not None:
-            candidates.append(datetime.fromtimestamp(ts, UTC))
-    if _has_table(conn, "counts"):
-        h = conn.execute("SELECT MIN(hour) FROM counts").fetchone()[0]
-        if h:
-            candidates.append(datetime.strptime(h, "%Y-%m-%dT%H").replace(tzinfo=UTC))
-    return min(candidates).astimezone(tz).date() if candidates else None
+    first = eventquery.first_data_time(conn)
+    return first.astimezone(tz).date() if first else None

@@ -11,7 +11,6 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from filterd.errors import ConfigError
-from filterd.events import EventLog, recent
 from filterd.gateway.bypass import (
     BypassAttempt,
     BypassDetector,
@@ -21,6 +20,9 @@ from filterd.gateway.bypass import (
 )
 from filterd.gateway.rules import default_doh_list_path, load_address_list, parse_address_list
 from filterd.policy.decision import Action
+from filterd.state.db import open_db as _open
+from filterd.state.eventquery import search_events
+from filterd.state.events import EventLog
 
 OWN = ["10.99.1.1", "fd99::1"]
 DOH = parse_address_list("10.99.2.3\n2001:db8::53\n")
@@ -111,3 +113,12 @@ def test_unenforced_attempts_are_logged_as_allowed() -> None:
                                                   "10.99.2.3", 443, "tcp"))
     assert decision.action is Action.ALLOW and decision.group == "unknown"
     assert query.path == "bypass"
+
+
+def recent(path, limit=100):
+    """The newest events, through the state package's read query (as the admin page reads)."""
+    db = _open(path)
+    try:
+        return search_events(db, limit=limit)
+    finally:
+        db.conn.close()

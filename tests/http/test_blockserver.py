@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from filterd.http.reviews import MAX_MESSAGE
+from filterd.state.reviews import MAX_MESSAGE
 
 pytestmark = pytest.mark.integration
 

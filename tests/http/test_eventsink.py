@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from filterd.events import EventLog
 from filterd.http.eventsink import MemorySink, NullSink, record
 from filterd.policy.decision import Action, Decision, Query, Reason, RuleSource
+from filterd.state.events import EventLog
 
 
 def sample(path: str = "intercept") -> tuple[Decision, Query]:

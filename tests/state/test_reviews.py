@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from filterd.http.reviews import (
+from filterd.state.reviews import (
     MAX_MESSAGE,
     RateLimited,
     ReviewError,
