@@ -260,6 +260,15 @@ def _upstreams(v: Any, ctx: _Ctx) -> tuple[UpstreamSpec, ...]:
     return tuple(out)
 
 
+def _hostnames(v: Any, ctx: _Ctx) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise _Bad(f"expected a list of host names, got {type_name(v)}")
+    for i, item in enumerate(v):
+        if not isinstance(item, str) or not _HOSTNAME.fullmatch(item):
+            raise _Bad(f"item {i + 1}: expected a host name like dns.school.edu.vn, got {item!r}")
+    return tuple(x.lower() for x in v)
+
+
 def _optional_file(v: Any, ctx: _Ctx) -> Path | None:
     if v in ("", None):
         return None
@@ -331,10 +340,24 @@ class DnsConfig:
     serve_stale_max: int = field(default=86400, metadata=_k(_int(0, 7 * 86400)))
     # Refresh an answer asked for in the last tenth of its TTL (TTLs of 10 s or more).
     prefetch: bool = field(default=True, metadata=_k(_bool))
+    # Serving DNS over TLS (e.g. "0.0.0.0:853") and over HTTPS at /dns-query
+    # (e.g. "0.0.0.0:443") to the school's devices; empty = not served.
+    tls_listen: tuple[Endpoint, ...] = field(default=(), metadata=_k(_endpoints(
+        None, empty=True)))
+    https_listen: tuple[Endpoint, ...] = field(default=(), metadata=_k(_endpoints(
+        None, empty=True)))
+    # A certificate the school installs (PEM chain and key); both empty = one issued by the
+    # school CA for appliance_ipv4/ipv6 and tls_names.
+    tls_cert_file: Path | None = field(default=None, metadata=_k(_optional_file))
+    tls_key_file: Path | None = field(default=None, metadata=_k(_optional_file))
+    tls_names: tuple[str, ...] = field(default=(), metadata=_k(_hostnames))
 
     def check(self) -> list[tuple[str, str]]:
         if self.cache_min_ttl > self.cache_max_ttl:
             return [("cache_min_ttl", "must not be larger than cache_max_ttl")]
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            key = "tls_key_file" if self.tls_key_file is None else "tls_cert_file"
+            return [(key, "tls_cert_file and tls_key_file go together: give both or neither")]
         return []
 
 

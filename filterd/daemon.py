@@ -120,6 +120,8 @@ class DnsSettings:
     keep_ech_groups: tuple[str, ...] = ()
     serve_stale_max: int = 86400
     prefetch: bool = True
+    tls_listen: tuple[tuple[str, int], ...] = ()
+    https_listen: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_config(cls, config: Any) -> DnsSettings:
@@ -140,7 +142,30 @@ class DnsSettings:
                    appliance_ipv6=str(v6) if v6 else None,
                    keep_ech_groups=tuple(getattr(d, "keep_ech_groups", ())),
                    serve_stale_max=int(getattr(d, "serve_stale_max", 86400)),
-                   prefetch=bool(getattr(d, "prefetch", True)))
+                   prefetch=bool(getattr(d, "prefetch", True)),
+                   tls_listen=tuple(getattr(d, "tls_listen", ())),
+                   https_listen=tuple(getattr(d, "https_listen", ())))
+
+
+def dns_tls_files(config: Any) -> tuple[Path, Path] | None:
+    """Certificate chain and key for serving DoT/DoH: the school's own, or one issued by
+    the school CA (made before any worker starts, so workers never race to write it).
+    None when neither is served. The DNS side never imports the HTTP side: this is
+    where the two meet."""
+    d = config.dns
+    if not (getattr(d, "tls_listen", ()) or getattr(d, "https_listen", ())):
+        return None
+    if d.tls_cert_file is not None:
+        return Path(d.tls_cert_file), Path(d.tls_key_file)
+    from filterd.http.ca import ensure_ca
+    from filterd.http.servercert import ensure_server_cert
+
+    ca = ensure_ca(config.http.intercept_ca_dir, config.school_name)
+    addresses = {a for a in (config.appliance_ipv4, config.appliance_ipv6) if a}
+    for host, _port in (*d.tls_listen, *d.https_listen):
+        if host not in ("0.0.0.0", "::"):
+            addresses.add(host)
+    return ensure_server_cert(ca, tuple(d.tls_names), tuple(sorted(addresses)))
 
 
 def sd_notify(message: str) -> None:
@@ -261,6 +286,7 @@ class Worker:
             rate_limit=RateLimiter(s.rate_limit_qps) if s.rate_limit_qps else None)
         bind_metrics(self.config, self.resolver, self.events)
         listeners = await serve(self.resolver, s.listen, reuse_port=self.reuse_port)
+        encrypted = await self._serve_encrypted()
         if self.metrics_dump is None:
             monitor = metrics_dir(self.config) / metrics.BYPASS_SNAPSHOT
             self.metrics_server = start_metrics_server(self.config, lambda: metrics.REGISTRY.render(
@@ -307,9 +333,31 @@ class Worker:
             if http_service is not None:
                 await http_service.close()
             listeners.close()
+            for server, _addr in encrypted:
+                server.close()
             pool.close()
             self.events.close()
             log.info("filterd DNS stopped (pid %d)", os.getpid())
+
+    async def _serve_encrypted(self) -> list[tuple[asyncio.AbstractServer, tuple[str, int]]]:
+        """DoT and DoH listeners (dns.tls_listen, dns.https_listen), same resolver as UDP."""
+        s = self.settings
+        files = dns_tls_files(self.config)
+        if files is None:
+            return []
+        from filterd.dns.serve_https import serve_https
+        from filterd.dns.serve_tls import serve_tls, server_context
+
+        assert self.resolver is not None
+        dot = await serve_tls(self.resolver, s.tls_listen, server_context(*files, ["dot"]),
+                              reuse_port=self.reuse_port) if s.tls_listen else []
+        doh = await serve_https(self.resolver, s.https_listen,
+                                server_context(*files, ["h2", "http/1.1"]),
+                                reuse_port=self.reuse_port) if s.https_listen else []
+        for kind, servers in (("DoT", dot), ("DoH", doh)):
+            for _server, (host, port) in servers:
+                log.info("filterd %s serving on %s:%d", kind, host, port)
+        return dot + doh
 
     async def _gc_loop(self) -> None:
         """Keep the cyclic GC's pauses out of the query path (see GC_FULL_EVERY)."""
@@ -413,6 +461,7 @@ def run(config: Any, *, config_path: str | Path | None = None,
     pidf = pid_file(config)
     pidf.parent.mkdir(parents=True, exist_ok=True)
     pidf.write_text(f"{os.getpid()}\n")
+    dns_tls_files(config)   # made once here, before any worker needs it
     try:
         if settings.workers <= 1:
             _run_worker(Worker(config, loader, engine_factory, notifier=Notifier()), engine,
