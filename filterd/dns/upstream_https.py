@@ -182,7 +182,7 @@ class HttpsChannel:
             for qid, _ in streams.values():
                 attempt = self.pending.pop(qid, None)
                 if attempt is not None:
-                    attempt.failed(why)
+                    attempt.guarded(attempt.failed, why)
             if self._queue and not self.closed and self._connecting is None:
                 self._connecting = self.loop.create_task(self._connect())
 
@@ -225,10 +225,11 @@ class HttpsChannel:
         if data is None or len(data) < 12 or not data[2] & 0x80 or (
                 data[12:12 + len(attempt.question)].lower() != attempt.question):
             del self.pending[qid]
-            attempt.failed(UpstreamTlsError(why or "not a DNS answer to the query"))
+            attempt.guarded(attempt.failed,
+                            UpstreamTlsError(why or "not a DNS answer to the query"))
         else:
             del self.pending[qid]
-            attempt.answered(bytes((qid >> 8, qid & 0xFF)) + data[2:])
+            attempt.guarded(attempt.answered, bytes((qid >> 8, qid & 0xFF)) + data[2:])
         if not self.pending:
             if self._idle is not None:
                 self._idle.cancel()
@@ -258,4 +259,4 @@ class HttpsChannel:
         pending, self.pending = self.pending, {}
         self._streams.clear()
         for attempt in pending.values():
-            attempt.failed(exc)
+            attempt.guarded(attempt.failed, exc)

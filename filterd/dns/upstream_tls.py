@@ -22,22 +22,13 @@ import random
 import ssl
 import struct
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 _LEN = struct.Struct("!H")
 # How long an unused connection stays open (the upstream usually closes sooner).
 IDLE_CLOSE = 30.0
-
-
-class _Waiter(Protocol):
-    qid: int
-    question: bytes
-
-    def answered(self, data: bytes) -> None: ...
-
-    def failed(self, exc: BaseException) -> None: ...
 
 
 class UpstreamTlsError(ConnectionError):
@@ -182,7 +173,7 @@ class TlsChannel:
         if data[12:12 + len(attempt.question)].lower() != attempt.question:
             return
         del self.pending[qid]
-        attempt.answered(data)
+        attempt.guarded(attempt.answered, data)
         if not self.pending:
             self._arm_idle()
 
@@ -199,7 +190,7 @@ class TlsChannel:
             self._resent.discard(qid)
             attempt = self.pending.pop(qid, None)
             if attempt is not None:
-                attempt.failed(why)
+                attempt.guarded(attempt.failed, why)
         if again and not self.closed:
             self._resent.update(again)
             frames = [self._sent[q] for q in again]
@@ -230,4 +221,4 @@ class TlsChannel:
         self._sent.clear()
         self._resent.clear()
         for attempt in pending.values():
-            attempt.failed(exc)
+            attempt.guarded(attempt.failed, exc)
