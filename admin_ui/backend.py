@@ -350,6 +350,20 @@ class Backend:
                 row["up"] = value >= 1
         return sorted(ups.values(), key=lambda r: r["upstream"])
 
+    def event_log_health(self) -> dict[str, Any] | None:
+        """Whether the daemon's event log is being written now, and how many events it lost
+        (queue full, disk full) since it started; None when the metrics endpoint is off."""
+        samples = self.metrics()
+        if samples is None:
+            return None
+        out: dict[str, Any] = {"writable": None, "dropped": 0}
+        for name, _labels, value in samples:
+            if name == "filterd_event_log_writable":
+                out["writable"] = value >= 1
+            elif name == "filterd_events_dropped_total":
+                out["dropped"] += int(value)
+        return out
+
     def reload(self, wait: float = 10.0) -> ReloadResult:
         """SIGHUP the daemon (it validates, then swaps) and say whether it took the change.
 

@@ -206,6 +206,7 @@ def bind_metrics(config: Any, resolver: Resolver, events: EventLog) -> None:
     metrics.CACHE_MISSES.set_function(lambda: resolver.cache.misses)
     metrics.EVENT_QUEUE_DEPTH.set_function(lambda: events.depth)
     metrics.EVENTS_DROPPED.set_function(lambda: events.dropped)
+    metrics.EVENT_LOG_WRITABLE.set_function(lambda: 1.0 if events.writable else 0.0)
     data = Path(config.data_dir)
     metrics.LIST_AGE.set_function(metrics.mtime_or_none(data / "lists" / "current"))
     metrics.LAST_SYNC.set_function(metrics.last_sync_or_none(data / metrics.SYNC_STATE))
@@ -300,6 +301,7 @@ class Worker:
         if self.metrics_dump is not None:
             background.append(loop.create_task(self._dump_metrics()))
         background.append(loop.create_task(self._gc_loop()))
+        background.append(loop.create_task(self._watch_events()))
         self._stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -370,6 +372,13 @@ class Worker:
         finally:
             if was_enabled:
                 gc.enable()
+
+    async def _watch_events(self, every: float = 0.5) -> None:
+        """Un-starve the event writer when the machine is too busy for SCHED_IDLE."""
+        assert self.events is not None
+        while True:
+            await asyncio.sleep(every)
+            self.events.watch()
 
     async def _dump_metrics(self, every: float = 2.0) -> None:
         assert self.metrics_dump is not None

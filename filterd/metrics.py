@@ -392,6 +392,9 @@ EVENT_QUEUE_DEPTH = REGISTRY.gauge("filterd_event_queue_depth",
                                    "Events waiting to be written to the event log.")
 EVENTS_DROPPED = REGISTRY.counter("filterd_events_dropped_total",
                                   "Events dropped because the queue was full.")
+EVENT_LOG_WRITABLE = REGISTRY.gauge("filterd_event_log_writable",
+                                    "1 while the event log is written, 0 while writing fails "
+                                    "(disk full, read-only).", merge="min")
 BYPASS_ATTEMPTS = REGISTRY.counter("filterd_bypass_attempts_total",
                                    "Resolver bypass attempts seen on the LAN, by kind.", ("kind",))
 LAST_SYNC = REGISTRY.gauge("filterd_last_sync_timestamp_seconds",

@@ -81,7 +81,8 @@ class Daemon:
     """`python -m filterd run --config filterd.yaml` in a temporary directory."""
 
     def __init__(self, tmp: Path, upstream, *, workers: int = 1, flush_interval: float = 1.0,
-                 dns_extra: str = "", ipv6: bool = False, extra: str = ""):
+                 dns_extra: str = "", ipv6: bool = False, extra: str = "",
+                 events_extra: str = ""):
         """`upstream` is one (host, port) or a list of them; `dns_extra` more `dns:` lines;
         `ipv6`: listen on [::1] too, same port; `extra`: more top-level YAML."""
         upstreams = [upstream] if isinstance(upstream[0], str) else list(upstream)
@@ -99,7 +100,7 @@ class Daemon:
             f"dns:\n  listen: {listen!r}\n"
             f"  upstreams: [{', '.join(repr(f'{h}:{p}') for h, p in upstreams)}]\n"
             f"  upstream_timeout: 0.5\n  workers: {workers}\n{dns_extra}"
-            f"events:\n  flush_interval: {flush_interval}\n"
+            f"events:\n  flush_interval: {flush_interval}\n{events_extra}"
             "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n"
             + extra)
         self.proc: subprocess.Popen | None = None

@@ -161,3 +161,54 @@ def recent(path, limit=100):
         return search_events(db, limit=limit)
     finally:
         db.conn.close()
+
+
+def test_a_starved_writer_is_raised_until_it_catches_up(tmp_path):
+    """SCHED_IDLE on a busy machine: events waiting with no batch written -> nice 5."""
+    import os
+    import threading
+
+    from filterd.state.events import lower_priority
+
+    log = EventLog(tmp_path / "f.db", queue_max=100)
+    ready, stop = threading.Event(), threading.Event()
+    tid = {}
+
+    def idle_thread():
+        tid["id"] = threading.get_native_id()
+        tid["prio"] = lower_priority()
+        ready.set()
+        stop.wait(10)
+    t = threading.Thread(target=idle_thread)
+    t.start()
+    try:
+        ready.wait(5)
+        if tid["prio"] != "idle":
+            pytest.skip("SCHED_IDLE refused here")
+        log._tid, log.priority = tid["id"], "idle"
+        log.record(decision(), query())
+        assert not log.watch(now=log.progress + 0.1)     # fresh: left alone
+        assert log.watch(now=log.progress + 5.0)         # starved: raised
+        assert os.sched_getscheduler(tid["id"]) == os.SCHED_OTHER
+        assert log.priority == "boosted" and not log.watch(now=log.progress + 10.0)
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_write_failures_one_line_then_summaries(tmp_path, caplog, monkeypatch):
+    import sqlite3 as sq
+
+    from filterd.state import events as ev
+
+    log = EventLog(tmp_path / "f.db")
+    for _ in range(50):
+        log._note_failure(sq.OperationalError("database or disk is full"))
+    log._note_written()
+    lines = [r.getMessage() for r in caplog.records if r.name == "filterd.state.events"]
+    assert len(lines) == 2 and "disk full" in lines[0] and "written again" in lines[1]
+    assert not any(r.exc_info for r in caplog.records)
+    monkeypatch.setattr(ev, "FAULT_SUMMARY_EVERY", 0.0)
+    log._note_failure(sq.OperationalError("database or disk is full"))
+    log._note_failure(sq.OperationalError("database or disk is full"))
+    assert "still not written" in caplog.records[-1].getMessage()

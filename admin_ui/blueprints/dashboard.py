@@ -115,6 +115,7 @@ def index():
         "disk_free_pct": 100.0 * usage.free / usage.total if usage.total else 0.0,
         "disk_free_gb": usage.free / 1e9,
         "upstreams": backend().upstream_health(),
+        "event_log": backend().event_log_health(),
     }
     return render_template("dashboard.html", charts=charts, hourly=hourly, daily=daily,
                            totals=totals, top_names=top_names, bypass=bypass, health=health,

@@ -14,8 +14,10 @@ Allowed queries are only counted per hour, group, category, action and path
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -46,6 +48,14 @@ WRITER_NICE = 5
 # 3,000 rows in one go (30 ms) held queries back by 2-5 ms several times a second.
 ROW_CHUNK = 64
 ROW_PAUSE = 0.0005
+# SCHED_IDLE gets next to no CPU on a machine busy with other work (the HTTP proxy, a list
+# update, another service): the writer then hardly runs and events are dropped. When events
+# have waited this long with no batch written, or a quarter of the queue is used, the daemon's watch
+# raises the writer to nice WRITER_NICE until it has caught up (see EventLog.watch).
+STARVED_AFTER = 1.0
+# While writing fails (disk full, read-only, locked) or events are dropped: one line when it
+# starts, one when it ends, and a summary this often in between.
+FAULT_SUMMARY_EVERY = 300.0
 
 EVENT_COLUMNS = ("ts", "client_ip", "client_mac", "group_id", "name", "qtype", "action",
                  "reason", "category", "rule", "source", "list_version", "path", "url",
@@ -79,6 +89,20 @@ def event_row(decision: Decision, query: Query, ts: float,
             decision.action.value, decision.reason.value, decision.category, decision.rule,
             str(src), src.version if src.kind == "list" else None, query.path,
             query.url if query.path == "intercept" else None, search_term)
+
+
+def describe_write_error(exc: BaseException) -> str:
+    """Words for why a batch was not written (the log line and the health page say this)."""
+    text = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or code == 13 or \
+            "disk is full" in text or "database or disk is full" in text:
+        return "disk full"
+    if (isinstance(exc, OSError) and exc.errno == errno.EROFS) or "readonly" in text:
+        return "read-only file system"
+    if "locked" in text or "busy" in text:
+        return "database locked by another process"
+    return text or type(exc).__name__
 
 
 def lower_priority() -> str:
@@ -128,6 +152,17 @@ class EventLog:
             = None
         self._unwritten: dict[tuple[str, str, str, Action, str], int] = {}  # reported, not stored
         self._thread: threading.Thread | None = None
+        self._tid: int | None = None
+        self.priority = "unchanged"
+        self.progress = time.monotonic()   # when the writer last finished a cycle
+        # Fault state, for the log and the metrics (see _note_failure / _note_written).
+        self.failing_since: float | None = None
+        self.last_error = ""
+        self.lost_while_failing = 0
+        self._fault_summary_at = 0.0
+        self._dropped_seen = 0
+        self._dropping_since: float | None = None
+        self._drop_summary = (0.0, 0)
         db = open_db(self.db_path)
         init_db(db)
         db.conn.close()
@@ -184,7 +219,8 @@ class EventLog:
                                    timeout)
 
     def _run(self) -> None:
-        lower_priority()
+        self._tid = threading.get_native_id()
+        self.priority = lower_priority()
         db = open_db(self.db_path)
         next_purge = 0.0
         try:
@@ -195,17 +231,103 @@ class EventLog:
                     if time.monotonic() >= next_purge:
                         self.purge(self.retention_days, db=db)
                         next_purge = time.monotonic() + PURGE_EVERY
-                except Exception:
-                    log.exception("event log write failed; will retry")
+                except Exception as exc:
+                    self._note_failure(exc)
+                else:
+                    self._note_written()
+                self._note_drops()
+                self.progress = time.monotonic()
+                if self.priority == "boosted" and not self._queue:
+                    self.priority = lower_priority()   # caught up: back out of the way
                 with self._flushed:
                     self._generation += 1
                     self._flushed.notify_all()
-            self._write(db)
+            with contextlib.suppress(Exception):
+                self._write(db)
         finally:
             db.conn.close()
             with self._flushed:
                 self._generation += 1
                 self._flushed.notify_all()
+
+    # -- faults: one line when they start and end, summaries between, never per event ------
+
+    def _note_failure(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        why = describe_write_error(exc)
+        if self.failing_since is None:
+            self.failing_since = now
+            self.lost_while_failing = self.dropped
+            self._fault_summary_at = now + FAULT_SUMMARY_EVERY
+            self.last_error = why
+            if isinstance(exc, sqlite3.Error | OSError):
+                log.warning("event log %s cannot be written (%s); DNS keeps answering, up to "
+                            "%d events wait in memory and the rest are counted as lost",
+                            self.db_path, why, self.queue_max)
+            else:   # not a known fault: a bug, worth its traceback once
+                log.error("event log write failed (%s); will retry", why, exc_info=exc)
+        elif now >= self._fault_summary_at:
+            self._fault_summary_at = now + FAULT_SUMMARY_EVERY
+            log.warning("event log still not written after %.0f s (%s): %d events lost so far",
+                        now - self.failing_since, why, self.dropped - self.lost_while_failing)
+        self.last_error = why
+
+    def _note_written(self) -> None:
+        if self.failing_since is not None:
+            log.warning("event log written again after %.0f s (%s before); %d events lost "
+                        "meanwhile", time.monotonic() - self.failing_since, self.last_error,
+                        self.dropped - self.lost_while_failing)
+            self.failing_since = None
+            self.last_error = ""
+
+    def _note_drops(self) -> None:
+        """The queue overflowed (the writer is behind): one line, then counts."""
+        dropped, now = self.dropped, time.monotonic()
+        new = dropped > self._dropped_seen
+        quiet = self.failing_since is not None   # the failure's own lines say it then
+        if new and self._dropping_since is None:
+            self._dropping_since = now
+            self._drop_summary = (now + FAULT_SUMMARY_EVERY, dropped)
+            if not quiet:
+                log.warning("event writer behind: the queue of %d is full, events are "
+                            "dropped and counted (%d so far)", self.queue_max, dropped)
+        elif new and now >= self._drop_summary[0]:
+            if not quiet:
+                log.warning("event writer still behind: %d events dropped in the last %.0f s",
+                            dropped - self._drop_summary[1], FAULT_SUMMARY_EVERY)
+            self._drop_summary = (now + FAULT_SUMMARY_EVERY, dropped)
+        elif not new and self._dropping_since is not None and \
+                len(self._queue) < self.queue_max // 2:
+            if not quiet:
+                log.warning("event writer caught up after %.0f s", now - self._dropping_since)
+            self._dropping_since = None
+        self._dropped_seen = dropped
+
+    def watch(self, now: float | None = None) -> bool:
+        """Called about once a second from the event loop: if events have waited more than
+        STARVED_AFTER with no batch written (SCHED_IDLE on a busy machine), raise the writer
+        to nice WRITER_NICE until it has caught up. True if it did so now."""
+        now = time.monotonic() if now is None else now
+        depth = len(self._queue)
+        if (self.priority == "idle" and self._tid is not None and depth
+                and (now - self.progress > max(STARVED_AFTER, 2 * self.flush_interval)
+                     or depth > self.queue_max // 4)):
+            try:
+                os.sched_setscheduler(self._tid, os.SCHED_OTHER, os.sched_param(0))
+                os.setpriority(os.PRIO_PROCESS, self._tid, WRITER_NICE)
+            except (OSError, AttributeError):
+                return False
+            self.priority = "boosted"
+            log.info("event writer behind under SCHED_IDLE (%d events waiting, last batch %.1f s "
+                     "ago); running it at nice %d until it catches up", depth,
+                     now - self.progress, WRITER_NICE)
+            return True
+        return False
+
+    @property
+    def writable(self) -> bool:
+        """False while the last write failed (disk full, read-only, locked)."""
+        return self.failing_since is None
 
     @property
     def depth(self) -> int:

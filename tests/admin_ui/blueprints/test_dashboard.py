@@ -63,3 +63,17 @@ def test_dashboard_says_which_upstream_is_not_answering(as_role, monkeypatch):
     assert ("", "1.1.1.1:53", "Đang trả lời") in rows
     assert (' class="warn"', "8.8.8.8:53",
             "Không trả lời: tên miền mới bị báo lỗi cho đến khi máy chủ trả lời lại") in rows
+
+
+def test_dashboard_says_when_the_event_log_is_not_written(as_role, monkeypatch):
+    from admin_ui.backend import Backend
+
+    monkeypatch.setattr(Backend, "event_log_health",
+                        lambda self: {"writable": False, "dropped": 1234})
+    page = as_role("viewer").get("/").get_data(as_text=True)
+    assert "Nhật ký sự kiện không ghi được: hãy kiểm tra dung lượng đĩa" in page
+    assert "1.234 sự kiện chưa được ghi" in page or "1234 sự kiện chưa được ghi" in page
+    monkeypatch.setattr(Backend, "event_log_health", lambda self: {"writable": True,
+                                                                   "dropped": 0})
+    page = as_role("viewer").get("/").get_data(as_text=True)
+    assert "Nhật ký sự kiện" not in page
