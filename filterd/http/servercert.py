@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from filterd.errors import ConfigError
-from filterd.http.ca import MITM_CA, SchoolCA, _write
+from filterd.http.ca import MITM_CA, SchoolCA
+from filterd.state.atomic import atomic_write
 
 CERT_FILE = "dns-server.pem"       # certificate, then the school CA
 KEY_FILE = "dns-server-key.pem"
@@ -90,8 +91,9 @@ def _issue(directory: Path, want: dict) -> None:
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
     enc = serialization.Encoding.PEM
-    _write(directory / KEY_FILE, key.private_bytes(enc, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()), 0o600)
-    _write(directory / CERT_FILE, cert.public_bytes(enc) + ca_cert.public_bytes(enc), 0o644)
+    atomic_write(directory / KEY_FILE, key.private_bytes(
+        enc, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), mode=0o600)
+    atomic_write(directory / CERT_FILE, cert.public_bytes(enc) + ca_cert.public_bytes(enc),
+                 mode=0o644)
     meta = {**want, "not_after": not_after.timestamp()}
-    _write(directory / META_FILE, json.dumps(meta).encode(), 0o644)
+    atomic_write(directory / META_FILE, json.dumps(meta).encode(), mode=0o644)
