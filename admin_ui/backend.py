@@ -195,12 +195,19 @@ class Backend:
     def explain(self, decision: Any, lang: str) -> str:
         """The Decision in words, exactly as `filterd check` prints it (school's time zone)."""
         from filterd.policy.decision import Decision
-        from filterd.policy.explain import explain
 
         if not isinstance(decision, Decision):  # a stand-in engine's answer (tests)
             return decision.text(lang, for_staff=True)
-        return explain(decision, lang=lang, for_staff=True,
-                       tz=getattr(self.config, "timezone", None))
+        return self.words().explain(decision, lang, for_staff=True)
+
+    def words(self) -> Any:
+        """The running policy's words (configured catalog, group names, school zone)."""
+        from filterd.words.explain import Words
+
+        try:
+            return Words.for_engine(self.engine())
+        except FilterdError:
+            return Words(tz=getattr(self.config, "timezone", None))
 
     # ---- policy files -------------------------------------------------------------------
 

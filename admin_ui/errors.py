@@ -39,4 +39,9 @@ def translated(exc: BaseException) -> str:
         from flask_babel import gettext
 
         return gettext(exc.msgid, **exc.params)
+    if getattr(exc, "code", None):   # a coded filterd error (loader, lists): the page's language
+        from admin_ui.web import lang
+        from filterd.words.messages import render_error
+
+        return render_error(exc, lang())
     return str(exc)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Flask, g, render_template, request
-from flask_babel import format_datetime, format_decimal, gettext
+from flask_babel import format_decimal, gettext
 
 from admin_ui.blueprints import (
     audit_log,
@@ -19,7 +19,15 @@ from admin_ui.blueprints import (
     settings,
     why,
 )
-from admin_ui.web import lang
+from admin_ui.web import backend, lang
+from filterd import words
+
+
+def _words():  # type: ignore[no-untyped-def]
+    """The running policy's words, once per request."""
+    if "words" not in g:
+        g.words = backend().words()
+    return g.words
 
 
 def register(app: Flask) -> None:
@@ -32,10 +40,27 @@ def register(app: Flask) -> None:
         return {"user": g.get("user"), "lang": lang(), "endpoint": request.endpoint or ""}
 
     @app.template_filter("ts")
-    def _ts(value: float | None) -> str:
+    def _ts(value: float | datetime | None) -> str:
+        """A moment in the school's zone, in the one format of the page's language."""
         if value in (None, ""):
             return ""
-        return format_datetime(datetime.fromtimestamp(float(value), UTC), "short")
+        return words.format_datetime(value if isinstance(value, datetime) else float(value),
+                                     lang(), _words().tz)
+
+    @app.template_filter("term")
+    def _term(code: object, kind: str) -> str:
+        """`{{ r.action|term('audit') }}`: the catalog's word for a code."""
+        return words.term(kind, code, lang())
+
+    @app.template_filter("category")
+    def _category(cid: str | None) -> str:
+        return _words().category(cid, lang())
+
+    @app.template_filter("group")
+    def _group(gid: str | None) -> str:
+        return _words().group(gid, lang())
+
+    app.jinja_env.globals.update(words=_words)
 
     @app.template_filter("num")
     def _num(value: float | int | None) -> str:

@@ -378,7 +378,7 @@ def check(name: str, client_ip: str | None, group_id: str | None, client_mac: st
     from filterd.config import load_config
     from filterd.policy.build import build_engine
     from filterd.policy.decision import Query, QueryError
-    from filterd.policy.explain import explain
+    from filterd.words.explain import Words
 
     if (client_ip is None) == (group_id is None):
         raise click.UsageError("give exactly one of --client IP or --group GROUP")
@@ -403,7 +403,7 @@ def check(name: str, client_ip: str | None, group_id: str | None, client_mac: st
     if as_json:
         click.echo(decision.to_json())
     else:
-        click.echo(explain(decision, lang=lang, for_staff=not child, tz=config.timezone))
+        click.echo(Words.for_engine(engine).explain(decision, lang, for_staff=not child))
 
 
 @main.group()

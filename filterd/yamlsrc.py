@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from filterd.errors import ConfigError, ConfigErrors
+from filterd.words.messages import MESSAGES
 
 
 class YMap(dict):
@@ -86,11 +87,11 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> YMap:
         try:
             hash(key)
         except TypeError:
-            raise ConfigError("a key must be a plain value", file=loader.file_name,
-                              line=line) from None
+            raise ConfigError.coded("yaml.key_not_plain", file=loader.file_name,
+                                    line=line) from None
         if key in result:
-            raise ConfigError(f"duplicate key (first on line {result.key_lines[key]})",
-                              file=loader.file_name, line=line, key=str(key))
+            raise ConfigError.coded("yaml.duplicate_key", file=loader.file_name, line=line,
+                                    key=str(key), first=result.key_lines[key])
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = line
 
@@ -119,9 +120,10 @@ def loads(text: str, file: str = "<yaml>") -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError(f"invalid YAML: {exc.problem or exc}", file=file, line=line) from None
+        raise ConfigError.coded("yaml.syntax", file=file, line=line,
+                                problem=str(exc.problem or exc)) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+        raise ConfigError.coded("yaml.syntax", file=file, problem=str(exc)) from None
     finally:
         loader.dispose()
 
@@ -132,7 +134,7 @@ def load(path: str | Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
+        raise ConfigError.coded("file.unreadable", file=str(path), error=str(exc)) from None
     return loads(text, str(path))
 
 
@@ -143,8 +145,13 @@ class Problems:
         self.errors: list[ConfigError] = []
 
     def add(self, message: str, where: YMap | YList | None = None, key: Any = None, *,
-            file: str | None = None, line: int | None = None, path: str | None = None) -> None:
-        """Record an error at `where[key]` (a YMap key or a YList index); `path` names the key."""
+            file: str | None = None, line: int | None = None, path: str | None = None,
+            **params: Any) -> None:
+        """Record an error at `where[key]` (a YMap key or a YList index); `path` names the key.
+
+        `message` is a code of filterd.words.messages (its `params` given as keywords), or
+        a plain English sentence. The same problem at the same place is kept once.
+        """
         if path is None and isinstance(key, str):
             path = key
         if where is not None:
@@ -155,13 +162,31 @@ class Problems:
                     line = where.line_of(key)
                 else:
                     line = getattr(where, "line", None)
-        self.errors.append(ConfigError(message, file=file, line=line, key=path))
+        if message in MESSAGES:
+            err = ConfigError.coded(message, file=file, line=line, key=path, **params)
+        else:
+            err = ConfigError(message, file=file, line=line, key=path)
+        self._append(err)
+
+    def add_error(self, exc: Exception, where: YMap | YList | None = None, key: Any = None, *,
+                  file: str | None = None, line: int | None = None,
+                  path: str | None = None) -> None:
+        """Record a parser's ValueError; a CodedValueError keeps its code and parameters."""
+        code = getattr(exc, "code", None)
+        if code in MESSAGES:
+            self.add(code, where, key, file=file, line=line, path=path, **exc.params)  # type: ignore[attr-defined]
+        else:
+            self.add(str(exc), where, key, file=file, line=line, path=path)
+
+    def _append(self, err: ConfigError) -> None:
+        mark = (err.file, err.line, err.key, err.message)
+        if any((e.file, e.line, e.key, e.message) == mark for e in self.errors):
+            return
+        self.errors.append(err)
 
     def extend(self, error: ConfigError) -> None:
-        if isinstance(error, ConfigErrors):
-            self.errors.extend(error.errors)
-        else:
-            self.errors.append(error)
+        for e in (error.errors if isinstance(error, ConfigErrors) else [error]):
+            self._append(e)
 
     def __bool__(self) -> bool:
         return bool(self.errors)
@@ -179,7 +204,7 @@ class Problems:
 
 
 def type_name(value: Any) -> str:
-    """Words for the type of a YAML value, for error messages."""
+    """Words for the type of a YAML value, for error messages (English; codes: type_code)."""
     if isinstance(value, bool):
         return "true/false"
     if isinstance(value, int):

@@ -7,6 +7,7 @@ NODATA, with a short TTL and an Extended DNS Error (RFC 8914) naming why.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 
@@ -14,6 +15,7 @@ from filterd.dns import wire
 from filterd.dns.edns import ede_option
 from filterd.dns.wire import TYPE_A, TYPE_AAAA, TYPE_HINFO, TYPE_SOA, Question, Rcode
 from filterd.policy.decision import BlockMode, Decision, Reason
+from filterd.words.explain import Words
 
 EDE_BLOCKED = 15    # RFC 8914: blocked by the operator's policy
 EDE_FILTERED = 17   # RFC 8914: filtered as the client's (here: age tier's) policy asks
@@ -25,15 +27,23 @@ _FILTERED_REASONS = frozenset({Reason.CATEGORY, Reason.SCHEDULED_CATEGORY})
 _SOA_NAMES = wire.encode_name("filterd.invalid") + wire.encode_name("hostmaster.filterd.invalid")
 
 
-def ede_for(decision: Decision) -> tuple[int, str]:
+def ede_for(decision: Decision, words: Words | None = None) -> tuple[int, str]:
+    """The EDE code and its text, in the explanation module's words (not internal codes)."""
     code = EDE_FILTERED if decision.reason in _FILTERED_REASONS else EDE_BLOCKED
-    what = (f"category {decision.category}" if decision.category
-            else f"{decision.reason.value} {decision.rule}")
-    return code, f"filterd: {what}, group {decision.group}"
+    return code, (words or _shipped_words()).ede(decision)
+
+
+@functools.cache
+def _shipped_words() -> Words:
+    return Words()
 
 
 class BlockAnswers:
     """Builds block answers; immutable once made (a reload makes a new one)."""
+
+    # The running engine's words (its catalog and group names) for the EDE text; the
+    # resolver sets it with each engine it is given.
+    words: Words | None = None
 
     def __init__(self, ttl: int = 10, ipv4: str | None = None, ipv6: str | None = None) -> None:
         if not 0 <= ttl <= 86400:
@@ -60,7 +70,7 @@ class BlockAnswers:
                 self._null6 if q.qtype == TYPE_AAAA else None)
         options = b""
         if q.edns is not None:
-            code, text = ede_for(decision)
+            code, text = ede_for(decision, self.words)
             options = ede_option(code, text)
         opt = wire.opt_for(q, options=options)
         ar = 1 if opt else 0

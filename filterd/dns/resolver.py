@@ -53,6 +53,7 @@ from filterd.dns.wire import (
 )
 from filterd.faultlog import Throttled
 from filterd.policy.decision import Action, Decision, Query
+from filterd.words.explain import Words
 
 log = logging.getLogger(__name__)
 # A fault that lasts must not log a line per query: the first, then counts (see faultlog).
@@ -82,6 +83,11 @@ ECH_STRIPPED = 4
 # RFC 8767 4: a stale answer's TTL; EDE 3 tells an EDNS client what it got.
 STALE_TTL = 30
 EDE_STALE_ANSWER = 3
+
+
+def _words_for(engine: Any) -> Words | None:
+    """The engine's words for the EDE text (None for stand-in engines without a catalog)."""
+    return Words.for_engine(engine) if hasattr(engine, "catalog") else None
 
 
 def _variant(q: Question) -> int:
@@ -145,6 +151,7 @@ class Resolver:
         self.upstreams = upstreams
         self.cache = cache if cache is not None else AnswerCache()
         self.answers = answers if answers is not None else BlockAnswers()
+        self.answers.words = _words_for(engine)
         self.events: EventSink = events if events is not None else _NoEvents()
         self.rate_limit = rate_limit
         self.rewrite_ttl = rewrite_ttl if rewrite_ttl is not None else self.answers.ttl
@@ -165,6 +172,7 @@ class Resolver:
     def engine(self, engine: DecisionEngine) -> None:
         """Swap the engine between two queries; no decision of the old one is reused."""
         self._engine = engine
+        self.answers.words = _words_for(engine)
         self._decisions.clear()
         self.memo.clear()
 

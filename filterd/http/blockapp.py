@@ -31,6 +31,7 @@ from filterd.state.reviews import (
     ReviewStore,
     clean_message,
 )
+from filterd.words.explain import Words
 
 MAX_FORM = 8 * 1024
 SECURITY_HEADERS = [
@@ -144,7 +145,11 @@ class BlockApp:
             else None,
             path_and_query=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
         )
-        return Response(403, self.renderer.render(decision, ctx).encode())
+        try:
+            words = Words.for_engine(self.decider.engine_provider())
+        except Exception:   # words only: the page still shows with the shipped ones
+            words = None
+        return Response(403, self.renderer.render(decision, ctx, words).encode())
 
     # -- review form ---------------------------------------------------------------------
     def review(

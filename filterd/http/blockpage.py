@@ -19,6 +19,9 @@ import jinja2
 
 from filterd.http.categories import CategoryWords
 from filterd.policy.decision import Decision, Reason
+from filterd.words.dates import format_datetime
+from filterd.words.explain import Words
+from filterd.words.terms import term
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LANGS = ("vi", "en")
@@ -85,28 +88,6 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "not_blocked": "This page is not blocked now. Please reload it.",
     },
 }
-
-REASON_WORDS: Mapping[str, Mapping[str, str]] = {
-    "vi": {
-        Reason.PROTECTED: "danh sách nội dung bị cấm (không thể mở khoá)",
-        Reason.BYPASS: "cách vượt bộ lọc DNS",
-        Reason.GROUP_DENY: "danh sách chặn của nhóm",
-        Reason.CATEGORY: "loại nội dung bị chặn",
-        Reason.SCHEDULED_CATEGORY: "loại nội dung bị chặn trong khung giờ này",
-        Reason.SAFE_SEARCH: "tìm kiếm an toàn",
-        Reason.YOUTUBE: "chế độ hạn chế YouTube",
-    },
-    "en": {
-        Reason.PROTECTED: "protected list of illegal content (cannot be unblocked)",
-        Reason.BYPASS: "a way around the DNS filter",
-        Reason.GROUP_DENY: "the group's deny list",
-        Reason.CATEGORY: "a blocked category",
-        Reason.SCHEDULED_CATEGORY: "a category blocked at this time",
-        Reason.SAFE_SEARCH: "safe search",
-        Reason.YOUTUBE: "YouTube restricted mode",
-    },
-}
-
 
 def choose_lang(query_lang: str | None, accept_language: str | None) -> str:
     """`?lang=` wins; then the first supported language in Accept-Language; else Vietnamese."""
@@ -188,10 +169,12 @@ class BlockPageRenderer:
             lstrip_blocks=True,
         )
 
-    def render(self, decision: Decision, ctx: PageContext) -> str:
+    def render(self, decision: Decision, ctx: PageContext, words: Words | None = None) -> str:
+        """The page for `decision`; `words` are the running engine's (its catalog, groups)."""
         lang = ctx.lang if ctx.lang in LANGS else "vi"
-        cat = self.categories.get(decision.category or "")
+        w = words if words is not None else Words(self.categories, tz=self.timezone)
         other = "en" if lang == "vi" else "vi"
+        rule = w.rule(decision, lang)
         return self.env.get_template("block.html").render(
             t=TEXT[lang],
             lang=lang,
@@ -199,17 +182,17 @@ class BlockPageRenderer:
             other_href=_with_lang(ctx.path_and_query, other),
             name=decision.name[:MAX_NAME_SHOWN],
             url=(ctx.url or "")[:2000],
-            category_label=cat.label(lang) if cat else None,
-            child_text=cat.child(lang) if cat else TEXT[lang]["generic"],
-            sensitive=bool(cat and cat.sensitive) or decision.reason is Reason.PROTECTED,
-            group=_group_label(decision, lang),
-            time=self.local_time(decision.at),
+            category_label=w.category(decision.category, lang) or None,
+            child_text=w.category_child(decision.category, lang) or TEXT[lang]["generic"],
+            sensitive=w.sensitive(decision.category) or decision.reason is Reason.PROTECTED,
+            group=w.group(decision.group, lang, decision),
+            time=w.when(decision.at, lang),
             ref=reference_id(decision, ctx.client_ip),
             staff=ctx.staff,
-            reason_words=REASON_WORDS[lang].get(decision.reason, decision.reason.value),
+            reason_words=term("reason", decision.reason, lang),
             reason_code=decision.reason.value,
-            rule=decision.rule,
-            source=str(decision.source),
+            rule=rule,
+            source=w.source(decision.source, lang, decision.category) if rule else "",
             review_path=REVIEW_PATH,
             csrf=ctx.csrf_token,
             school_name=self.school_name,
@@ -225,8 +208,8 @@ class BlockPageRenderer:
             school_name=self.school_name,
         )
 
-    def local_time(self, at: datetime) -> str:
-        return at.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M")
+    def local_time(self, at: datetime, lang: str = "vi") -> str:
+        return format_datetime(at, lang, self.timezone)
 
     def render_template(self, name: str, **values: object) -> str:
         return self.env.get_template(name).render(**values)
@@ -239,8 +222,3 @@ def _with_lang(path_and_query: str, lang: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lang"]
     query.append(("lang", lang))
     return (parts.path or "/") + "?" + urlencode(query)
-
-
-def _group_label(decision: Decision, lang: str) -> str:
-    label = getattr(decision, "group_label_en", None) if lang == "en" else decision.group_label
-    return label or decision.group

@@ -55,25 +55,26 @@ def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None
             length_header = response.headers.get("Content-Length")
             expected = int(length_header) if length_header and length_header.isdigit() else None
             if expected is not None and expected > max_bytes:
-                raise ListError(f"download is {expected} bytes, more than the {max_bytes} cap",
-                                source=source)
+                raise ListError.coded("fetch.too_big_announced", source=source, size=expected,
+                                      limit=max_bytes)
             chunks: list[bytes] = []
             size = 0
             while True:
                 try:
                     chunk = response.read(CHUNK)
                 except http.client.IncompleteRead as exc:
-                    raise ListError(f"truncated download: connection closed after "
-                                    f"{size + len(exc.partial)} of {expected} bytes",
-                                    source=source) from exc
+                    raise ListError.coded("fetch.closed", source=source,
+                                          got=size + len(exc.partial),
+                                          expected=expected) from exc
                 if not chunk:
                     break
                 size += len(chunk)
                 if size > max_bytes:
-                    raise ListError(f"download exceeds the {max_bytes} byte cap", source=source)
+                    raise ListError.coded("fetch.too_big", source=source, limit=max_bytes)
                 chunks.append(chunk)
             if expected is not None and size != expected:
-                raise ListError(f"truncated download: {size} of {expected} bytes", source=source)
+                raise ListError.coded("fetch.truncated", source=source, got=size,
+                                      expected=expected)
             body = b"".join(chunks)
             if response.headers.get("Content-Encoding", "identity").lower() in ("gzip", "x-gzip"):
                 body = _gunzip(body, max_bytes, source)   # sent compressed despite "identity"
@@ -83,14 +84,17 @@ def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None
         if exc.code == 304:
             return Fetched(None, exc.headers.get("ETag") or etag,
                            exc.headers.get("Last-Modified") or last_modified)
-        raise ListError(f"HTTP {exc.code} {exc.reason} from {url}", source=source) from exc
+        raise ListError.coded("fetch.http", source=source, status=exc.code, why=exc.reason,
+                              url=url) from exc
     except urllib.error.URLError as exc:
-        raise ListError(f"cannot reach {url}: {exc.reason}", source=source) from exc
+        raise ListError.coded("fetch.unreachable", source=source, url=url,
+                              error=str(exc.reason)) from exc
     except TimeoutError as exc:
-        raise ListError(f"timed out after {timeout:g} s without data from {url}",
-                        source=source) from exc
+        raise ListError.coded("fetch.timeout", source=source, seconds=f"{timeout:g}",
+                              url=url) from exc
     except (http.client.HTTPException, OSError) as exc:
-        raise ListError(f"download failed: {type(exc).__name__}: {exc}", source=source) from exc
+        raise ListError.coded("fetch.failed", source=source,
+                              error=f"{type(exc).__name__}: {exc}") from exc
 
 
 def _gunzip(body: bytes, max_bytes: int, source: str | None) -> bytes:
@@ -98,9 +102,9 @@ def _gunzip(body: bytes, max_bytes: int, source: str | None) -> bytes:
         with gzip.GzipFile(fileobj=io.BytesIO(body)) as gz:
             out = gz.read(max_bytes + 1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise ListError(f"broken gzip transfer encoding: {exc}", source=source) from exc
+        raise ListError.coded("fetch.gzip", source=source, error=str(exc)) from exc
     if len(out) > max_bytes:
-        raise ListError(f"download exceeds the {max_bytes} byte cap", source=source)
+        raise ListError.coded("fetch.too_big", source=source, limit=max_bytes)
     return out
 
 

@@ -57,6 +57,8 @@ class SourceState:
     version: str = ""                # sha256 prefix of the data in use
     error: str | None = None         # the last attempt's error, None when it succeeded
     error_at: float | None = None
+    error_code: str | None = None    # the error's message code and parameters, so a page
+    error_params: dict[str, Any] = field(default_factory=dict)   # shows it in its language
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SourceState:
@@ -131,10 +133,10 @@ class Updater:
         if wanted is not None:
             unknown = wanted - set(by_name)
             if unknown:
-                raise ListError(f"unknown source(s): {', '.join(sorted(unknown))}")
+                raise ListError.coded("lists.unknown_sources", names=", ".join(sorted(unknown)))
             disabled = sorted(n for n in wanted if not by_name[n].enabled)
             if disabled:
-                raise ListError(f"disabled in the sources file: {', '.join(disabled)}")
+                raise ListError.coded("lists.disabled_sources", names=", ".join(disabled))
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
             state = self.load_state()
@@ -167,11 +169,12 @@ class Updater:
         """
         source = {s.name: s for s in self.sources}.get(name)
         if source is None:
-            raise ListError(f"unknown source: {name}")
+            raise ListError.coded("lists.unknown_sources", names=name)
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise ListError(f"cannot read {path}: {exc.strerror}", source=name) from exc
+            raise ListError.coded("lists.unreadable", source=name, file_path=str(path),
+                                  error=str(exc.strerror)) from exc
 
         def local(url: str, **_: object) -> Fetched:
             return Fetched(data)
@@ -205,24 +208,24 @@ class Updater:
                               timeout=source.timeout, max_bytes=source.max_bytes,
                               source=source.name)
             if got.not_modified:
-                st.error = st.error_at = None
+                st.error = st.error_at = st.error_code = None
                 return Outcome(source.name, NOT_MODIFIED, st.count), None
             assert got.data is not None
             result = parse(source.format, got.data, exact=source.exact,
                            category=source.ut1_category, source=source.name)
             if result.count == 0:
-                raise ListError(f"no entries in the download ({result.rejected} lines rejected)",
-                                source=source.name)
+                raise ListError.coded("lists.empty_download", source=source.name,
+                                      rejected=result.rejected)
             floor = st.count * (1 - source.max_shrink)
             if st.count and result.count < floor and not force:
-                raise ListError(
-                    f"shrank from {st.count} to {result.count} entries (more than "
-                    f"{source.max_shrink:.0%}); suspicious, keeping the last good list "
-                    f"(`filterd lists update --force --source {source.name}` accepts it)",
-                    source=source.name)
+                raise ListError.coded("lists.shrunk", source=source.name, old=st.count,
+                                      new=result.count, share=f"{source.max_shrink:.0%}",
+                                      name=source.name)
             atomic_write(self.data_path(source.name), got.data)
         except ListError as exc:
             st.error = str(exc)
+            st.error_code = getattr(exc, "code", None)
+            st.error_params = dict(getattr(exc, "params", {}) or {})
             st.error_at = now
             log.warning("list %s: %s", source.name, exc)
             return Outcome(source.name, FAILED, st.count, st.error), None
@@ -232,7 +235,7 @@ class Updater:
         st.rejects = dict(result.rejects)
         st.usage = result.usage
         st.version = hashlib.sha256(got.data).hexdigest()[:12]
-        st.error = st.error_at = None
+        st.error = st.error_at = st.error_code = None
         return Outcome(source.name, UPDATED, result.count), result
 
     def _compile(self, state: Mapping[str, SourceState]) -> str:
@@ -280,7 +283,7 @@ class Updater:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                raise ListError("another list update is running") from exc
+                raise ListError.coded("lists.busy") from exc
             try:
                 yield
             finally:

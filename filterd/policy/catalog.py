@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filterd.yamlsrc import Problems, YMap, type_name
+from filterd.words.messages import type_code
+from filterd.yamlsrc import Problems, YMap
 from filterd.yamlsrc import load as load_yaml
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -60,41 +61,40 @@ class Catalog(Mapping[str, Category]):
 def parse_catalog(raw: object, file: str) -> Catalog:
     problems = Problems()
     if not isinstance(raw, YMap):
-        problems.add(f"expected a mapping, got {type_name(raw)}", file=file, line=1)
+        problems.add("shape.mapping", file=file, line=1, got_type=type_code(raw))
         problems.raise_if_any()
     assert isinstance(raw, YMap)
     for key in raw:
         if key not in ("version", "categories"):
-            problems.add("unknown key (known keys: categories, version)", raw, key)
+            problems.add("shape.unknown_key", raw, key, known="categories, version")
     if raw.get("version") != 1:
-        problems.add("expected version: 1", raw, "version")
+        problems.add("catalog.version", raw, "version")
     cats = raw.get("categories")
     out: list[Category] = []
     if not isinstance(cats, YMap) or not cats:
-        problems.add("expected a mapping of categories", raw, "categories")
+        problems.add("catalog.categories", raw, "categories")
     else:
         for cid, body in cats.items():
             path = f"categories.{cid}"
             if not isinstance(cid, str) or not _ID.match(cid):
-                problems.add("category ids are lowercase letters, digits and _", cats, cid,
-                             path=path)
+                problems.add("catalog.id", cats, cid, path=path)
                 continue
             if not isinstance(body, YMap):
-                problems.add(f"expected a mapping, got {type_name(body)}", cats, cid, path=path)
+                problems.add("shape.mapping", cats, cid, path=path, got_type=type_code(body))
                 continue
             ok = True
             for k in body:
                 if k not in (*_TEXT_KEYS, "sensitive"):
-                    problems.add(f"unknown key (known keys: {', '.join(_TEXT_KEYS)}, sensitive)",
-                                 body, k, path=f"{path}.{k}")
+                    problems.add("shape.unknown_key", body, k, path=f"{path}.{k}",
+                                 known=", ".join((*_TEXT_KEYS, "sensitive")))
                     ok = False
             for k in _TEXT_KEYS:
                 if not isinstance(body.get(k), str) or not body.get(k):
-                    problems.add("missing text", body, k, path=f"{path}.{k}")
+                    problems.add("shape.missing_text", body, k, path=f"{path}.{k}")
                     ok = False
             sensitive = body.get("sensitive", False)
             if not isinstance(sensitive, bool):
-                problems.add("expected true or false", body, "sensitive", path=f"{path}.sensitive")
+                problems.add("shape.bool", body, "sensitive", path=f"{path}.sensitive")
                 ok = False
             if ok:
                 out.append(Category(cid, body["vi"], body["en"], body["child_vi"],

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from filterd.errors import CodedValueError
+
 _MAC = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 _MAC_DOTTED = re.compile(r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$")
 
@@ -40,7 +42,7 @@ def normalize_mac(text: str) -> str:
     if _MAC_DOTTED.match(t):
         h = t.replace(".", "")
         return ":".join(h[i:i + 2] for i in range(0, 12, 2))
-    raise ValueError(f"not a MAC address: {text!r}")
+    raise CodedValueError("client.mac", value=text)
 
 
 def looks_like_mac(text: str) -> bool:
@@ -87,7 +89,7 @@ def _addr(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 def parse_client(text: object, group: str, file: str, line: int) -> ClientRule:
     """Parse one entry: MAC, IP, CIDR ('10.0.0.0/8', '2001:db8::/48') or range 'a-b'."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("expected an IP, a CIDR, a range a-b or a MAC address")
+        raise CodedValueError("client.empty")
     t = text.strip()
     if looks_like_mac(t):
         return ClientRule(normalize_mac(t), "mac", group, file, line)
@@ -95,7 +97,7 @@ def parse_client(text: object, group: str, file: str, line: int) -> ClientRule:
         try:
             net = ipaddress.ip_network(t, strict=True)
         except ValueError as exc:
-            raise ValueError(f"bad CIDR {t!r}: {exc}") from None
+            raise CodedValueError("client.cidr", value=t, error=str(exc)) from None
         return ClientRule(str(net), "cidr", group, file, line, net.version,
                           int(net.network_address), int(net.broadcast_address))
     if "-" in t:
@@ -103,16 +105,16 @@ def parse_client(text: object, group: str, file: str, line: int) -> ClientRule:
         try:
             a, b = _addr(a_s), _addr(b_s)
         except ValueError:
-            raise ValueError(f"bad range {t!r} (write e.g. 10.10.6.1-10.10.6.99)") from None
+            raise CodedValueError("client.range", value=t) from None
         if a.version != b.version:
-            raise ValueError(f"range {t!r} mixes IPv4 and IPv6")
+            raise CodedValueError("client.range_mixed", value=t)
         if int(b) < int(a):
-            raise ValueError(f"range {t!r} runs backwards")
+            raise CodedValueError("client.range_backwards", value=t)
         return ClientRule(f"{a}-{b}", "range", group, file, line, a.version, int(a), int(b))
     try:
         a = _addr(t)
     except ValueError:
-        raise ValueError(f"not an IP, CIDR, range or MAC address: {t!r}") from None
+        raise CodedValueError("client.invalid", value=t) from None
     return ClientRule(str(a), "ip", group, file, line, a.version, int(a), int(a))
 
 

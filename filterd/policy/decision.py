@@ -145,7 +145,8 @@ class Decision:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     def text(self, lang: str = "vi", *, for_staff: bool = True) -> str:
-        """Plain-words explanation; `for_staff` adds the rule and its source."""
-        from filterd.policy.explain import explain
+        """Plain-words explanation with the shipped catalog; pages and the CLI use
+        `filterd.words.Words.for_engine(engine)`, which has the configured one."""
+        from filterd.words.explain import explain
 
         return explain(self, lang=lang, for_staff=for_staff)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from filterd.errors import CodedValueError
 from filterd.policy.decision import RuleSource
 from filterd.policy.names import normalize_name
 
@@ -40,7 +41,7 @@ def parse_entry(text: str) -> tuple[str, bool]:
     if exact:
         t = t[1:]
     if t.startswith("*."):
-        raise ValueError(f"write {t[2:]!r} (a domain covers its subdomains) instead of {text!r}")
+        raise CodedValueError("name.wildcard", domain=t[2:], value=text)
     return normalize_name(t), exact
 
 

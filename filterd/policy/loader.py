@@ -29,7 +29,8 @@ from filterd.policy.clients import ClientMap, ClientRule, parse_client
 from filterd.policy.decision import BlockMode, RuleSource
 from filterd.policy.domains import DomainEntry, DomainTable, parse_entry
 from filterd.policy.schedules import Schedule, parse_schedule
-from filterd.yamlsrc import Problems, YList, YMap, type_name
+from filterd.words.messages import type_code
+from filterd.yamlsrc import Problems, YList, YMap
 from filterd.yamlsrc import load as load_yaml
 
 LEVELS = ("off", "moderate", "strict")
@@ -122,34 +123,35 @@ def _read(files: list[Path], problems: Problems) -> _Raw:
         if doc is None:
             continue
         if not isinstance(doc, YMap):
-            problems.add(f"expected a mapping at the top, got {type_name(doc)}", file=str(f),
-                         line=1)
+            problems.add("shape.top_mapping", file=str(f), line=1, got_type=type_code(doc))
             continue
         for key, value in doc.items():
             if key not in TOP_KEYS:
-                problems.add(f"unknown key (known keys: {', '.join(TOP_KEYS)})", doc, key)
+                problems.add("shape.unknown_key", doc, key, known=", ".join(TOP_KEYS))
             elif key in SETTING_KEYS:
                 if key in raw.settings:
                     first = raw.settings[key][0]
-                    problems.add(f"already set in {first.file}:{first.line_of(key)}", doc, key)
+                    problems.add("policy.setting_twice", doc, key,
+                                 place=f"{first.file}:{first.line_of(key)}")
                 else:
                     raw.settings[key] = (doc, value)
             elif key == "education":
                 if not isinstance(value, YList):
-                    problems.add(f"expected a list of domains, got {type_name(value)}", doc, key)
+                    problems.add("shape.domain_list", doc, key, got_type=type_code(value))
                 else:
                     raw.education.extend((value, i, v) for i, v in enumerate(value))
             else:
                 target = raw.schedules if key == "schedules" else raw.groups
                 if not isinstance(value, YMap):
-                    problems.add(f"expected a mapping of {key}, got {type_name(value)}", doc, key)
+                    problems.add("shape.mapping_of", doc, key, what=key,
+                                 got_type=type_code(value))
                     continue
                 for name, body in value.items():
                     if name in target:
                         first = target[name][0]
-                        problems.add(f"{key[:-1]} {name!r} is already defined in "
-                                     f"{first.file}:{first.line_of(name)}", value, name,
-                                     path=f"{key}.{name}")
+                        problems.add("policy.defined_twice", value, name, path=f"{key}.{name}",
+                                     what=key[:-1], name=name,
+                                     place=f"{first.file}:{first.line_of(name)}")
                     else:
                         target[name] = (value, body)
     return raw
@@ -160,18 +162,18 @@ def _domain_list(value: Any, where: YMap, key: str, path: str, problems: Problem
     if value is None:
         return []
     if not isinstance(value, YList):
-        problems.add(f"expected a list of domains, got {type_name(value)}", where, key, path=path)
+        problems.add("shape.domain_list", where, key, path=path, got_type=type_code(value))
         return []
     out = []
     for i, item in enumerate(value):
         line = value.line_of(i)
         if not isinstance(item, str):
-            problems.add(f"expected a domain, got {type_name(item)}", value, i, path=path)
+            problems.add("shape.domain", value, i, path=path, got_type=type_code(item))
             continue
         try:
             domain, exact = parse_entry(item)
         except ValueError as exc:
-            problems.add(str(exc), value, i, path=path)
+            problems.add_error(exc, value, i, path=path)
             continue
         out.append(DomainEntry(domain, exact, RuleSource("policy", value.file, line=line)))
     return out
@@ -182,7 +184,7 @@ def read_domain_file(path: Path, kind: str, problems: Problems) -> list[DomainEn
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        problems.add(f"cannot read the {kind} file: {exc}", file=str(path))
+        problems.add("policy.domain_file_unreadable", file=str(path), what=kind, error=str(exc))
         return []
     out = []
     for n, line in enumerate(text.splitlines(), 1):
@@ -192,7 +194,7 @@ def read_domain_file(path: Path, kind: str, problems: Problems) -> list[DomainEn
         try:
             domain, exact = parse_entry(entry)
         except ValueError as exc:
-            problems.add(str(exc), file=str(path), line=n)
+            problems.add_error(exc, file=str(path), line=n)
             continue
         out.append(DomainEntry(domain, exact, RuleSource("policy", str(path), line=n)))
     return out
@@ -219,11 +221,10 @@ def _text_field(body: YMap, key: str, path: str, problems: Problems, *, required
     v = body.get(key)
     if v is None:
         if required:
-            problems.add("missing (every group needs label_vi and label_en)", body, None,
-                         path=f"{path}.{key}")
+            problems.add("policy.label_missing", body, None, path=f"{path}.{key}")
         return ""
     if not isinstance(v, str) or not v.strip():
-        problems.add(f"expected text, got {type_name(v)}", body, key, path=f"{path}.{key}")
+        problems.add("shape.text", body, key, path=f"{path}.{key}", got_type=type_code(v))
         return ""
     return v.strip()
 
@@ -231,14 +232,13 @@ def _text_field(body: YMap, key: str, path: str, problems: Problems, *, required
 def _category_list(value: Any, where: YMap | YList, key: Any, path: str, catalog: Catalog,
                    problems: Problems) -> dict[str, RuleSource]:
     if not isinstance(value, YList):
-        problems.add(f"expected a list of categories, got {type_name(value)}", where, key,
-                     path=path)
+        problems.add("shape.category_list", where, key, path=path, got_type=type_code(value))
         return {}
     out = {}
     for i, cat in enumerate(value):
         if not isinstance(cat, str) or cat not in catalog:
-            known = ", ".join(catalog)
-            problems.add(f"unknown category {cat!r} (known: {known})", value, i, path=path)
+            problems.add("policy.unknown_category", value, i, path=path, value=cat,
+                         known=", ".join(catalog))
             continue
         out[cat] = RuleSource("policy", value.file, line=value.line_of(i))
     return out
@@ -248,26 +248,26 @@ def _parse_group(gid: str, where: YMap, body: Any, schedules: Mapping[str, Any],
                  catalog: Catalog, problems: Problems) -> _Partial | None:
     path = f"groups.{gid}"
     if not isinstance(gid, str) or not gid.replace("_", "").isalnum() or not gid.islower():
-        problems.add("group ids are lowercase letters, digits and _", where, gid, path=path)
+        problems.add("policy.group_id", where, gid, path=path)
         return None
     if not isinstance(body, YMap):
-        problems.add(f"expected a mapping, got {type_name(body)}", where, gid, path=path)
+        problems.add("shape.mapping", where, gid, path=path, got_type=type_code(body))
         return None
     p = _Partial(gid, where, body)
     for key in body:
         if key not in GROUP_KEYS:
-            problems.add(f"unknown key (known keys: {', '.join(GROUP_KEYS)})", body, key,
-                         path=f"{path}.{key}")
+            problems.add("shape.unknown_key", body, key, path=f"{path}.{key}",
+                         known=", ".join(GROUP_KEYS))
     ext = body.get("extends")
     if ext is not None:
         if not isinstance(ext, str):
-            problems.add(f"expected a group id, got {type_name(ext)}", body, "extends",
-                         path=f"{path}.extends")
+            problems.add("shape.group_id", body, "extends", path=f"{path}.extends",
+                         got_type=type_code(ext))
         else:
             p.extends = ext
     for key in ("abstract", "intercept"):
         if key in body and not isinstance(body[key], bool):
-            problems.add("expected true or false", body, key, path=f"{path}.{key}")
+            problems.add("shape.bool", body, key, path=f"{path}.{key}")
         elif key == "intercept" and key in body:
             p.scalars[key] = body[key]
     for key, options in (("safe_search", LEVELS), ("youtube", LEVELS),
@@ -275,35 +275,33 @@ def _parse_group(gid: str, where: YMap, body: Any, schedules: Mapping[str, Any],
         if key in body:
             v = body[key]
             if v not in options:
-                problems.add(f"must be one of {', '.join(options)}, got {v!r}", body, key,
-                             path=f"{path}.{key}")
+                problems.add("shape.one_of", body, key, path=f"{path}.{key}",
+                             options=", ".join(options), value=v)
             else:
                 p.scalars[key] = v
     block = body.get("block")
     if block is not None:
         if not isinstance(block, YMap):
-            problems.add(f"expected a mapping with always: and/or during:, got "
-                         f"{type_name(block)}", body, "block", path=f"{path}.block")
+            problems.add("shape.block", body, "block", path=f"{path}.block",
+                         got_type=type_code(block))
         else:
             for key in block:
                 if key not in ("always", "during"):
-                    problems.add("unknown key (known keys: always, during)", block, key,
-                                 path=f"{path}.block.{key}")
+                    problems.add("shape.unknown_key", block, key, path=f"{path}.block.{key}",
+                                 known="always, during")
             if "always" in block:
                 p.always = _category_list(block["always"], block, "always",
                                           f"{path}.block.always", catalog, problems)
             during = block.get("during")
             if during is not None:
                 if not isinstance(during, YMap):
-                    problems.add("expected a mapping: schedule name -> categories", block,
-                                 "during", path=f"{path}.block.during")
+                    problems.add("shape.during", block, "during", path=f"{path}.block.during")
                 else:
                     for sid, cats in during.items():
                         spath = f"{path}.block.during.{sid}"
                         if sid not in schedules:
-                            problems.add(f"unknown schedule {sid!r} (defined: "
-                                         f"{', '.join(schedules) or 'none'})", during, sid,
-                                         path=spath)
+                            problems.add("policy.unknown_schedule", during, sid, path=spath,
+                                         value=sid, known=", ".join(schedules) or "-")
                             continue
                         p.during[sid] = _category_list(cats, during, sid, spath, catalog,
                                                        problems)
@@ -315,14 +313,14 @@ def _parse_group(gid: str, where: YMap, body: Any, schedules: Mapping[str, Any],
     clients = body.get("clients")
     if clients is not None:
         if not isinstance(clients, YList):
-            problems.add(f"expected a list of IPs, CIDRs, ranges or MACs, got "
-                         f"{type_name(clients)}", body, "clients", path=f"{path}.clients")
+            problems.add("shape.clients", body, "clients", path=f"{path}.clients",
+                         got_type=type_code(clients))
         else:
             for i, c in enumerate(clients):
                 try:
                     p.clients.append(parse_client(c, gid, clients.file, clients.line_of(i)))
                 except ValueError as exc:
-                    problems.add(str(exc), clients, i, path=f"{path}.clients")
+                    problems.add_error(exc, clients, i, path=f"{path}.clients")
     return p
 
 
@@ -330,23 +328,30 @@ def _resolve(partials: dict[str, _Partial], catalog: Catalog, problems: Problems
              ) -> dict[str, Group]:
     resolved: dict[str, Group] = {}
 
+    failed: set[str] = set()
+
     def resolve(gid: str, chain: tuple[str, ...]) -> Group | None:
         if gid in resolved:
             return resolved[gid]
+        if gid in failed:
+            return None
         p = partials[gid]
         parent: Group | None = None
         if p.extends is not None:
             if p.extends in chain or p.extends == gid:
                 cycle = " -> ".join((*chain, gid, p.extends))
-                problems.add(f"extends makes a cycle: {cycle}", p.body, "extends",
-                             path=f"groups.{gid}.extends")
+                problems.add("policy.extends_cycle", p.body, "extends",
+                             path=f"groups.{gid}.extends", cycle=cycle)
+                failed.add(gid)
                 return None
             if p.extends not in partials:
-                problems.add(f"extends an unknown group {p.extends!r}", p.body, "extends",
-                             path=f"groups.{gid}.extends")
+                problems.add("policy.extends_unknown", p.body, "extends",
+                             path=f"groups.{gid}.extends", value=p.extends)
+                failed.add(gid)
                 return None
             parent = resolve(p.extends, (*chain, gid))
-            if parent is None:
+            if parent is None:   # the parent's own problem is reported once, at the parent
+                failed.add(gid)
                 return None
         always = dict(parent.block_always) if parent else {}
         during = {s: dict(c) for s, c in parent.block_during.items()} if parent else {}
@@ -396,38 +401,38 @@ def _protected(raw: _Raw, base: Path, problems: Problems) -> list[DomainEntry]:
         return []
     doc, value = raw.settings["protected"]
     if not isinstance(value, YMap):
-        problems.add("expected a mapping with files: and optionally feed:", doc, "protected")
+        problems.add("shape.protected", doc, "protected")
         return []
     out: list[DomainEntry] = []
     for key in value:
         if key not in ("files", "feed"):
-            problems.add("unknown key (known keys: feed, files)", value, key,
-                         path=f"protected.{key}")
+            problems.add("shape.unknown_key", value, key, path=f"protected.{key}",
+                         known="feed, files")
     files = value.get("files", [])
     if not isinstance(files, YList):
-        problems.add("expected a list of file names", value, "files", path="protected.files")
+        problems.add("shape.file_list", value, "files", path="protected.files")
         files = []
     where = Path(doc.file).parent
     for i, f in enumerate(files):
         if not isinstance(f, str) or not f:
-            problems.add("expected a file name", files, i, path="protected.files")
+            problems.add("shape.file_name", files, i, path="protected.files")
             continue
         p = Path(f) if Path(f).is_absolute() else where / f
         if not p.is_file():
-            problems.add(f"protected list file not found: {p}", files, i,
-                         path="protected.files")
+            problems.add("policy.protected_missing", files, i, path="protected.files",
+                         file_path=str(p))
             continue
         out.extend(read_domain_file(p, "protected", problems))
     feed = value.get("feed")
     if feed is not None:
         # The authority feed: a plain list delivered by the education/information office.
         if not isinstance(feed, str) or not feed:
-            problems.add("expected a file path", value, "feed", path="protected.feed")
+            problems.add("shape.file_path", value, "feed", path="protected.feed")
         else:
             p = Path(feed) if Path(feed).is_absolute() else where / feed
             if not p.is_file():
-                problems.add(f"protected feed file not found: {p} (remove `feed:` if the "
-                             "school has no feed yet)", value, "feed", path="protected.feed")
+                problems.add("policy.feed_missing", value, "feed", path="protected.feed",
+                             file_path=str(p))
             else:
                 out.extend(read_domain_file(p, "protected feed", problems))
     return out
@@ -438,23 +443,21 @@ def load_policy(path: str | Path, catalog: Catalog) -> Policy:
     path = Path(path)
     problems = Problems()
     if not path.exists():
-        raise ConfigError("policy directory or file not found", file=str(path))
+        raise ConfigError.coded("policy.not_found", file=str(path))
     files = _policy_files(path)
     if not files:
-        raise ConfigError("no *.yaml policy files found", file=str(path))
+        raise ConfigError.coded("policy.no_files", file=str(path))
     raw = _read(files, problems)
 
     if "version" in raw.settings:
         doc, v = raw.settings["version"]
         if v != 1:
-            problems.add(f"unsupported policy version {v!r} (this filterd reads version 1)",
-                         doc, "version")
+            problems.add("policy.version", doc, "version", value=v)
 
     schedules: dict[str, Schedule] = {}
     for sid, (where, body) in raw.schedules.items():
         if not isinstance(sid, str) or not sid.replace("_", "").isalnum():
-            problems.add("schedule names are letters, digits and _", where, sid,
-                         path=f"schedules.{sid}")
+            problems.add("policy.schedule_id", where, sid, path=f"schedules.{sid}")
             continue
         s = parse_schedule(sid, body, where.file, where, problems)
         if s is not None:
@@ -470,20 +473,20 @@ def load_policy(path: str | Path, catalog: Catalog) -> Policy:
     rules: list[ClientRule] = []
     for gid, p in partials.items():
         if p.clients and groups.get(gid) is not None and groups[gid].abstract:
-            problems.add("an abstract group cannot have clients", p.body, "clients",
+            problems.add("policy.abstract_clients", p.body, "clients",
                          path=f"groups.{gid}.clients")
         rules.extend(p.clients)
     for first, dup in ClientMap.conflicts(rules):
-        problems.add(f"{dup.text} is already in group {first.group!r} "
-                     f"({first.file}:{first.line})", file=dup.file, line=dup.line,
-                     path=f"groups.{dup.group}.clients")
+        problems.add("policy.client_twice", file=dup.file, line=dup.line,
+                     path=f"groups.{dup.group}.clients", value=dup.text, group=first.group,
+                     place=f"{first.file}:{first.line}")
 
     if "default_group" in raw.settings:
         doc, dg = raw.settings["default_group"]
         if not isinstance(dg, str) or dg not in raw.groups:
-            problems.add(f"default_group {dg!r} is not a defined group", doc, "default_group")
+            problems.add("policy.default_group_unknown", doc, "default_group", value=dg)
         elif dg in groups and groups[dg].abstract:
-            problems.add(f"default_group {dg!r} is abstract", doc, "default_group")
+            problems.add("policy.default_group_abstract", doc, "default_group", value=dg)
         default = dg if isinstance(dg, str) else BUILTIN_DEFAULT
     else:
         default = BUILTIN_DEFAULT
@@ -493,12 +496,12 @@ def load_policy(path: str | Path, catalog: Catalog) -> Policy:
     education: list[DomainEntry] = []
     for lst, i, item in raw.education:
         if not isinstance(item, str):
-            problems.add(f"expected a domain, got {type_name(item)}", lst, i, path="education")
+            problems.add("shape.domain", lst, i, path="education", got_type=type_code(item))
             continue
         try:
             domain, exact = parse_entry(item)
         except ValueError as exc:
-            problems.add(str(exc), lst, i, path="education")
+            problems.add_error(exc, lst, i, path="education")
             continue
         education.append(DomainEntry(domain, exact,
                                      RuleSource("policy", lst.file, line=lst.line_of(i))))

@@ -11,38 +11,44 @@ from __future__ import annotations
 
 import re
 
+from filterd.errors import CodedValueError
 from filterd.lists import normalize as _lists
 
 _TLD = re.compile(r"^[a-z0-9-]{1,63}$")
-_WHY = {
-    _lists.EMPTY: "empty name",
-    _lists.TOO_LONG: "name longer than 253 characters",
-    _lists.LABEL_TOO_LONG: "a label longer than 63 characters",
-    _lists.EMPTY_LABEL: "an empty label (two dots in a row?)",
-    _lists.BAD_CHAR: "a character that cannot be in a domain name",
-    _lists.BAD_IDNA: "an invalid international name",
-    _lists.WILDCARD: "a wildcard (write the domain itself: it covers its subdomains)",
+_WHY = {   # (en, vi)
+    _lists.EMPTY: ("empty name", "tên trống"),
+    _lists.TOO_LONG: ("name longer than 253 characters", "tên dài hơn 253 ký tự"),
+    _lists.LABEL_TOO_LONG: ("a label longer than 63 characters",
+                            "có một phần (giữa hai dấu chấm) dài hơn 63 ký tự"),
+    _lists.EMPTY_LABEL: ("an empty label (two dots in a row?)",
+                         "có một phần rỗng (hai dấu chấm liền nhau?)"),
+    _lists.BAD_CHAR: ("a character that cannot be in a domain name",
+                      "có ký tự không được dùng trong tên miền"),
+    _lists.BAD_IDNA: ("an invalid international name", "tên miền tiếng Việt/quốc tế không hợp lệ"),
+    _lists.WILDCARD: ("a wildcard (write the domain itself: it covers its subdomains)",
+                      "có dấu * (hãy viết chính tên miền: nó đã gồm mọi tên miền con)"),
 }
 
 
-class InvalidName(ValueError):
+class InvalidName(CodedValueError):
     """A name is not a valid domain name; the message says why."""
 
 
 def normalize_name(name: str) -> str:
     """Return the canonical ASCII form of `name` or raise InvalidName (a ValueError)."""
     if not isinstance(name, str):
-        raise InvalidName("a domain name must be text")
+        raise InvalidName("name.not_text")
     kind, value = _lists.classify(name)
     if kind == _lists.NAME:
         return value
     if kind == _lists.IP:
-        raise InvalidName(f"{name!r} is an IP address, not a domain name")
+        raise InvalidName("name.is_ip", value=name)
     if value == _lists.SINGLE_LABEL:
         tld = name.strip().rstrip(".").lower()
         if _TLD.match(tld):
             return tld
-    raise InvalidName(f"invalid name {name!r}: {_WHY.get(value, value)}")
+    en, vi = _WHY.get(value, (value, value))
+    raise InvalidName("name.invalid", value=name, why=en, why_vi=vi)
 
 
 def parents(name: str) -> list[str]:

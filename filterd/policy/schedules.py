@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from filterd.yamlsrc import Problems, YList, YMap, type_name
+from filterd.errors import CodedValueError
+from filterd.words.messages import type_code
+from filterd.yamlsrc import Problems, YList, YMap
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_WEEK = 7 * 1440
@@ -69,51 +71,51 @@ def _parse_days(value: object) -> tuple[int, ...]:
     elif isinstance(value, str):
         parts = [p.strip() for p in value.split(",")]
     else:
-        raise ValueError(f"expected days such as mon-sat or [mon, wed], got {type_name(value)}")
+        raise CodedValueError("schedule.days_shape", got_type=type_code(value))
     out: set[int] = set()
     for part in parts:
         if not isinstance(part, str) or not part:
-            raise ValueError(f"bad day {part!r}")
+            raise CodedValueError("schedule.day", value=part)
         p = part.strip().lower()
         if p in _DAY_WORDS:
             out.update(DAYS.index(d) for d in _DAY_WORDS[p])
         elif "-" in p:
             a, _, b = p.partition("-")
             if a not in DAYS or b not in DAYS:
-                raise ValueError(f"bad day range {part!r} (use mon, tue, wed, thu, fri, sat, sun)")
+                raise CodedValueError("schedule.day_range", value=part)
             i, j = DAYS.index(a), DAYS.index(b)
             if j < i:
-                raise ValueError(f"day range {part!r} runs backwards")
+                raise CodedValueError("schedule.day_backwards", value=part)
             out.update(range(i, j + 1))
         elif p in DAYS:
             out.add(DAYS.index(p))
         else:
-            raise ValueError(f"bad day {part!r} (use mon, tue, wed, thu, fri, sat, sun)")
+            raise CodedValueError("schedule.day", value=part)
     if not out:
-        raise ValueError("no days given")
+        raise CodedValueError("schedule.no_days")
     return tuple(sorted(out))
 
 
 def _parse_time(text: str) -> int:
     m = _TIME.match(text.strip())
     if not m:
-        raise ValueError(f"bad time {text!r} (use HH:MM, 24-hour)")
+        raise CodedValueError("schedule.time", value=text)
     h, mi = int(m.group(1)), int(m.group(2))
     if h == 24 and mi:
-        raise ValueError(f"bad time {text!r}")
+        raise CodedValueError("schedule.time", value=text)
     return h * 60 + mi
 
 
 def parse_span(text: object) -> tuple[int, int]:
     """'07:00-11:30' -> (420, 690). End before start = across midnight."""
     if not isinstance(text, str) or text.count("-") != 1:
-        raise ValueError(f"expected a time span such as 07:00-11:30, got {text!r}")
+        raise CodedValueError("schedule.span", value=text)
     a, b = text.split("-")
     start, end = _parse_time(a), _parse_time(b)
     if start == 1440:
-        raise ValueError(f"a span cannot start at 24:00: {text!r}")
+        raise CodedValueError("schedule.span_24", value=text)
     if start == end:
-        raise ValueError(f"empty time span {text!r}")
+        raise CodedValueError("schedule.span_empty", value=text)
     return start, end
 
 
@@ -136,22 +138,21 @@ def parse_schedule(sid: str, raw: object, file: str, where: YMap, problems: Prob
                    ) -> Schedule | None:
     path = f"schedules.{sid}"
     if not isinstance(raw, YMap):
-        problems.add(f"expected a mapping with windows, got {type_name(raw)}", where, sid,
-                     path=path)
+        problems.add("schedule.shape", where, sid, path=path, got_type=type_code(raw))
         return None
     for k in raw:
         if k not in ("label_vi", "label_en", "windows"):
-            problems.add("unknown key (known keys: label_en, label_vi, windows)", raw, k,
-                         path=f"{path}.{k}")
+            problems.add("shape.unknown_key", raw, k, path=f"{path}.{k}",
+                         known="label_en, label_vi, windows")
     labels = {}
     for k in ("label_vi", "label_en"):
         v = raw.get(k, sid)
         if not isinstance(v, str) or not v:
-            problems.add("expected text", raw, k, path=f"{path}.{k}")
+            problems.add("schedule.text", raw, k, path=f"{path}.{k}")
         labels[k] = v if isinstance(v, str) else sid
     windows_raw = raw.get("windows")
     if not isinstance(windows_raw, YList) or not windows_raw:
-        problems.add("expected a list of windows (days and times)", raw,
+        problems.add("schedule.windows", raw,
                      "windows" if "windows" in raw else None, path=f"{path}.windows")
         return None
     windows: list[Window] = []
@@ -161,25 +162,24 @@ def parse_schedule(sid: str, raw: object, file: str, where: YMap, problems: Prob
     for i, w in enumerate(windows_raw):
         wpath = f"{path}.windows[{i + 1}]"
         if not isinstance(w, YMap):
-            problems.add(f"expected a mapping with days and times, got {type_name(w)}",
-                         windows_raw, i, path=wpath)
+            problems.add("schedule.window", windows_raw, i, path=wpath, got_type=type_code(w))
             ok = False
             continue
         for k in w:
             if k not in ("days", "times"):
-                problems.add("unknown key (known keys: days, times)", w, k, path=f"{wpath}.{k}")
+                problems.add("shape.unknown_key", w, k, path=f"{wpath}.{k}", known="days, times")
                 ok = False
         try:
             days = _parse_days(w.get("days"))
         except ValueError as exc:
-            problems.add(str(exc), w, "days" if "days" in w else None, path=f"{wpath}.days")
+            problems.add_error(exc, w, "days" if "days" in w else None, path=f"{wpath}.days")
             ok = False
             continue
         times = w.get("times")
         if isinstance(times, str):
             times = [times]
         if not isinstance(times, list) or not times:
-            problems.add("expected times such as [\"07:00-11:30\", \"13:30-17:00\"]", w,
+            problems.add("schedule.times", w,
                          "times" if "times" in w else None, path=f"{wpath}.times")
             ok = False
             continue
@@ -188,7 +188,7 @@ def parse_schedule(sid: str, raw: object, file: str, where: YMap, problems: Prob
             try:
                 start, end = parse_span(span)
             except ValueError as exc:
-                problems.add(str(exc), line=line, file=file, path=f"{wpath}.times")
+                problems.add_error(exc, line=line, file=file, path=f"{wpath}.times")
                 ok = False
                 continue
             win = Window(days, start, end, line)
@@ -198,8 +198,9 @@ def parse_schedule(sid: str, raw: object, file: str, where: YMap, problems: Prob
                     other = owner[clash]
                     day = DAYS[clash // 1440]
                     hm = f"{clash % 1440 // 60:02d}:{clash % 60:02d}"
-                    problems.add(f"window {span!r} overlaps the window on line {other} "
-                                 f"({day} {hm})", file=file, line=line, path=f"{wpath}.times")
+                    problems.add("schedule.overlap", file=file, line=line,
+                                 path=f"{wpath}.times", value=span, other=other, day=day,
+                                 time=hm)
                     ok = False
                     break
                 for m in range(a, b):

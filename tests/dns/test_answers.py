@@ -55,9 +55,9 @@ def test_extended_dns_error_names_the_category():
     opt = rec.ar[0]
     ede = next(o for o in opt.rdata if o.code == 15)
     assert int.from_bytes(ede.data[:2], "big") == EDE_FILTERED
-    assert "adult" in ede.data[2:].decode()
+    assert "Adult content" in ede.data[2:].decode()
     code, text = ede_for(decision(BlockMode.NXDOMAIN, Reason.PROTECTED, "illegal"))
-    assert code == EDE_BLOCKED and "illegal" in text
+    assert code == EDE_BLOCKED and "Illegal content" in text
     # no EDNS in the query: no OPT in the answer
     assert not DNSRecord.parse(ANS.block(q(edns=False), decision(BlockMode.NXDOMAIN))).ar
 

@@ -67,7 +67,7 @@ def test_vietnamese_page_for_a_student(renderer):
     html = renderer.render(decision(), PageContext(client_ip="10.0.0.5", csrf_token="t" * 32))
     assert '<html lang="vi">' in html
     assert "Cờ bạc, cá cược" in html and "Trung học cơ sở" in html
-    assert "2026-11-25 10:04" in html  # school's local time (UTC+7)
+    assert "25/11/2026 10:04" in html  # school's local time (UTC+7), the one vi format
     assert reference_id(decision(), "10.0.0.5") in html
     assert "111" in html and "không phải lỗi của em" in html  # gambling is sensitive
     assert "ut1-gambling" not in html and "Dành cho thầy cô" not in html
@@ -80,7 +80,8 @@ def test_vietnamese_page_for_a_student(renderer):
 def test_english_page_for_staff(renderer):
     html = renderer.render(decision(), PageContext(client_ip="10.0.0.5", lang="en", staff=True))
     assert '<html lang="en">' in html and "Gambling and betting" in html
-    assert "list ut1-gambling (version v1)" in html and "a blocked category" in html
+    assert "the list “Gambling and betting” (UT1, University of Toulouse, version v1)" in html
+    assert "Kind of content always blocked" in html and "ut1-gambling" not in html
     assert 'action="/_filterd/review' not in html  # no token, no form
 
 

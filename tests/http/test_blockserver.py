@@ -41,7 +41,7 @@ def test_staff_see_rule_and_list(svc):
     out = curl("--interface", "127.0.0.3", *page_url(svc, "casino.test", "/?lang=en"))
     html = out.stdout.decode()
     assert 'lang="en"' in html and "For teachers and staff" in html
-    assert "list ut1-gambling (version 2026-11-25)" in html
+    assert "(UT1, University of Toulouse, version 2026-11-25)" in html
 
 
 def test_not_blocked_any_more(svc):

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from filterd.policy.decision import Query, Reason
-from filterd.policy.explain import HOTLINE_EN, HOTLINE_VI, explain
-
-from .conftest import FakeIndex, local
+from filterd.words.explain import HOTLINE_EN, HOTLINE_VI, Words, explain
+from tests.policy.conftest import FakeIndex, local
 
 AT = local(2026, 11, 25, 9, 5)
 
@@ -26,10 +25,14 @@ def test_scheduled_category_in_both_languages(engine):
     vi = d.text("vi")
     assert "Đã chặn game.example" in vi and "«Trò chơi trực tuyến»" in vi
     assert "«Giờ học»" in vi and "THPT" in vi and "Thứ Tư, 25/11/2026 09:05" in vi
-    assert "Quy tắc: game.example — nguồn: list memory-games" in vi
+    assert "Quy tắc: game.example — nguồn: danh sách «Trò chơi trực tuyến» (memory-games, bản v7)" \
+        in Words.for_engine(engine).explain(d, "vi")
     en = d.text("en")
     assert "Blocked game.example" in en and "“Online games”" in en and "“Class hours”" in en
-    assert "Upper secondary" in en and "Wednesday 2026-11-25 09:05" in en
+    assert "Upper secondary" in en and "Wed 25 Nov 2026, 09:05" in en
+    staff = Words.for_engine(engine).explain(d, "vi")
+    for code in ("older", "scheduled_category", "games", "class"):
+        assert code not in staff.replace("memory-games", "").replace("game.example", "")
 
 
 def test_child_text_is_kind_and_has_no_rule(engine):
