@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from filterd import metrics
+from filterd.dns import fastpath
 from filterd.dns.answers import BlockAnswers
 from filterd.dns.cache import AnswerCache
 from filterd.dns.ratelimit import RateLimiter
@@ -306,8 +307,10 @@ class Worker:
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
-        log.info("filterd DNS serving on %s (pid %d)",
-                 ", ".join(f"{h}:{p}" for h, p in listeners.addresses), os.getpid())
+        metrics.DNS_FASTPATH.set(1, implementation=fastpath.IMPLEMENTATION)
+        log.info("filterd DNS serving on %s (pid %d, %s fast path: %s)",
+                 ", ".join(f"{h}:{p}" for h, p in listeners.addresses), os.getpid(),
+                 fastpath.IMPLEMENTATION, fastpath.REASON)
         http_service = None
         if self.run_http and getattr(self.config, "http", None) is not None:
             from filterd.http import service as http_side

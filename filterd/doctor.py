@@ -212,6 +212,20 @@ def check_clock(run: Runner = _run, kernel: Callable[[], bool | None] = kernel_c
     return Check("clock", Status.OK, f"synchronised ({how})")
 
 
+def check_fastpath() -> Check:
+    """Which DNS fast path this installation loads (the daemon's metrics say what it runs)."""
+    from filterd.dns import fastpath
+
+    if fastpath.IMPLEMENTATION == "native":
+        return Check("DNS fast path", Status.OK, f"native ({fastpath.MODULE}, compiled)")
+    detail = f"pure-Python twin ({fastpath.REASON}): same answers, about twice the CPU"
+    if os.environ.get("FILTERD_PUREPYTHON", "") not in ("", "0"):
+        return Check("DNS fast path", Status.OK, detail)
+    return Check("DNS fast path", Status.WARN, detail,
+                 "sudo apt-get install gcc libc6-dev python3-dev, then install filterd again "
+                 "(sudo scripts/install-gateway); docs/dns.md \"Which fast path runs\"")
+
+
 def check_lists(config: Any, now: float | None = None, warn_days: float = 3,
                 fail_days: float = 14) -> Check:
     current = Path(config.data_dir) / "lists" / "current"
@@ -345,6 +359,7 @@ def run_checks(config: Any, *, skip: Iterable[str] = ()) -> list[Check]:
         ("ports", lambda: check_daemon(config)),
         ("upstreams", lambda: check_upstreams(config)),
         ("clock", check_clock),
+        ("fastpath", check_fastpath),
         ("lists", lambda: check_lists(config)),
         ("disk", lambda: check_disk(config)),
         ("ca", lambda: check_ca(config)),
@@ -365,5 +380,5 @@ def run_checks(config: Any, *, skip: Iterable[str] = ()) -> list[Check]:
     return checks
 
 
-CHECK_NAMES = ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "sync",
-               "rules")
+CHECK_NAMES = ("ports", "upstreams", "clock", "fastpath", "lists", "disk", "ca", "office",
+               "sync", "rules")

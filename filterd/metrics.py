@@ -403,6 +403,10 @@ LIST_AGE = REGISTRY.gauge("filterd_list_index_timestamp_seconds",
                           "Unix time the compiled list index was built.", merge="max")
 RELOADS = REGISTRY.counter("filterd_reloads_total", "Configuration reloads, by result.",
                            ("result",))
+DNS_FASTPATH = REGISTRY.gauge("filterd_dns_fastpath_info",
+                              "Which DNS fast path the workers run (1 per implementation in "
+                              "use): native (compiled) or pure (the Python twin).",
+                              ("implementation",), merge="max")
 
 
 # The bypass monitor is its own process (filterd-bypass.service): it writes its counter here,

@@ -19,7 +19,13 @@ if [ ! -x "$repo/.venv/bin/pip" ]; then
   python3 -m venv "$repo/.venv"
 fi
 stamp="$repo/.venv/.installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ "$repo/setup.cfg" -nt "$stamp" ]; then
+# Reinstall when the dependencies or the compiled DNS fast path's sources change
+# (pip install -e compiles filterd/dns/_speedups.pyx; see setup.py).
+stale=0
+for src in setup.cfg setup.py pyproject.toml filterd/dns/_speedups.pyx; do
+  [ -f "$repo/$src" ] && [ "$repo/$src" -nt "$stamp" ] && stale=1
+done
+if [ ! -f "$stamp" ] || [ "$stale" = 1 ]; then
   "$repo/.venv/bin/pip" install -q --upgrade pip
   "$repo/.venv/bin/pip" install -q -e "$repo${extras:+[$extras]}"
   touch "$stamp"

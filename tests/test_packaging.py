@@ -12,11 +12,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ONLY = {"babel.cfg"}  # read by pybabel when extracting messages, never at run time
+# The DNS fast path's source, its generated C and the module build_ext makes from them.
+BUILD_SUFFIXES = {".pyx", ".c", ".so"}
 
 
 def _data_files(top: str) -> set[str]:
     return {str(p.relative_to(ROOT)) for p in (ROOT / top).rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+            if p.is_file() and p.suffix not in (".py", ".pyc", *BUILD_SUFFIXES)
+            and "__pycache__" not in p.parts
             and p.name not in BUILD_ONLY}
 
 

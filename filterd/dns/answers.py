@@ -11,7 +11,7 @@ import functools
 import ipaddress
 import struct
 
-from filterd.dns import wire
+from filterd.dns import fastpath, wire
 from filterd.dns.edns import ede_option
 from filterd.dns.wire import TYPE_A, TYPE_AAAA, TYPE_HINFO, TYPE_SOA, Question, Rcode
 from filterd.policy.decision import BlockMode, Decision, Reason
@@ -23,6 +23,9 @@ EDE_NO_REACHABLE_AUTHORITY = 22
 
 # The age tier's category filters are "Filtered"; everything else the school blocks is "Blocked".
 _FILTERED_REASONS = frozenset({Reason.CATEGORY, Reason.SCHEDULED_CATEGORY})
+
+_HINFO = wire.rr(TYPE_HINFO, 3600, b"\x07RFC8482\x00")
+answer = fastpath.answer   # header, question, records, our OPT (native or its twin)
 
 _SOA_NAMES = wire.encode_name("filterd.invalid") + wire.encode_name("hostmaster.filterd.invalid")
 
@@ -72,20 +75,16 @@ class BlockAnswers:
         if q.edns is not None:
             code, text = ede_for(decision, self.words)
             options = ede_option(code, text)
-        opt = wire.opt_for(q, options=options)
-        ar = 1 if opt else 0
         if record is not None:
-            return wire.header(q, Rcode.NOERROR, an=1, ar=ar) + q.question + record + opt
+            return answer(q, Rcode.NOERROR, 1, 0, record, options)
         rcode = Rcode.NXDOMAIN if mode is BlockMode.NXDOMAIN else Rcode.NOERROR
         # An SOA lets stub resolvers cache the negative answer for the block TTL (RFC 2308).
-        return wire.header(q, rcode, ns=1, ar=ar) + q.question + self._soa + opt
+        return answer(q, rcode, 0, 1, self._soa, options)
 
     def any_answer(self, q: Question) -> bytes:
         """RFC 8482: answer ANY with one synthesized HINFO instead of everything."""
-        rec = wire.rr(TYPE_HINFO, 3600, b"\x07RFC8482\x00")
-        opt = wire.opt_for(q)
-        return wire.header(q, Rcode.NOERROR, an=1, ar=1 if opt else 0) + q.question + rec + opt
+        return answer(q, Rcode.NOERROR, 1, 0, _HINFO)
 
     def servfail(self, q: Question, text: str = "no upstream answered") -> bytes:
         options = ede_option(EDE_NO_REACHABLE_AUTHORITY, text) if q.edns is not None else b""
-        return wire.error_answer(q, Rcode.SERVFAIL, options=options)
+        return answer(q, Rcode.SERVFAIL, 0, 0, b"", options)

@@ -17,8 +17,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from filterd.dns import wire
-from filterd.dns.wire import AD, CD, QR, RA, RD, Layout, Question, Rcode
+from filterd.dns import fastpath, wire
+from filterd.dns.wire import AD, Layout, Rcode
 
 _U32 = struct.Struct("!I")
 
@@ -71,18 +71,6 @@ class Entry:
         rcode = lay.rcode if lay.rcode < 16 else Rcode.SERVFAIL
         return cls((lay.flags & (AD | wire.TC | 0x0400)) | rcode, lay.counts, body, offsets, ttls)
 
-    def body_at(self, age: int) -> bytes:
-        if age == self.last_age:
-            return self.last_body
-        buf = bytearray(self.body)
-        pack = _U32.pack_into
-        for off, ttl in zip(self.ttl_offsets, self.ttls, strict=True):
-            pack(buf, off, ttl - age if ttl > age else 0)
-        out = bytes(buf)
-        self.last_age = age
-        self.last_body = out
-        return out
-
     def body_with_ttl(self, ttl: int) -> bytes:
         """The records with every TTL set to `ttl` (a stale answer's, RFC 8767 4)."""
         buf = bytearray(self.body)
@@ -90,22 +78,13 @@ class Entry:
             _U32.pack_into(buf, off, ttl)
         return bytes(buf)
 
-    def render(self, q: Question, age: int = 0, limit: int = 65535, *,
-               body: bytes | None = None, options: bytes = b"") -> bytes:
-        """The answer for `q`: its ID and question, our OPT, TTLs aged; TC if over `limit`.
-
-        `body` replaces the aged records (stale answers), `options` go in our OPT.
-        """
-        flags = QR | RA | (q.flags & (RD | CD)) | (self.flags & 0xF)
-        if self.flags & AD and (q.do or q.flags & AD):  # RFC 6840 5.8
-            flags |= AD
-        opt = wire.opt_for(q, options=options)
-        an, ns, ar = self.counts
-        msg = b"".join((wire.HEADER.pack(q.id, flags, 1, an, ns, ar + (1 if opt else 0)),
-                        q.question, self.body_at(age) if body is None else body, opt))
-        if len(msg) > limit:
-            return wire.truncated_answer(q)
-        return msg
+    # Rendering is part of the fast path (filterd/dns/_pure.py, _speedups.pyx):
+    # body_at(age) -> the records with TTLs aged;
+    # render(q, age=0, limit=65535, *, body=None, options=b"") -> the answer for q: its ID
+    # and question, our OPT (carrying `options`), TTLs aged or `body` instead (a stale
+    # answer's records); TC if over `limit`.
+    body_at = fastpath.body_at
+    render = fastpath.render
 
 
 class AnswerCache:

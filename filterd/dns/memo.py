@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from filterd.dns import fastpath
+
 # An entry: (expires, answer without its ID, kind, decision, query).
 KIND_LOCAL = 0     # made here from the decision (block, rewrite, ANY)
 KIND_BLOCKED = 1
@@ -30,65 +32,9 @@ MemoEntry = tuple[float, bytes, int, Any, Any]
 MemoKey = tuple[str, bytes]
 
 
-class Recent:
-    """A map of entries that live about a second: tuples whose first item is their expiry.
+# The maps themselves are part of the fast path (filterd/dns/_pure.py, _speedups.pyx).
+Recent = fastpath.Recent
+AnswerMemo = fastpath.AnswerMemo
 
-    At most 2 x max_entries entries are held: the bound is what keeps one-off names
-    (random blocked names, cache misses) from costing memory nothing reuses.
-    """
-
-    __slots__ = ("_cur", "_dying", "_old", "lifetime", "max_entries", "rotate_at")
-
-    def __init__(self, lifetime: float = 1.0, max_entries: int = 5_000) -> None:
-        if lifetime < 0 or max_entries < 0:
-            raise ValueError("memo lifetime and size must not be negative")
-        self.lifetime = lifetime
-        self.max_entries = max_entries
-        self._cur: dict[Any, tuple] = {}
-        self._old: dict[Any, tuple] = {}
-        self._dying: dict[Any, tuple] = {}
-        self.rotate_at = 0.0
-
-    @property
-    def enabled(self) -> bool:
-        return self.lifetime > 0 and self.max_entries > 0
-
-    def __len__(self) -> int:
-        return len(self._cur) + len(self._old)
-
-    def clear(self) -> None:
-        self._cur = {}
-        self._old = {}
-        self._dying = {}
-
-    def get(self, key: Any, now: float) -> Any:
-        hit = self._cur.get(key)
-        if hit is None:
-            hit = self._old.get(key)
-            if hit is None:
-                return None
-        return hit if hit[0] > now else None
-
-    def put(self, key: Any, entry: tuple, now: float) -> None:
-        cur = self._cur
-        dying = self._dying
-        if dying:
-            # Freed a few at a time: 5,000 entries freed at once (answers, decisions and
-            # their queries) held the query path for 1-2 ms once a second.
-            for _ in range(4):
-                if not dying:
-                    break
-                dying.popitem()
-        if now >= self.rotate_at or len(cur) >= self.max_entries:
-            # Nothing in the old generation outlives a lifetime: it is all expired now.
-            self._dying = self._old
-            self._old = cur
-            self._cur = cur = {}
-            self.rotate_at = now + self.lifetime
-        cur[key] = entry
-
-
-class AnswerMemo(Recent):
-    """Whole UDP answers by (client address, query bytes after the ID): MemoEntry values."""
-
-    __slots__ = ()
+__all__ = ["KIND_BLOCKED", "KIND_CACHED", "KIND_LOCAL", "AnswerMemo", "MemoEntry", "MemoKey",
+           "Recent"]

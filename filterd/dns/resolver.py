@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from time import monotonic
 from typing import Any, Protocol
 
-from filterd.dns import codec, svcb, wire
+from filterd.dns import codec, fastpath, svcb, wire
 from filterd.dns.answers import BlockAnswers
 from filterd.dns.cache import AnswerCache, Entry
 from filterd.dns.edns import OUR_UDP_SIZE, ede_option
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 # A fault that lasts must not log a line per query: the first, then counts (see faultlog).
 _errors = Throttled(log, "resolver")
 _unusable = Throttled(log, "upstream_answer")
+
+_parse_query = fastpath.parse_query
 
 # Meta types a query may not ask for (RFC 6895 3.1: OPT, TSIG, TKEY, MAILA, MAILB, 128-248...).
 _FORMERR_TYPES = frozenset({41, 249, 250, 253, 254, *range(128, 249)})
@@ -216,7 +218,7 @@ class Resolver:
         stats = self.stats
         stats["queries"] += 1
         try:
-            q = wire.parse_query(data)
+            q = _parse_query(data)
         except Drop:
             stats["dropped"] += 1
             return None

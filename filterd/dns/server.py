@@ -14,6 +14,7 @@ import struct
 from collections.abc import Sequence
 from time import monotonic
 
+from filterd.dns import fastpath
 from filterd.dns.resolver import Pending, Resolver
 from filterd.faultlog import Throttled
 
@@ -35,15 +36,17 @@ TCP_MAX_CONNECTIONS = 512
 TCP_MAX_INFLIGHT = 64          # per connection; reading pauses beyond this
 MIN_FRAME = 12                 # a frame shorter than a DNS header ends the connection
 RCVBUF = 4 * 1024 * 1024       # absorbs bursts (e.g. while a reload builds the new engine)
-UDP_BATCH = 64                 # datagrams per wake-up: keeps TCP and timers served under load
+UDP_BATCH = fastpath.UDP_BATCH  # datagrams per wake-up: keeps TCP and timers served under load
 
 
 class UdpListener:
     """A UDP socket read straight from the event loop's reader callback.
 
     No transport object in between: each wake-up drains up to UDP_BATCH datagrams
-    with recvfrom and answers the ones it can at once with sendto. This is the
-    hot loop; a transport's per-datagram bookkeeping costs more than the parsing.
+    (`fastpath.UdpLoop`: recvmmsg/sendmmsg in the compiled module, recvfrom/sendto
+    in its twin), answers memo hits there and hands the rest to `Resolver.handle`.
+    This is the hot loop; a transport's per-datagram bookkeeping costs more than
+    the parsing.
     """
 
     def __init__(self, sock: socket.socket, resolver: Resolver) -> None:
@@ -51,6 +54,8 @@ class UdpListener:
         self.resolver = resolver
         self.closed = False
         self.loop = asyncio.get_running_loop()
+        self._drain = fastpath.UdpLoop(sock, resolver.memo, resolver.handle, resolver.replay,
+                                       self._pending, self._failed).drain
         self.loop.add_reader(sock.fileno(), self._readable)
 
     def close(self) -> None:
@@ -60,48 +65,19 @@ class UdpListener:
             self.sock.close()
 
     def _readable(self) -> None:
-        recv = self.sock.recvfrom
-        send = self.sock.sendto
-        resolver = self.resolver
-        handle = resolver.handle
-        memo = resolver.memo
-        memo_get = memo.get if memo.enabled else None
-        replay = resolver.replay
-        now = monotonic()   # one clock read per wake-up: the batch takes microseconds
-        for _ in range(UDP_BATCH):
-            try:
-                data, addr = recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue   # an ICMP error queued on the socket: about a client, not for us
-            if memo_get is not None:
-                # The same bytes from the same client a moment ago: the same answer.
-                hit = memo_get((addr[0], data[2:]), now)
-                if hit is not None:
-                    tail = replay(hit, addr[0])
-                    if tail is not None:
-                        try:  # noqa: SIM105 - suppress() costs more than the send here
-                            send(data[:2] + tail, addr)
-                        except OSError:
-                            pass
-                    continue
-            try:
-                res = handle(data, addr[0], False)
-            except Exception:
-                _errors.exception("query from %s failed", addr[0])
-                continue
-            if res is None:
-                continue
-            if type(res) is bytes:
-                try:  # noqa: SIM105 - suppress() costs more than the send on this path
-                    send(res, addr)
-                except OSError:
-                    pass   # send buffer full or client gone: UDP, the client retries
-            elif type(res) is Pending:
-                res.start(lambda out, addr=addr: self._reply(out, addr))
-            else:
-                _spawn(self._later(res, addr))
+        # One clock read per wake-up: the batch takes microseconds.
+        self._drain(monotonic())
+
+    @staticmethod
+    def _failed(client: str) -> None:
+        # Called inside the loop's `except`: the traceback is the handle() that failed.
+        _errors.exception("query from %s failed", client)
+
+    def _pending(self, res: object, addr: tuple) -> None:
+        if type(res) is Pending:
+            res.start(lambda out, addr=addr: self._reply(out, addr))
+        else:
+            _spawn(self._later(res, addr))
 
     def _reply(self, out: bytes | None, addr: tuple) -> None:
         if out is not None and not self.closed:

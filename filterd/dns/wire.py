@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from enum import IntEnum
 
-from filterd.dns.edns import OPT, Edns, EdnsFormatError, build_opt, parse_opt
+from filterd.dns.edns import OPT, Edns, build_opt
 from filterd.errors import FilterdError
 
 HEADER = struct.Struct("!HHHHHH")
@@ -136,77 +136,15 @@ def read_name(data: bytes, pos: int) -> int:
         pos += length + 1
 
 
-def parse_query(data: bytes) -> Question:
-    """Parse a query; raise Drop (no answer) or BadQuery (answer with its rcode)."""
-    n = len(data)
-    if n < 12:
-        raise Drop("shorter than a DNS header")
-    qid, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
-    if flags & QR:
-        raise Drop("a response, not a query")
-    if flags & TC:
-        raise BadQuery(Rcode.FORMERR, "a query with the TC bit")
-    if flags & 0x7800:
-        # NOTIFY is a real opcode we choose not to serve (as unbound does); the rest we lack.
-        opcode = (flags >> 11) & 0xF
-        raise BadQuery(Rcode.REFUSED if opcode == OPCODE_NOTIFY else Rcode.NOTIMP,
-                       f"opcode {opcode} not implemented")
-    if qdcount != 1:
-        raise BadQuery(Rcode.FORMERR, "QDCOUNT is not 1")
-    if ancount or nscount:
-        raise BadQuery(Rcode.FORMERR, "a query with answer or authority records")
-    if arcount > 1:
-        raise BadQuery(Rcode.FORMERR, "more than one additional record")
-    pos = 12
-    labels = []
-    total = 0
-    while True:
-        if pos >= n:
-            raise BadQuery(Rcode.FORMERR, "question name runs past the message")
-        length = data[pos]
-        pos += 1
-        if length == 0:
-            break
-        if length & 0xC0:
-            # Nothing precedes the question to point at: a pointer here is garbage.
-            raise BadQuery(Rcode.FORMERR, "compressed or extended label in the question")
-        end = pos + length
-        total += length + 1
-        if end > n or total > MAX_NAME - 1:
-            raise BadQuery(Rcode.FORMERR, "bad question name")
-        labels.append(data[pos:end])
-        pos = end
-    if pos + 4 > n:
-        raise BadQuery(Rcode.FORMERR, "question truncated")
-    qtype, qclass = _TYPE_CLASS.unpack_from(data, pos)
-    pos += 4
-    name = b".".join(labels).lower().decode("latin-1") if labels else ""
-    q = Question(qid, flags, name, qtype, qclass, bytes(data[12:pos]), None)
-    if arcount:
-        try:
-            q.edns = _parse_additional(data, pos)
-        except BadQuery as exc:
-            exc.question = q
-            raise
-        except EdnsFormatError as exc:
-            raise BadQuery(Rcode.FORMERR, str(exc), q) from None
-        if q.edns is not None and q.edns.version != 0:
-            raise BadQuery(Rcode.BADVERS, "EDNS version not supported", q)
-    return q
+def __getattr__(name: str) -> object:
+    # parse_query lives in the fast path (filterd/dns/_pure.py and its compiled twin),
+    # which imports this module: looked up on first use, then kept here.
+    if name == "parse_query":
+        from filterd.dns.fastpath import parse_query
 
-
-def _parse_additional(data: bytes, pos: int) -> Edns:
-    start = pos
-    fixed = read_name(data, pos)
-    if fixed + 10 > len(data):
-        raise BadQuery(Rcode.FORMERR, "additional record truncated")
-    rtype, _, _, rdlen = _RR_FIXED.unpack_from(data, fixed)
-    if fixed + 10 + rdlen > len(data):
-        raise BadQuery(Rcode.FORMERR, "additional record RDATA truncated")
-    if rtype != OPT:
-        # We sign nothing and verify nothing (TSIG, SIG(0)): such a query is not for us.
-        raise BadQuery(Rcode.FORMERR, "additional record other than OPT")
-    return parse_opt(data, start, fixed)
+        globals()["parse_query"] = parse_query
+        return parse_query
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------

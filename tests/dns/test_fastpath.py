@@ -1,0 +1,450 @@
+"""The compiled DNS fast path and its pure-Python twin: chosen at import, same bytes out.
+
+- the suite's install compiles filterd/dns/_speedups.pyx and the daemon picks it;
+  FILTERD_PUREPYTHON=1 forces the twin, and `filterd doctor` says which one runs;
+- a differential fuzz (hypothesis) sends the same packets, the malformed corpus and
+  mutations of it, through both and compares every byte out: the parser (or the
+  error it raises), the answers assembled from a question, cached answers rendered
+  with aged TTLs, the two-generation maps, and the UDP loop over real sockets;
+- the whole DNS suite runs a second time on the twin (test_pure_twin_passes_the_dns_suite).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from corpus import CORPUS, hdr
+from dnslib import AAAA, QTYPE, RR, SOA, A, DNSRecord
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from filterd.dns import _pure, fastpath, wire
+from filterd.dns.cache import Entry
+
+REPO = Path(__file__).resolve().parents[2]
+FORCED_PURE = os.environ.get("FILTERD_PUREPYTHON", "") not in ("", "0")
+
+try:
+    from filterd.dns import _speedups
+except ImportError as exc:   # the suite's install builds it: its absence is a failure below
+    _speedups = None
+    _WHY = str(exc)
+
+IMPLS = [_pure, _speedups]
+
+
+def native():
+    if _speedups is None:
+        pytest.fail(f"filterd/dns/_speedups was not compiled ({_WHY}): "
+                    "install gcc, libc6-dev and python3-dev, then pip install -e .")
+    return _speedups
+
+
+# -- selection -------------------------------------------------------------------------------
+
+
+def test_native_is_built_and_chosen_unless_forced():
+    native()
+    if FORCED_PURE:
+        assert fastpath.IMPLEMENTATION == "pure"
+        assert fastpath.MODULE == "filterd.dns._pure"
+        assert "FILTERD_PUREPYTHON" in fastpath.REASON
+    else:
+        assert fastpath.IMPLEMENTATION == "native"
+        assert fastpath.MODULE == "filterd.dns._speedups"
+    # Everything on the query path uses the chosen one.
+    from filterd.dns import memo, resolver
+
+    assert wire.parse_query is fastpath.parse_query
+    assert resolver._parse_query is fastpath.parse_query
+    assert memo.AnswerMemo is fastpath.AnswerMemo
+    assert Entry.render is fastpath.render
+
+
+def _describe(env: dict[str, str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; from filterd.dns import fastpath; "
+         "print(json.dumps(fastpath.describe()))"],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=60)
+    import json
+
+    return json.loads(out.stdout)
+
+
+def test_purepython_forces_the_twin_and_doctor_says_so(tmp_path):
+    native()
+    assert _describe({"FILTERD_PUREPYTHON": "1"})["implementation"] == "pure"
+    assert _describe({"FILTERD_PUREPYTHON": "0"})["implementation"] == "native"
+    env = {**os.environ, "FILTERD_PUREPYTHON": "1"}
+    cfg = tmp_path / "filterd.yaml"
+    cfg.write_text(f"data_dir: {tmp_path}\n")
+    skip = [a for n in ("ports", "upstreams", "clock", "lists", "disk", "ca", "office", "sync",
+                        "rules") for a in ("--skip", n)]
+    for forced, want in (("1", "pure-Python twin (FILTERD_PUREPYTHON is set)"),
+                         ("", "native (filterd.dns._speedups, compiled)")):
+        env["FILTERD_PUREPYTHON"] = forced
+        out = subprocess.run([sys.executable, "-m", "filterd", "doctor", "--config", str(cfg),
+                              *skip], env=env, capture_output=True, text=True, timeout=60)
+        assert want in out.stdout, out.stdout + out.stderr
+
+
+def test_doctor_warns_when_the_extension_is_missing(monkeypatch):
+    from filterd import doctor
+
+    monkeypatch.delenv("FILTERD_PUREPYTHON", raising=False)
+    monkeypatch.setattr(fastpath, "IMPLEMENTATION", "pure")
+    monkeypatch.setattr(fastpath, "REASON", "compiled extension not available (No module)")
+    check = doctor.check_fastpath()
+    assert check.status is doctor.Status.WARN
+    assert "python3-dev" in check.fix and "not available" in check.detail
+
+
+def test_install_without_a_compiler_runs_the_twin(tmp_path):
+    """setup.py's optional build: a failing compiler leaves a working install on the twin."""
+    env = {**os.environ, "CC": "/bin/false", "LDSHARED": "/bin/false"}
+    out = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib",
+                          str(tmp_path / "lib"), "--build-temp", str(tmp_path / "tmp")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "was NOT compiled" in out.stderr
+    assert not list((tmp_path / "lib").rglob("_speedups*.so"))
+
+
+# -- the differential fuzz -------------------------------------------------------------------
+
+SEEDS = sorted(set(CORPUS.values()))
+LABEL = st.binary(min_size=1, max_size=12).filter(lambda b: True) | st.sampled_from(
+    [b"www", b"Example", b"COM", b"allowed", b"test", b"xn--t-bga", b"a.b", b"\x00\xff"])
+
+
+@st.composite
+def queries(draw):
+    """A query that parses (or almost): random name, type, class, flags and EDNS."""
+    labels = draw(st.lists(LABEL, max_size=5))
+    name = b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
+    qtype = draw(st.sampled_from([1, 28, 5, 15, 16, 65, 255, 252, 41, 250, 0, 65535]))
+    qclass = draw(st.sampled_from([1, 1, 1, 3, 255]))
+    flags = draw(st.sampled_from([0x0100, 0x0000, 0x0110, 0x0120, 0x0130, 0x0300, 0x8100,
+                                  0x0100 | (4 << 11), 0x0100 | (2 << 11)]))
+    ar = b""
+    arcount = 0
+    if draw(st.booleans()):
+        opts = b""
+        for code, body in draw(st.lists(st.tuples(st.sampled_from([8, 10, 12, 15, 65001]),
+                                                  st.binary(max_size=8)), max_size=3)):
+            opts += struct.pack("!HH", code, len(body)) + body
+        rdlen = len(opts) + draw(st.sampled_from([0, 0, 0, 1, -1]))
+        ar = b"\x00" + struct.pack("!HHBBHH", 41, draw(st.sampled_from([0, 512, 1232, 4096,
+                                                                          65535])),
+                                   0, draw(st.sampled_from([0, 0, 1])),
+                                   draw(st.sampled_from([0, 0x8000])), max(rdlen, 0)) + opts
+        arcount = 1
+    return hdr(qid=draw(st.integers(0, 0xFFFF)), flags=flags, ar=arcount) + name + \
+        struct.pack("!HH", qtype, qclass) + ar
+
+
+@st.composite
+def packets(draw):
+    """The malformed corpus, generated queries and random bytes, then maybe mutated."""
+    data = draw(st.one_of(st.sampled_from(SEEDS), queries(), st.binary(max_size=80)))
+    for _ in range(draw(st.integers(0, 2))):
+        if not data:
+            break
+        how = draw(st.sampled_from(["flip", "cut", "append"]))
+        i = draw(st.integers(0, len(data) - 1))
+        if how == "flip":
+            data = data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1:]
+        elif how == "cut":
+            data = data[:i]
+        else:
+            data = data + draw(st.binary(min_size=1, max_size=8))
+    return data
+
+
+def parsed(impl, data):
+    """What a parser makes of a packet, as comparable values."""
+    try:
+        q = impl.parse_query(data)
+    except wire.Drop as exc:
+        return ("drop", str(exc))
+    except wire.BadQuery as exc:
+        q = exc.question
+        return ("bad", int(exc.rcode), str(exc), _fields(q) if q is not None else None)
+    return ("ok", _fields(q))
+
+
+def _fields(q):
+    return (q.id, q.flags, q.name, q.qtype, q.qclass, q.question, q.edns)
+
+
+def _responses():
+    """Upstream answers of every shape the cache keeps, normalized into Entry arguments."""
+    out = []
+    a = DNSRecord.question("allowed.test").reply()
+    a.add_answer(RR("allowed.test", QTYPE.A, ttl=300, rdata=A("192.0.2.1")))
+    a.add_answer(RR("allowed.test", QTYPE.A, ttl=5, rdata=A("192.0.2.2")))
+    out.append(a.pack())
+    six = DNSRecord.question("allowed.test", "AAAA").reply()
+    six.header.ad = 1
+    six.add_answer(RR("allowed.test", QTYPE.AAAA, ttl=3600, rdata=AAAA("2001:db8::1")))
+    out.append(six.pack())
+    nx = DNSRecord.question("nothing.test").reply()
+    nx.header.rcode = 3
+    nx.add_auth(RR("test", QTYPE.SOA, ttl=900, rdata=SOA("ns.test", "h.test",
+                                                          (1, 2, 3, 4, 60))))
+    out.append(nx.pack())
+    big = DNSRecord.question("big.test", "TXT").reply()
+    for i in range(40):
+        big.add_answer(RR("big.test", QTYPE.A, ttl=100 + i, rdata=A(f"192.0.2.{i}")))
+    out.append(big.pack())
+    return out
+
+
+RESPONSES = _responses()
+
+
+def entry_for(i: int) -> Entry:
+    data = RESPONSES[i]
+    return Entry.from_response(data, wire.scan_response(data))
+
+
+EDE = struct.pack("!HH", 15, 7) + b"\x00\x0ffilterd"
+
+
+def outcome(impl, data, mode: int, age: int, limit: int, which: int):
+    """Every answer the fast path makes for this packet (None where no answer is sent)."""
+    try:
+        q = impl.parse_query(data)
+    except wire.Drop:
+        return (None,)
+    except wire.BadQuery as exc:
+        if exc.question is None:
+            return (wire.bare_error(data, exc.rcode),)
+        return (impl.answer(exc.question, int(exc.rcode)),
+                impl.answer(exc.question, int(exc.rcode), 0, 0, b"", EDE))
+    record = wire.rr(1, 10, b"\xc0\x00\x02\x01")
+    entry = entry_for(which)
+    return (
+        impl.answer(q, mode, 1, 0, record, EDE if q.edns is not None else b""),
+        impl.answer(q, 3, 0, 1, record),
+        impl.answer(q, 2, 0, 0, b"", EDE),
+        impl.answer(q, 16),   # BADVERS: an extended rcode
+        impl.answer(q, 0, extra_flags=wire.TC),
+        impl.opt_for(q), impl.opt_for(q, 1, EDE),
+        impl.render(entry, q, age, limit),
+        impl.render(entry, q, age + 1, limit),   # the memoized body, then a new age
+        impl.render(entry, q, age + 1, 65535),
+        impl.render(entry, q, 0, limit, body=entry.body_with_ttl(30), options=EDE),
+        impl.render(entry, q, age, 65535, options=EDE),
+        impl.body_at(entry_for(which), age),
+    )
+
+
+FUZZ = settings(max_examples=400, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(packets())
+def test_parser_is_the_same_on_any_packet(data):
+    assert parsed(native(), data) == parsed(_pure, data)
+    # Any bytes-like: memoryview from a TCP buffer, bytearray.
+    assert parsed(native(), bytearray(data)) == parsed(_pure, data)
+
+
+@FUZZ
+@given(packets(), st.sampled_from([0, 0, 2, 3, 5]), st.integers(0, 4000),
+       st.sampled_from([512, 1232, 65535, 40]), st.integers(0, len(RESPONSES) - 1))
+def test_answers_are_the_same_bytes(data, mode, age, limit, which):
+    assert outcome(native(), data, mode, age, limit, which) == \
+        outcome(_pure, data, mode, age, limit, which)
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_corpus_parses_the_same(case):
+    data = CORPUS[case]
+    assert parsed(native(), data) == parsed(_pure, data)
+    assert outcome(native(), data, 0, 7, 512, 0) == outcome(_pure, data, 0, 7, 512, 0)
+
+
+def test_build_opt_the_same():
+    for args in [(), (True,), (False, 1), (True, 255, EDE), (True, 0, b"")]:
+        assert native().build_opt(*args) == _pure.build_opt(*args)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(["get", "put", "clear"]), st.integers(0, 30),
+                          st.floats(0, 5, allow_nan=False), st.floats(0, 3, allow_nan=False)),
+                max_size=60),
+       st.sampled_from([(1.0, 5), (0.5, 2), (1.0, 0), (0.0, 10)]))
+def test_recent_maps_agree(ops, shape):
+    maps = [impl.Recent(*shape) for impl in IMPLS if impl is not None]
+    assert len(maps) == 2, "the compiled module is missing"
+    now = 0.0
+    for op, key, step, life in ops:
+        now += step
+        got = []
+        for m in maps:
+            if op == "get":
+                got.append(m.get(key, now))
+            elif op == "put":
+                m.put(key, (now + life, key), now)
+            else:
+                m.clear()
+            got.append((len(m), m.enabled, m.rotate_at))
+        assert got[: len(got) // 2] == got[len(got) // 2:]
+
+
+def test_recent_rejects_negative_shapes():
+    for impl in (native(), _pure):
+        with pytest.raises(ValueError):
+            impl.Recent(-1, 5)
+        with pytest.raises(ValueError):
+            impl.AnswerMemo(1.0, -5)
+
+
+# -- the UDP loop over real sockets ----------------------------------------------------------
+
+
+class Loop:
+    """One implementation's UdpLoop on a loopback socket, answering like the resolver."""
+
+    def __init__(self, impl) -> None:
+        self.impl = impl
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.memo = impl.AnswerMemo(60.0, 1000)
+        self.handled: list[tuple[bytes, str]] = []
+        self.replayed: list[str] = []
+        self.later: list[tuple[object, tuple]] = []
+        self.loop = impl.UdpLoop(self.sock, self.memo, self.handle, self.replay,
+                                 lambda res, addr: self.later.append((res, addr)))
+
+    def handle(self, data: bytes, ip: str, tcp: bool):
+        self.handled.append((data, ip))
+        out = outcome(self.impl, data, 0, 1, 512, 0)[0]
+        if out is not None and data[2:3] == b"\x00":
+            self.memo.put((ip, data[2:]), (1e9, out[2:], 0, None, None), time.monotonic())
+        if data[-1:] == b"\x07":
+            return "pending"   # something for later(): a miss going upstream
+        if data[-1:] == b"\x08":
+            raise RuntimeError("a bug in handle() must not stop the loop")
+        return out
+
+    def replay(self, hit, ip):
+        self.replayed.append(ip)
+        return None if hit[1][-1:] == b"\x09" else hit[1]   # rate limited: silence
+
+    def close(self):
+        self.sock.close()
+
+
+def exchange(loop: Loop, client: socket.socket, batch: list[bytes]) -> list[bytes]:
+    addr = loop.sock.getsockname()
+    for data in batch:   # on loopback a datagram is queued by the time sendto returns
+        client.sendto(data, addr)
+    read = 0
+    while read < len(batch):
+        got = loop.loop.drain(time.monotonic())
+        assert got, "a datagram sent was not read"
+        read += got
+    out = []
+    client.setblocking(False)
+    while True:   # and so are the answers by the time drain() returns
+        try:
+            out.append(client.recv(65535))
+        except BlockingIOError:
+            return out
+
+
+@pytest.fixture(scope="module")
+def loops():
+    pair = [Loop(native()), Loop(_pure)]
+    clients = []
+    for _ in pair:
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.bind(("127.0.0.1", 0))
+        clients.append(c)
+    yield pair, clients
+    for x in pair:
+        x.close()
+    for c in clients:
+        c.close()
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(packets().filter(lambda p: len(p) > 0), min_size=1, max_size=12))
+def test_udp_loops_send_the_same_bytes(loops, batch):
+    pair, clients = loops
+    # Each batch twice: the second time the memo answers what handle() remembered.
+    for _ in range(2):
+        got = [sorted(exchange(loop, c, batch)) for loop, c in zip(pair, clients, strict=True)]
+        assert got[0] == got[1]
+    assert pair[0].handled == pair[1].handled   # what went on to handle(): same bytes, same IP
+    assert pair[0].replayed == pair[1].replayed
+    # later() gets the client's address as the socket module writes it, port included.
+    for loop, client in zip(pair, clients, strict=True):
+        assert {a for _, a in loop.later} <= {client.getsockname()}
+    assert [r for r, _ in pair[0].later] == [r for r, _ in pair[1].later]
+
+
+def test_udp_loop_batches_and_reports_ipv6_addresses():
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    sock.setblocking(False)
+    seen, later = [], []
+
+    def handle(data, ip, tcp):
+        seen.append(ip)
+        return None if data[-1:] == b"\x07" else data[:2] + b"ok"
+
+    loop = native().UdpLoop(sock, None, handle, None, lambda r, a: later.append(a))
+    client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    client.bind(("::1", 0))
+    for i in range(100):
+        client.sendto(bytes([0, i]) + b"x" * 10, sock.getsockname()[:2])
+    time.sleep(0.05)
+    assert loop.drain(time.monotonic()) == 64     # one batch at most per wake-up
+    assert loop.drain(time.monotonic()) == 36
+    assert loop.drain(time.monotonic()) == 0
+    assert seen == ["::1"] * 100
+    client.settimeout(1)
+    answers = {client.recv(100) for _ in range(100)}
+    assert answers == {bytes([0, i]) + b"ok" for i in range(100)}
+    sock.close()
+    client.close()
+
+
+# -- the whole DNS suite on the twin ---------------------------------------------------------
+
+
+# The daemon tests that go through the query path (the rest are about config and processes).
+DAEMON_ON_THE_TWIN = ("not test_fastpath.py and (not test_daemon.py "
+                      "or reloads_under_load_lose_nothing[1] or malformed or blocked_per_group "
+                      "or allowed_and_cached or safe_search or any_is or category_block "
+                      "or tcp_pipelining or edns or dig)")
+
+
+@pytest.mark.skipif(FORCED_PURE, reason="this run is the twin's")
+def test_pure_twin_passes_the_dns_suite():
+    """Every DNS test again with FILTERD_PUREPYTHON=1 (CI runs both implementations)."""
+    env = {**os.environ, "FILTERD_PUREPYTHON": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/dns",
+         "tests/test_daemon.py", "-k", DAEMON_ON_THE_TWIN],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    tail = "\n".join(out.stdout.splitlines()[-25:])
+    assert out.returncode == 0, tail + out.stderr[-2000:]
+    assert " passed" in tail
