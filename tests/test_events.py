@@ -212,3 +212,24 @@ def test_write_failures_one_line_then_summaries(tmp_path, caplog, monkeypatch):
     log._note_failure(sq.OperationalError("database or disk is full"))
     log._note_failure(sq.OperationalError("database or disk is full"))
     assert "still not written" in caplog.records[-1].getMessage()
+
+
+def test_count_devices_records_who_stands_behind_each_count(tmp_path):
+    """The daily report needs, per hourly count, its distinct devices (k-anonymity)."""
+    log = EventLog(tmp_path / "f.db")
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.2"):
+        for _ in range(3):
+            log.record(decision(Action.ALLOW, Reason.DEFAULT, None, "ok.test"),
+                       Query("ok.test", ip, datetime.now(UTC)))
+        log.flush()   # a device seen again in the same hour is stored once
+    log.record(decision(), query())
+    log.flush()
+    db = open_db(tmp_path / "f.db")
+    rows = sorted(db.execute("SELECT action, category, device FROM count_devices").fetchall())
+    assert rows == [("allow", "", "10.0.0.1"), ("allow", "", "10.0.0.2"),
+                    ("block", "adult", "aa:bb:cc:dd:ee:ff")]
+    assert db.execute("SELECT SUM(n) FROM counts").fetchone()[0] == 10
+    # kept only a few days: the report is built every morning
+    log.purge(30, now=time.time() + 9 * 86400)
+    assert db.execute("SELECT COUNT(*) FROM count_devices").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM counts").fetchone()[0] > 0

@@ -61,14 +61,14 @@ def make_report(school_id: str, rnd: random.Random, rows: int) -> dict:
     top = {c: [{"name": f"site{i}.{c}.example", "devices": rnd.randrange(5, 60),
                 "hits": rnd.randrange(5, 900)} for i in range(10)] for c in CATEGORIES[:6]}
     return {
-        "$schema": "https://filterd.example/schema/daily-report/1", "schema_version": 1,
+        "$schema": "https://filterd.example/schema/daily-report/2", "schema_version": 2,
         "school_id": school_id, "day": DAY, "timezone": "Asia/Ho_Chi_Minh",
         "generated_at": "2026-11-25T02:00:00Z", "k_anonymity": 5,
         "counts": [{"group": g, "category": c, "action": a, "hour": h, "n": n}
                    for (g, c, a, h), n in counts.items()],
         "top_blocked": top,
         "devices": {g: rnd.randrange(10, 400) for g in GROUPS},
-        "bypass": {g: {"attempts": rnd.randrange(0, 30), "devices": rnd.randrange(0, 5)}
+        "bypass": {g: {"attempts": rnd.randrange(0, 30), "devices": rnd.randrange(5, 40)}
                    for g in GROUPS[:4]},
         "lists": {"current_version": "a1b2c3d4e5f6", "updated_at": "2026-11-24T01:00:00Z",
                   "versions_seen": ["a1b2c3d4e5f6"]},

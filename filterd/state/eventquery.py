@@ -165,6 +165,18 @@ def hour_counts(db: Conn, start: datetime, end: datetime
     return ((parse_hour(h), g, c, a, int(n)) for h, g, c, a, n in rows)
 
 
+def hour_devices(db: Conn, start: datetime, end: datetime
+                 ) -> Iterator[tuple[datetime, str, str, str, str]]:
+    """(hour start UTC, group, category, action, device) for the hours in [start, end): who
+    stands behind each hourly count (the daily report's k-anonymity, docs/privacy.md)."""
+    if not has_table(db, "count_devices"):
+        return iter(())
+    rows = _conn(db).execute(
+        "SELECT hour, group_id, category, action, device FROM count_devices"
+        " WHERE hour >= ? AND hour < ?", [hour_key(start), hour_key(end)])
+    return ((parse_hour(h), g, c, a, d) for h, g, c, a, d in rows)
+
+
 SYNC_FIELDS = ("client_ip", "client_mac", "group_id", "name", "action", "reason", "category",
                "path", "list_version")
 

@@ -56,6 +56,10 @@ STARVED_AFTER = 1.0
 # While writing fails (disk full, read-only, locked) or events are dropped: one line when it
 # starts, one when it ends, and a summary this often in between.
 FAULT_SUMMARY_EVERY = 300.0
+# count_devices only serves the next daily reports (built each morning; a few days of
+# catch-up after an outage), so it is kept much shorter than the event log.
+DEVICE_DAYS = 8
+SEEN_MAX = 200_000   # (hour, cell, device) kept in memory while writes fail
 
 EVENT_COLUMNS = ("ts", "client_ip", "client_mac", "group_id", "name", "qtype", "action",
                  "reason", "category", "rule", "source", "list_version", "path", "url",
@@ -75,7 +79,16 @@ def _v1(db: sqlite_utils.Database) -> None:
         PRIMARY KEY (hour, group_id, category, action, path))""")
 
 
-MIGRATIONS = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    # Which devices stand behind each hourly count, so the daily report can publish a
+    # count only when at least k devices share it (docs/privacy.md). Kept DEVICE_DAYS only.
+    db.execute("""CREATE TABLE count_devices (
+        hour TEXT NOT NULL, group_id TEXT NOT NULL, category TEXT NOT NULL, action TEXT NOT NULL,
+        device TEXT NOT NULL,
+        PRIMARY KEY (hour, group_id, category, action, device)) WITHOUT ROWID""")
+
+
+MIGRATIONS = [_v1, _v2]
 
 
 def init_db(db: sqlite_utils.Database) -> None:
@@ -140,6 +153,11 @@ class EventLog:
         self._queue: deque[tuple] = deque()
         self.queue_max = queue_max
         self._counts: dict[tuple[str, str, str, str, str], int] = {}
+        # (hour, group, category, action, device) seen since the last batch, and those
+        # already stored this hour (so a busy device costs one row per hour and cell)
+        self._seen: set[tuple[str, str, str, str, str]] = set()
+        self._stored_seen: set[tuple[str, str, str, str, str]] = set()
+        self._stored_hour = ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flushed = threading.Condition()
@@ -178,9 +196,13 @@ class EventLog:
         # Action is a StrEnum: it is its own value (and sqlite stores it as text).
         action = decision.action
         key = (hour[1], decision.group, decision.category or "", action, query.path)
+        device = query.client_mac or query.client_ip
         with self._lock:
             counts = self._counts
             counts[key] = counts.get(key, 0) + 1
+            if device:
+                self._seen.add((hour[1], decision.group, decision.category or "", action,
+                                device))
         if action is Action.BLOCK or action is Action.REWRITE or (
                 self.store_allowed or decision.reason is Reason.BYPASS):
             # The row is built by the writer thread: the query path only queues.
@@ -353,6 +375,8 @@ class EventLog:
             rows.extend([event_row(*item) for item in items[i:i + ROW_CHUNK]])
         with self._lock:
             counts, self._counts = self._counts, {}
+            seen, self._seen = self._seen, set()
+        seen = self._new_devices(seen)
         if counts and self.on_counts is not None:
             try:
                 self.on_counts(counts)
@@ -362,7 +386,7 @@ class EventLog:
             for k, n in counts.items():
                 self._unwritten[k] = self._unwritten.get(k, 0) + n
             counts, self._unwritten = self._unwritten, {}
-        if not rows and not counts:
+        if not rows and not counts and not seen:
             return
         cols = ", ".join(EVENT_COLUMNS)
         marks = ", ".join("?" * len(EVENT_COLUMNS))
@@ -379,9 +403,18 @@ class EventLog:
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hour, group_id, category, action,"
                     " path) DO UPDATE SET n = n + excluded.n",
                     [(h, g, c, str(a), p, n) for (h, g, c, a, p), n in counts.items()])
+                db.conn.executemany(
+                    "INSERT OR IGNORE INTO count_devices (hour, group_id, category, action,"
+                    " device) VALUES (?, ?, ?, ?, ?)",
+                    [(h, g, c, str(a), d) for (h, g, c, a, d) in seen])
         except Exception:
             # Keep the counts for the next batch so a busy database costs a delay, not data.
             self._unwritten = counts
+            with self._lock:
+                self._seen |= seen
+                if len(self._seen) > SEEN_MAX:   # a long outage: forget (fails closed: the
+                    self._seen = set()           # report then rolls those counts up or omits)
+            self._stored_seen -= seen
             # Back at the front, oldest first, as far as the bound allows.
             room = max(0, self.queue_max - len(self._queue))
             self.dropped += max(0, len(items) - room)
@@ -394,6 +427,18 @@ class EventLog:
             del items[-ROW_CHUNK:]
             del rows[-ROW_CHUNK:]
             time.sleep(0)
+
+    def _new_devices(self, seen: set[tuple]) -> set[tuple]:
+        """Drop what was already stored this hour (the writer thread only)."""
+        if not seen:
+            return seen
+        newest = max(t[0] for t in seen)
+        if newest != self._stored_hour:
+            self._stored_hour = newest
+            self._stored_seen = {t for t in self._stored_seen if t[0] == newest}
+        seen = seen - self._stored_seen
+        self._stored_seen |= {t for t in seen if t[0] == newest}
+        return seen
 
     # -- maintenance ------------------------------------------------------------
 
@@ -409,6 +454,9 @@ class EventLog:
                 db.conn.execute("BEGIN IMMEDIATE")
                 n = db.conn.execute("DELETE FROM events WHERE ts < ?", [cutoff]).rowcount
                 db.conn.execute("DELETE FROM counts WHERE hour < ?", [hour_of(cutoff)])
+                now_ = now if now is not None else time.time()
+                db.conn.execute("DELETE FROM count_devices WHERE hour < ?",
+                                [hour_of(max(cutoff, now_ - DEVICE_DAYS * 86400))])
             return n
         finally:
             if own:

@@ -1,13 +1,15 @@
 """The daily report: what one school's appliance tells the education office about one day.
 
-Built from the `events` and `counts` tables (docs/dev/CONTRACTS.md) for one
-finished day in the school's time zone. It carries aggregates only:
+Built from the `events`, `counts` and `count_devices` tables (docs/dev/CONTRACTS.md)
+for one finished day in the school's time zone. It carries aggregates only, and every
+figure has at least k distinct devices (daily pseudonyms) behind it (kanon.py):
 
-- counts by group x category x action x local hour (from `counts`);
+- counts by group x category x action x local hour, rolled up (hour -> day,
+  category -> other, group -> all) until k devices share a row, else left out;
 - top blocked names per category, only names hit by >= k distinct devices;
-- distinct devices per group, counted with daily pseudonyms (the count leaves,
+- distinct devices per group, "fewer_than_k" below k (the count leaves,
   the pseudonyms do not);
-- bypass attempts per group; list versions; appliance health.
+- bypass attempts per group with >= k devices; list versions; appliance health.
 
 Never: addresses, MACs, device or user names, URLs, search terms, pseudonyms.
 docs/privacy.md lists every field; report.schema.json is the contract.
@@ -27,10 +29,18 @@ from zoneinfo import ZoneInfo
 
 from filterd import __version__
 from filterd.state import eventquery
-from filterd.sync.kanon import K_DEFAULT, check_k, top_names
+from filterd.sync.kanon import (
+    K_DEFAULT,
+    Rollup,
+    bypass_figures,
+    check_k,
+    device_figures,
+    rollup_counts,
+    top_names,
+)
 from filterd.sync.pseudonym import DailyPseudonyms, device_identity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_ID = f"https://filterd.example/schema/daily-report/{SCHEMA_VERSION}"
 NO_CATEGORY = "none"
 NO_GROUP = "unknown"
@@ -109,14 +119,39 @@ def last_finished_day(now: datetime, tz: ZoneInfo) -> date:
     return now.astimezone(tz).date() - timedelta(days=1)
 
 
-def _hour_counts(conn: sqlite3.Connection, day: date, tz: ZoneInfo) -> list[dict[str, Any]]:
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_ACTIONS = ("allow", "block", "rewrite", "enforce")
+
+
+def _cells(conn: sqlite3.Connection, day: date, tz: ZoneInfo
+           ) -> dict[tuple[str, str, str, int | None], tuple[int, set[str]]]:
+    """Raw cells (group, category, action, local hour) -> (queries, devices behind them),
+    from the event log's hourly counts and the devices behind them (filterd.state)."""
     start, end = day_bounds(day, tz)
-    acc: dict[tuple[str, str, str, int], int] = defaultdict(int)
-    for utc_hour, group, category, action, n in eventquery.hour_counts(conn, start, end):
-        local_hour = utc_hour.astimezone(tz).hour
-        acc[(_token(group, NO_GROUP), _token(category, NO_CATEGORY), action, local_hour)] += int(n)
-    return [{"group": g, "category": c, "action": a, "hour": h, "n": n}
-            for (g, c, a, h), n in sorted(acc.items()) if n > 0]
+    local: dict[datetime, int] = {}
+
+    def key(hour: datetime, group: str, category: str, action: str):
+        if hour not in local:
+            local[hour] = hour.astimezone(tz).hour
+        return (_token(group, NO_GROUP), _token(category, NO_CATEGORY), action, local[hour])
+
+    n: dict[tuple, int] = defaultdict(int)
+    devs: dict[tuple, set[str]] = defaultdict(set)
+    for hour, group, category, action, total in eventquery.hour_counts(conn, start, end):
+        if action in _ACTIONS:
+            n[key(hour, group, category, action)] += int(total)
+    for hour, group, category, action, device in eventquery.hour_devices(conn, start, end):
+        k = key(hour, group, category, action)
+        if k in n:
+            devs[k].add(_identity(device))
+    return {k: (v, devs.get(k, set())) for k, v in n.items() if v > 0}
+
+
+def _identity(device: str) -> str:
+    """count_devices holds the MAC when known, else the address (as EventLog.record saw
+    them); the same form as device_identity() so both tables count a device once."""
+    d = device.strip().lower()
+    return "mac:" + d if _MAC.match(d) else "ip:" + d
 
 
 def _event_rows(conn: sqlite3.Connection, day: date, tz: ZoneInfo):
@@ -128,6 +163,16 @@ def build_report(conn: sqlite3.Connection, *, school_id: str, day: date, tz: Zon
                  secret: bytes, k: int = K_DEFAULT, health: Health | None = None,
                  lists: ListInfo | None = None, now: datetime | None = None) -> dict[str, Any]:
     """The report for one finished local `day`, as a JSON-ready dict (see report.schema.json)."""
+    return build(conn, school_id=school_id, day=day, tz=tz, secret=secret, k=k, health=health,
+                 lists=lists, now=now)[0]
+
+
+def build(conn: sqlite3.Connection, *, school_id: str, day: date, tz: ZoneInfo,
+          secret: bytes, k: int = K_DEFAULT, health: Health | None = None,
+          lists: ListInfo | None = None, now: datetime | None = None
+          ) -> tuple[dict[str, Any], Rollup]:
+    """The report and the roll-up behind its counts (what each row covers; for tests and
+    `filterd sync --dry-run`, never sent)."""
     check_k(k)
     now = now or datetime.now(UTC)
     pseud = DailyPseudonyms(secret, day)
@@ -152,6 +197,18 @@ def build_report(conn: sqlite3.Connection, *, school_id: str, day: date, tz: Zon
         if action == "block" and name and p:
             blocked_hits.append((_token(category, NO_CATEGORY), name, p))
     top = top_names(blocked_hits, k)
+    memo: dict[str, str] = {}
+
+    def pseudo(ident: str) -> str:
+        if ident not in memo:
+            memo[ident] = pseud.of(ident)
+        return memo[ident]
+
+    cells = {key: (n, {pseudo(d) for d in devs})
+             for key, (n, devs) in _cells(conn, day, tz).items()}
+    for (group, _c, _a, _h), (_n, devs) in cells.items():
+        devices[group] |= devs
+    rolled = rollup_counts(cells, k, other=OTHER)
     lists = lists or ListInfo()
     health = health or Health()
     return {
@@ -162,12 +219,12 @@ def build_report(conn: sqlite3.Connection, *, school_id: str, day: date, tz: Zon
         "timezone": tz.key,
         "generated_at": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "k_anonymity": k,
-        "counts": _hour_counts(conn, day, tz),
+        "counts": [{"group": c.group, "category": c.category, "action": c.action,
+                    "hour": c.hour, "n": c.n} for c in rolled.published],
         "top_blocked": {c: [{"name": t.name, "devices": t.devices, "hits": t.hits} for t in ts]
                         for c, ts in top.items()},
-        "devices": {g: len(s) for g, s in sorted(devices.items())},
-        "bypass": {g: {"attempts": n, "devices": len(bypass_dev[g])}
-                   for g, n in sorted(bypass_n.items())},
+        "devices": device_figures(devices, k),
+        "bypass": bypass_figures(bypass_n, bypass_dev, k),
         "lists": {
             "current_version": (lists.version if lists.version
                                 and _VERSION.match(lists.version) else None),
@@ -181,7 +238,7 @@ def build_report(conn: sqlite3.Connection, *, school_id: str, day: date, tz: Zon
             "events_dropped": health.events_dropped,
             "upstream_failures": health.upstream_failures,
         },
-    }
+    }, rolled
 
 
 def first_data_day(conn: sqlite3.Connection, tz: ZoneInfo) -> date | None:

@@ -47,6 +47,8 @@ EVENTS_DDL = (
     " search_term TEXT)",
     "CREATE TABLE IF NOT EXISTS counts (hour TEXT, group_id TEXT, category TEXT, action TEXT,"
     " path TEXT, n INTEGER, PRIMARY KEY (hour, group_id, category, action, path))",
+    "CREATE TABLE IF NOT EXISTS count_devices (hour TEXT, group_id TEXT, category TEXT,"
+    " action TEXT, device TEXT, PRIMARY KEY (hour, group_id, category, action, device))",
 )
 
 
@@ -76,10 +78,16 @@ class Ev:
 
 def write_events(conn: sqlite3.Connection, events: list[Ev], *, allowed_counts: int = 0) -> None:
     """Blocked/bypass events go to `events`; every query (plus `allowed_counts` allowed
-    queries per event hour) is aggregated into `counts`, as the event log does."""
+    queries per event hour, by the same device) is aggregated into `counts`, and its device
+    into `count_devices`, as the event log does."""
     agg: dict[tuple, int] = defaultdict(int)
+    seen: set[tuple] = set()
     rows = []
     for e in events:
+        hour = e.at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+        seen.add((hour, e.group, e.category, e.action, e.mac or e.ip))
+        if allowed_counts:
+            seen.add((hour, e.group, "", "allow", e.mac or e.ip))
         rows.append((e.at.timestamp(), e.ip, e.mac, e.group, e.name, "A", e.action, e.reason,
                      e.category, "rule", "list x", e.list_version, e.path, e.url, e.search_term))
         hour = e.at.astimezone(UTC).strftime("%Y-%m-%dT%H")
@@ -93,6 +101,8 @@ def write_events(conn: sqlite3.Connection, events: list[Ev], *, allowed_counts: 
                      " VALUES (?,?,?,?,?,?) ON CONFLICT (hour, group_id, category, action, path)"
                      " DO UPDATE SET n = n + excluded.n",
                      [(*k, n) for k, n in agg.items()])
+    conn.executemany("INSERT OR IGNORE INTO count_devices (hour, group_id, category, action,"
+                     " device) VALUES (?,?,?,?,?)", sorted(seen))
 
 
 GROUPS = ("mam_non", "tieu_hoc", "thcs", "thpt", "staff")

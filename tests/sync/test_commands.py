@@ -61,7 +61,7 @@ def appliance_config(tmp_path, office_url: str) -> Path:
     data.mkdir(exist_ok=True)
     cfg = tmp_path / "filterd.yaml"
     cfg.write_text(f"school_id: thcs-ba-dinh-01\ntimezone: Asia/Ho_Chi_Minh\ndata_dir: {data}\n"
-                   f"sync:\n  office_url: \"{office_url}\"\n  k_anonymity: 3\n"
+                   f"sync:\n  office_url: \"{office_url}\"\n  k_anonymity: 5\n"
                    f"  token_file: {tmp_path / 'token'}\n")
     conn = make_event_db(data / "filterd.db")
     today = datetime.now(TZ).date()

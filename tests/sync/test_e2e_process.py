@@ -135,7 +135,9 @@ def test_office_process_outage_and_refusals(office_process, appliance):
         " GROUP BY category", [start.strftime("%Y-%m-%dT%H"), end.strftime("%Y-%m-%dT%H")]))
     office_blocks = {c: int(n) for c, n in st.query(
         "SELECT category, SUM(n) FROM report_counts WHERE action = 'block' GROUP BY category")}
-    assert office_blocks == app_blocks and len(app_blocks) >= 5
+    # per category as counted, less what k-anonymity rolled up into `other`
+    assert sum(office_blocks.values()) == sum(app_blocks.values()) and len(app_blocks) >= 5
+    assert all(0 < office_blocks[c] <= n for c, n in app_blocks.items())
 
     # the seventh day's report, refused in every bad form; nothing of it is stored
     body = schema.encode(next(Outbox(settings).build_reports([days[6]], morning(days[6]))))

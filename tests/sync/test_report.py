@@ -26,20 +26,75 @@ def test_day_bounds_are_the_local_day():
 
 def test_counts_use_local_hours_and_only_that_day(appliance):
     _, conn = appliance
-    write_events(conn, [
-        Ev(at(0, 5), "10.0.0.1", None, "thcs", "a.adult.example", "block", "adult"),
-        Ev(at(23, 59), "10.0.0.1", None, "thcs", "a.adult.example", "block", "adult"),
-        Ev(at(0, 1, DAY + timedelta(days=1)), "10.0.0.1", None, "thcs", "x.example", "block",
-           "adult"),
-        Ev(at(23, 0, DAY - timedelta(days=1)), "10.0.0.1", None, "thcs", "x.example", "block",
-           "adult"),
-    ], allowed_counts=2)
+    evs = []
+    for i in range(5):
+        ip = f"10.0.0.{i + 1}"
+        evs += [
+            Ev(at(0, 5), ip, None, "thcs", "a.adult.example", "block", "adult"),
+            Ev(at(23, 59), ip, None, "thcs", "a.adult.example", "block", "adult"),
+            Ev(at(0, 1, DAY + timedelta(days=1)), ip, None, "thcs", "x.example", "block",
+               "adult"),
+            Ev(at(23, 0, DAY - timedelta(days=1)), ip, None, "thcs", "x.example", "block",
+               "adult"),
+        ]
+    write_events(conn, evs, allowed_counts=2)
     r = build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32)
     assert {(c["hour"], c["action"], c["n"]) for c in r["counts"]} == {
-        (0, "block", 1), (0, "allow", 2), (23, "block", 1), (23, "allow", 2)}
+        (0, "block", 5), (0, "allow", 10), (23, "block", 5), (23, "allow", 10)}
     assert {c["category"] for c in r["counts"]} == {"adult", "none"}
-    assert sum(c["n"] for c in r["counts"]) == appliance_total(conn, DAY) == 6
-    assert r["devices"] == {"thcs": 1}
+    assert sum(c["n"] for c in r["counts"]) == appliance_total(conn, DAY) == 30
+    assert r["devices"] == {"thcs": 5, "all": 5}
+
+
+def test_one_device_tier_leaves_no_record_of_its_child(appliance):
+    """The issue's school: one age tier with a single device. Its hourly blocks, its
+    device count and its bypass attempts must not leave, day after day."""
+    _, conn = appliance
+    evs = []
+    for hour in range(7, 17):
+        evs += [Ev(at(hour, m), "10.1.0.9", "02:00:00:00:09:09", "mam_non", "p.adult.example",
+                   "block", "adult") for m in (1, 2, 3)]
+        evs.append(Ev(at(hour, 4), "10.1.0.9", "02:00:00:00:09:09", "mam_non", "dns.google",
+                      "block", "bypass", reason="bypass", path="bypass"))
+        evs += [Ev(at(hour, 5), f"10.2.0.{i}", None, "thcs", f"s{i}.games.example", "block",
+                   "games") for i in range(6)]
+    write_events(conn, evs, allowed_counts=4)
+    r = build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32, k=5)
+    assert all(c["group"] != "mam_non" for c in r["counts"])
+    assert r["devices"] == {"mam_non": "fewer_than_k", "thcs": 6, "all": 7}
+    assert r["bypass"] == {}
+    # the other tier's figures survive hour by hour
+    assert {c["hour"] for c in r["counts"] if c["group"] == "thcs"} == set(range(7, 17))
+    # the child's adult blocks are in no row: with 6 games devices, `all/other/block` gets
+    # them only together with >= 5 other devices (here no such leftover exists)
+    assert sum(c["n"] for c in r["counts"]) == 10 * 6 * 5
+
+
+def test_rows_below_k_roll_up_hour_then_category_then_tier(appliance):
+    _, conn = appliance
+    evs = []
+    # 5 thcs devices, each blocked on adult in a different hour: no hour has 5, the day does
+    evs += [Ev(at(8 + i), f"10.3.0.{i}", None, "thcs", "a.adult.example", "block", "adult")
+            for i in range(5)]
+    # thcs: 3 devices on games, 2 on violence, whole day: only together (other) they reach 5
+    evs += [Ev(at(9), f"10.3.1.{i}", None, "thcs", "g.games.example", "block", "games")
+            for i in range(3)]
+    evs += [Ev(at(10), f"10.3.2.{i}", None, "thcs", "v.violence.example", "block", "violence")
+            for i in range(2)]
+    # gambling: 2 devices in thpt and 3 in tieu_hoc: only across tiers
+    evs += [Ev(at(11), f"10.4.0.{i}", None, "thpt", "x.gambling.example", "block", "gambling")
+            for i in range(2)]
+    evs += [Ev(at(12), f"10.5.0.{i}", None, "tieu_hoc", "x.gambling.example", "block",
+               "gambling") for i in range(3)]
+    # one device, alone in its tier all day: suppressed
+    evs.append(Ev(at(13), "10.6.0.1", None, "thpt_x", "y.dating.example", "block", "dating"))
+    write_events(conn, evs)
+    rows = {(c["group"], c["category"], c["action"], c["hour"]): c["n"]
+            for c in build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32)["counts"]}
+    assert rows == {("thcs", "adult", "block", None): 5,
+                    ("thcs", "other", "block", None): 5,
+                    ("all", "other", "block", None): 6}
+    # the `all` row: 2 thpt + 3 tieu_hoc gambling devices and the dating device (6 devices)
 
 
 def test_devices_bypass_lists_and_health(appliance, tmp_path):
@@ -64,8 +119,12 @@ def test_devices_bypass_lists_and_health(appliance, tmp_path):
     r = build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32,
                      health=Health.read(settings.data_dir, at(12)),
                      lists=ListInfo("2026.11.24-1", datetime(2026, 11, 24, 1, tzinfo=UTC)))
-    assert r["devices"] == {"thpt": 3, "tieu_hoc": 1}
-    assert r["bypass"] == {"thpt": {"attempts": 4, "devices": 3}}
+    assert r["devices"] == {"thpt": "fewer_than_k", "tieu_hoc": "fewer_than_k",
+                            "all": "fewer_than_k"}
+    r3 = build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32, k=3)
+    assert r3["bypass"] == {"thpt": {"attempts": 4, "devices": 3}}
+    assert r3["devices"] == {"thpt": 3, "tieu_hoc": "fewer_than_k", "all": 4}
+    assert r["bypass"] == {}    # 3 devices < k = 5
     assert r["lists"] == {"current_version": "2026.11.24-1", "updated_at": "2026-11-24T01:00:00Z",
                           "versions_seen": ["2026.11.20-1", "v7"]}
     assert r["health"]["uptime_s"] == 3600
@@ -194,6 +253,6 @@ def test_odd_ids_and_versions_cannot_break_or_leak(appliance):
     r = build_report(conn, school_id="s", day=DAY, tz=TZ, secret=b"x" * 32,
                      lists=ListInfo("bad version string"))
     schema.validate(r)
-    assert {(c["group"], c["category"]) for c in r["counts"]} == {("other", "other")}
+    assert r["counts"] == [] and r["devices"] == {"other": "fewer_than_k", "all": "fewer_than_k"}
     assert r["lists"]["versions_seen"] == [] and r["lists"]["current_version"] is None
     assert "Nguyen" not in json.dumps(r)

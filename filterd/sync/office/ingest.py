@@ -17,6 +17,7 @@ from typing import Any
 
 from filterd.errors import FilterdError
 from filterd.sync import schema
+from filterd.sync.kanon import FEWER_THAN_K, K_DEFAULT, check_k, publishable_name
 from filterd.sync.office.storage import Storage
 from filterd.sync.signing import (
     H_NONCE,
@@ -44,6 +45,10 @@ class IngestError(FilterdError):
 class Limits:
     max_gzip: int = MAX_GZIP_BYTES
     max_json: int = MAX_JSON_BYTES
+    k: int = K_DEFAULT   # the office's own k: a report built with a smaller one is refused
+
+    def __post_init__(self) -> None:
+        check_k(self.k)
 
 
 _prune_counter = itertools.count()
@@ -84,6 +89,7 @@ def receive(storage: Storage, headers: Mapping[str, str], body: bytes, *,
     if report["day"] > (now + timedelta(days=1)).date().isoformat():
         raise IngestError(400, f"report day {report['day']} is in the future")
     _check_unique(report)
+    _check_private(report, limits.k)
     status = _store(storage, school_id, nonce, int(ts), report, body, now)
     return {"status": status, "school_id": school_id, "day": report["day"]}
 
@@ -108,10 +114,37 @@ def _check_unique(report: dict[str, Any]) -> None:
             raise IngestError(400, f"report repeats a name under top_blocked/{cat}")
 
 
+def _check_private(report: dict[str, Any], office_k: int) -> None:
+    """A validly signed report can still carry one child's record (an old or altered
+    appliance): refuse it unless every figure holds under the office's k and the floor."""
+    k = report["k_anonymity"]
+    if k < office_k:
+        raise IngestError(400, f"report was built with k_anonymity={k}; this office requires "
+                               f"at least {office_k}")
+    for group, n in report["devices"].items():
+        if n != FEWER_THAN_K and n < k:
+            raise IngestError(400, f"devices/{group} = {n} is below k={k}: must be sent as "
+                                   f"{FEWER_THAN_K!r}")
+    for group, b in report["bypass"].items():
+        if b["devices"] < k:
+            raise IngestError(400, f"bypass/{group} has {b['devices']} devices, below k={k}")
+    for cat, names in report["top_blocked"].items():
+        for t in names:
+            if t["devices"] < k:
+                raise IngestError(400, f"top_blocked/{cat}/{t['name']} has {t['devices']}"
+                                       f" devices, below k={k}")
+            if not publishable_name(t["name"]):
+                raise IngestError(400, f"top_blocked/{cat}/{t['name']} is a local or "
+                                       "device name; it must not leave the school")
+
+
 def _by_hour(counts: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[int]]:
+    """Per (group, category, action): 24 hourly counts and, last, the rest of the day
+    (rows the appliance rolled up from hours to the day to reach k devices)."""
     out: dict[tuple[str, str, str], list[int]] = {}
     for c in counts:
-        out.setdefault((c["group"], c["category"], c["action"]), [0] * 24)[c["hour"]] += c["n"]
+        hour = 24 if c["hour"] is None else c["hour"]
+        out.setdefault((c["group"], c["category"], c["action"]), [0] * 25)[hour] += c["n"]
     return out
 
 
@@ -147,8 +180,10 @@ def _store(storage: Storage, school_id: str, nonce: str, ts: int, report: dict[s
             [(school_id, day, cat, t["name"], t["devices"], t["hits"])
              for cat, ts_ in report["top_blocked"].items() for t in ts_])
         tx.executemany(
-            "INSERT INTO report_devices (school_id, day, grp, devices) VALUES (?, ?, ?, ?)",
-            [(school_id, day, g, n) for g, n in report["devices"].items()])
+            "INSERT INTO report_devices (school_id, day, grp, devices, below_k)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(school_id, day, g, 0 if n == FEWER_THAN_K else n, int(n == FEWER_THAN_K))
+             for g, n in report["devices"].items()])
         tx.executemany(
             "INSERT INTO report_bypass (school_id, day, grp, attempts, devices)"
             " VALUES (?, ?, ?, ?, ?)",

@@ -73,6 +73,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE users (username TEXT PRIMARY KEY, pw_hash TEXT NOT NULL, role TEXT NOT NULL,"
         " created_at TEXT NOT NULL)",
     ),
+    (
+        # report version 2: a group's device count below k arrives as "fewer than k"
+        "ALTER TABLE report_devices ADD COLUMN below_k INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 

@@ -31,7 +31,7 @@ def test_dashboard_in_chromium(office, tmp_path, artifacts_dir):
     cred = office.enrol("thcs-ba-dinh-01")
     office.enrol("thcs-cau-giay-02", district="Cầu Giấy")
     body = schema.encode(build_report(conn, school_id="thcs-ba-dinh-01", day=day, tz=TZ,
-                                      secret=b"x" * 32, k=3))
+                                      secret=b"x" * 32, k=5))
     receive(office.storage, sign(cred, body, datetime.now(UTC).timestamp()), body)
     with office.storage.transaction() as tx:
         tx.execute("UPDATE schools SET enrolled_at = '2026-11-01T00:00:00Z'")

@@ -22,7 +22,7 @@ DETAIL_TABLES = ("reports", "report_counts", "report_top", "report_devices", "re
 def body(tmp_path):
     conn = make_event_db(tmp_path / "f.db")
     generate_days(conn, [DAY])
-    r = build_report(conn, school_id="thcs-ba-dinh-01", day=DAY, tz=TZ, secret=b"x" * 32, k=3)
+    r = build_report(conn, school_id="thcs-ba-dinh-01", day=DAY, tz=TZ, secret=b"x" * 32, k=5)
     assert r["top_blocked"] and r["bypass"]
     return schema.encode(r)
 
@@ -49,7 +49,9 @@ def test_signed_upload_is_stored_once(office, body):
         "SELECT n, hours FROM report_counts WHERE grp = ? AND category = ? AND action = ?",
         [c["group"], c["category"], c["action"]])
     hours = [int(h) for h in hours.split(",")]
-    assert len(hours) == 24 and sum(hours) == n and hours[c["hour"]] == c["n"]
+    # 24 hours, then the rest of the day (rows rolled up from hours to reach k devices)
+    assert len(hours) == 25 and sum(hours) == n
+    assert hours[24 if c["hour"] is None else c["hour"]] == c["n"]
     # the same day again (new nonce, e.g. the acknowledgement was lost): not counted twice
     status, ack = post(office, body, sign(cred, body, now))
     assert (status, ack["status"]) == (200, "duplicate")
@@ -180,7 +182,7 @@ def test_many_schools_uploading_at_once(office, tmp_path):
         sid = f"school-{i:02d}"
         cred = office.enrol(sid)
         body = schema.encode(build_report(conn, school_id=sid, day=DAY, tz=TZ,
-                                          secret=b"x" * 32, k=3))
+                                          secret=b"x" * 32, k=5))
         jobs += [(cred, body)] * 2  # every school twice: the second is a duplicate
 
     def send(job):
@@ -244,3 +246,43 @@ def test_postgres_outage_answers_503_then_restart_reconnects(office, body, monke
     assert (status, ack["status"]) == (200, "duplicate")
     assert office.total("thcs-ba-dinh-01", DAY) == total
     assert office.count("reports") == 1
+
+
+def _altered(body: bytes, change) -> bytes:
+    # gzip without the appliance's validation: what an old or altered appliance could send
+    report = json.loads(gzip.decompress(body))
+    change(report)
+    return gzip.compress(schema.dumps(report))
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda r: r["devices"].update(mam_non=1), "devices/mam_non"),
+    (lambda r: r["devices"].update(thcs=3), "devices/thcs = 3 is below k=5"),
+    (lambda r: r["bypass"].update(thpt={"attempts": 9, "devices": 3}),
+     "bypass/thpt has 3 devices, below k=5"),
+    (lambda r: r["top_blocked"].setdefault("adult", []).append(
+        {"name": "nguyen-van-an-ipad.local", "devices": 9, "hits": 9}), "local or device name"),
+    (lambda r: r["top_blocked"].setdefault("adult", []).append(
+        {"name": "rare.adult.example", "devices": 4, "hits": 40}), "4 devices, below k=5"),
+    (lambda r: r.update(k_anonymity=3), "k_anonymity=3; this office requires at least 5"),
+])
+def test_validly_signed_report_that_leaks_a_child_is_refused(office, body, change, words):
+    """Signed by the school's own key, valid against the schema, and still one child's
+    record (an old or altered appliance): 400, nothing stored."""
+    cred = office.enrol()
+    bad = _altered(body, change)
+    status, payload = post(office, bad, sign(cred, bad, datetime.now(UTC).timestamp()))
+    assert status == 400 and words in payload["error"], payload
+    assert nothing_stored(office) and office.count("nonces") == 0
+
+
+def test_office_k_higher_than_the_report_refuses(storage, body):
+    from filterd.sync.office.enrol import enrol_school
+    from filterd.sync.office.ingest import IngestError, Limits, receive
+
+    storage.migrate()
+    cred = enrol_school(storage, "thcs-ba-dinh-01", "THCS", "Ba Đình", "Hà Nội")
+    with pytest.raises(IngestError, match="requires at least 10"):
+        receive(storage, sign(cred, body, datetime.now(UTC).timestamp()), body,
+                limits=Limits(k=10))
+    assert storage.query("SELECT COUNT(*) FROM reports")[0][0] == 0

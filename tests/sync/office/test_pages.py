@@ -28,7 +28,7 @@ def loaded(office, tmp_path):
     for sid, days in (("s1", DAYS), ("s2", DAYS[:1])):
         for d in days:
             body = schema.encode(build_report(conn, school_id=sid, day=d, tz=TZ,
-                                              secret=b"x" * 32, k=3))
+                                              secret=b"x" * 32, k=5))
             receive(office.storage, sign(creds[sid], body, datetime.now(UTC).timestamp()), body)
     with office.storage.transaction() as tx:
         tx.execute("UPDATE schools SET enrolled_at = '2026-11-01T00:00:00Z'")
