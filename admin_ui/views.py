@@ -8,6 +8,7 @@ from flask import Flask, g, render_template, request
 from flask_babel import format_decimal, gettext
 
 from admin_ui.blueprints import (
+    alerts,
     audit_log,
     auth,
     dashboard,
@@ -32,7 +33,7 @@ def _words():  # type: ignore[no-untyped-def]
 
 def register(app: Flask) -> None:
     for bp in (auth.bp, dashboard.bp, groups.bp, why.bp, reviews.bp, overrides.bp, events.bp,
-               lists.bp, settings.bp, audit_log.bp):
+               lists.bp, settings.bp, audit_log.bp, alerts.bp):
         app.register_blueprint(bp)
 
     @app.context_processor

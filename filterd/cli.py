@@ -514,6 +514,15 @@ def _register_sync() -> None:
 
 
 _register_sync()
+
+
+def _register_alerts() -> None:
+    from filterd.alerts.commands import alerts_group
+
+    main.add_command(alerts_group)
+
+
+_register_alerts()
 # --- admin web page (imported lazily: the daemon's library never imports admin_ui) ------------
 
 def _admin_listen(value: str | None) -> tuple[str, int] | None:

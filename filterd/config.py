@@ -411,6 +411,61 @@ class MetricsConfig:
     listen: Endpoint | None = field(default=None, metadata=_k(_optional_endpoint))
 
 
+def _secret_file(v: Any, ctx: _Ctx) -> Path:
+    """A credentials file: it must exist and be readable by its owner (the service) only."""
+    import stat
+
+    p = _path(v, ctx)
+    try:
+        mode = stat.S_IMODE(p.stat().st_mode)
+    except OSError as exc:
+        raise _Bad(f"cannot read {p}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise _Bad(f"{p} is readable by others (mode {mode:o}): chmod 600 it, owned by the "
+                   "service user")
+    return p
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alert delivery (filterd/alerts/): the school's SMTP account, links, timings.
+
+    Which events alert and for whom is the policy's `alerts:`; who the staff are is set
+    on the admin page. Nothing here ever reaches the office.
+    """
+
+    smtp_host: str = field(default="", metadata=_k(_text(empty=True)))
+    smtp_port: int = field(default=587, metadata=_k(_int(1, 65535)))
+    smtp_security: str = field(default="starttls", metadata=_k(_choice("starttls", "tls",
+                                                                        "none")))
+    smtp_user: str = field(default="", metadata=_k(_text(empty=True)))
+    smtp_password_file: Path | None = field(default=None, metadata=_k(_secret_file))
+    smtp_ca_file: Path | None = field(default=None, metadata=_k(_path))
+    mail_from: str = field(default="", metadata=_k(_text(empty=True)))
+    admin_url: str = field(default="", metadata=_k(_url(empty=True)))
+    hold_seconds: float = field(default=5.0, metadata=_k(_float(0, 300)))
+    digest_time: str = field(default="16:30", metadata=_k(_text(
+        pattern=r"([01]\d|2[0-3]):[0-5]\d", hint="a time of day like 16:30")))
+    retry_initial: float = field(default=30.0, metadata=_k(_float(0.1, 3600)))
+    retry_max: float = field(default=900.0, metadata=_k(_float(1, 86400)))
+    give_up_hours: float = field(default=72.0, metadata=_k(_float(1, 24 * 30)))
+    webhook_timeout: float = field(default=10.0, metadata=_k(_float(0.5, 120)))
+    lists_max_age_hours: float = field(default=48.0, metadata=_k(_float(1, 24 * 365)))
+    disk_min_free_percent: float = field(default=10.0, metadata=_k(_float(0, 99)))
+    health_window_minutes: int = field(default=360, metadata=_k(_int(1, 7 * 24 * 60)))
+
+    def check(self) -> list[tuple[str, str]]:
+        out = []
+        if self.smtp_user and self.smtp_password_file is None:
+            out.append(("smtp_password_file", "smtp_user is set: give the password file too"))
+        if self.smtp_host and self.smtp_security == "none" and self.smtp_user:
+            out.append(("smtp_security", "a password is never sent without TLS: use "
+                                         "starttls or tls"))
+        if self.retry_initial > self.retry_max:
+            out.append(("retry_initial", "must not be larger than retry_max"))
+        return out
+
+
 _SCHOOL_ID = r"[a-z0-9][a-z0-9_.-]{0,63}"
 
 
@@ -436,6 +491,7 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     office: OfficeConfig = field(default_factory=OfficeConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source_file: Path | None = None   # the filterd.yaml this came from; None = embedded defaults
 
     @property
@@ -454,7 +510,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "dns": DnsConfig, "events": EventsConfig, "http": HttpConfig,
     "admin": AdminConfig, "sync": SyncConfig, "office": OfficeConfig,
-    "metrics": MetricsConfig,
+    "metrics": MetricsConfig, "alerts": AlertsConfig,
 }
 
 
@@ -548,7 +604,7 @@ def load_config(path: str | Path | None) -> Config:
 
 
 __all__ = [
-    "AdminConfig", "Config", "DnsConfig", "EventsConfig", "HttpConfig", "MetricsConfig",
-    "OfficeConfig", "SyncConfig", "UpstreamSpec", "YList", "default_config", "load_config",
-    "parse_config", "parse_endpoint", "parse_upstream",
+    "AdminConfig", "AlertsConfig", "Config", "DnsConfig", "EventsConfig", "HttpConfig",
+    "MetricsConfig", "OfficeConfig", "SyncConfig", "UpstreamSpec", "YList", "default_config",
+    "load_config", "parse_config", "parse_endpoint", "parse_upstream",
 ]

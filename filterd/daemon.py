@@ -258,6 +258,7 @@ class Worker:
         self.settings = DnsSettings.from_config(config)
         self.resolver: Resolver | None = None
         self.events: EventLog | None = None
+        self.alerts: Any = None
         self.reloads = 0
         self._reloading: asyncio.Task | None = None
         self._stop: asyncio.Event | None = None
@@ -287,6 +288,11 @@ class Worker:
             events=self.metered,
             rate_limit=RateLimiter(s.rate_limit_qps) if s.rate_limit_qps else None)
         bind_metrics(self.config, self.resolver, self.events)
+        from filterd.alerts.service import AlertService
+
+        # Every worker counts its events into alerts; the one serving HTTP also delivers.
+        self.alerts = AlertService(self.config, lambda: self.resolver.engine, self.events,
+                                   deliver=self.run_http, pool=pool).start()
         listeners = await serve(self.resolver, s.listen, reuse_port=self.reuse_port)
         encrypted = await self._serve_encrypted()
         if self.metrics_dump is None:
@@ -341,6 +347,7 @@ class Worker:
             for server, _addr in encrypted:
                 server.close()
             pool.close()
+            self.alerts.close()
             self.events.close()
             log.info("filterd DNS stopped (pid %d)", os.getpid())
 
@@ -407,6 +414,8 @@ class Worker:
         except FilterdError as exc:
             log.error("reload refused, the running policy keeps serving: %s", exc)
             metrics.RELOADS.inc(result="refused")
+            if self.alerts is not None:
+                self.alerts.reload_refused(str(exc))
             self._notify("ready", f"reload refused, old policy serving: {exc}"[:200])
             return False
         except Exception:

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from filterd.errors import ConfigError
+from filterd.policy.alert_rules import NO_ALERTS, AlertRules, parse_alert_rules
 from filterd.policy.catalog import Catalog
 from filterd.policy.clients import ClientMap, ClientRule, parse_client
 from filterd.policy.decision import BlockMode, RuleSource
@@ -35,8 +36,9 @@ from filterd.yamlsrc import load as load_yaml
 
 LEVELS = ("off", "moderate", "strict")
 GROUP_BLOCK_MODES = ("address", "nxdomain", "null")
-TOP_KEYS = ("version", "default_group", "protected", "education", "schedules", "groups")
-SETTING_KEYS = ("version", "default_group", "protected")
+TOP_KEYS = ("version", "default_group", "protected", "education", "schedules", "groups",
+            "alerts")
+SETTING_KEYS = ("version", "default_group", "protected", "alerts")
 GROUP_KEYS = ("label_vi", "label_en", "description_vi", "description_en", "abstract", "extends",
               "clients", "block", "unblock", "allow", "deny", "safe_search", "youtube",
               "block_mode", "intercept")
@@ -82,6 +84,7 @@ class Policy:
     education: DomainTable
     protected: DomainTable
     files: tuple[str, ...]
+    alerts: AlertRules = NO_ALERTS    # who is told at once of what (alert_rules.py)
 
 
 def builtin_unknown_group(catalog: Catalog) -> Group:
@@ -507,10 +510,13 @@ def load_policy(path: str | Path, catalog: Catalog) -> Policy:
                                      RuleSource("policy", lst.file, line=lst.line_of(i))))
 
     protected = _protected(raw, path if path.is_dir() else path.parent, problems)
+    alerts = NO_ALERTS
+    if "alerts" in raw.settings:
+        alerts = parse_alert_rules(*raw.settings["alerts"], groups, catalog, problems)
     problems.raise_if_any()
     return Policy(
         groups=MappingProxyType(groups), schedules=MappingProxyType(schedules),
         clients=ClientMap(rules), default_group=default,
         education=DomainTable(education), protected=DomainTable(protected),
-        files=tuple(str(f) for f in files),
+        files=tuple(str(f) for f in files), alerts=alerts,
     )

@@ -169,6 +169,10 @@ class EventLog:
         self.on_counts: Callable[[dict[tuple[str, str, str, Action, str], int]], None] | None \
             = None
         self._unwritten: dict[tuple[str, str, str, Action, str], int] = {}  # reported, not stored
+        # Called by the writer inside each batch's transaction with the connection and the
+        # batch's items (decision, query, ts, search_term): the alerts count their events
+        # there, so an event is logged if and only if it is counted into its alert.
+        self.on_batch: Callable[[Any, list[tuple]], None] | None = None
         self._thread: threading.Thread | None = None
         self._tid: int | None = None
         self.priority = "unchanged"
@@ -407,6 +411,8 @@ class EventLog:
                     "INSERT OR IGNORE INTO count_devices (hour, group_id, category, action,"
                     " device) VALUES (?, ?, ?, ?, ?)",
                     [(h, g, c, str(a), d) for (h, g, c, a, d) in seen])
+                if items and self.on_batch is not None:
+                    self.on_batch(db.conn, items)
         except Exception:
             # Keep the counts for the next batch so a busy database costs a delay, not data.
             self._unwritten = counts

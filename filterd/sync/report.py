@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from filterd import __version__
 from filterd.state import eventquery
 from filterd.sync.kanon import (
+    FEWER_THAN_K,
     K_DEFAULT,
     Rollup,
     bypass_figures,
@@ -209,6 +210,10 @@ def build(conn: sqlite3.Connection, *, school_id: str, day: date, tz: ZoneInfo,
     for (group, _c, _a, _h), (_n, devs) in cells.items():
         devices[group] |= devs
     rolled = rollup_counts(cells, k, other=OTHER)
+    from filterd.state.alerts import sent_summary
+
+    start, end = day_bounds(day, tz)
+    alerts_sent, alert_devices = sent_summary(conn, start.timestamp(), end.timestamp())
     lists = lists or ListInfo()
     health = health or Health()
     return {
@@ -225,6 +230,9 @@ def build(conn: sqlite3.Connection, *, school_id: str, day: date, tz: ZoneInfo,
                         for c, ts in top.items()},
         "devices": device_figures(devices, k),
         "bypass": bypass_figures(bypass_n, bypass_dev, k),
+        # How many safeguarding alerts reached the school's staff; nothing else of them
+        # leaves the school, and not even the number with fewer than k devices behind it.
+        "alerts_sent": alerts_sent if alert_devices >= k or alerts_sent == 0 else FEWER_THAN_K,
         "lists": {
             "current_version": (lists.version if lists.version
                                 and _VERSION.match(lists.version) else None),

@@ -10,7 +10,7 @@ from filterd.yamlsrc import loads
 
 
 def test_shipped_catalog(catalog):
-    assert list(catalog)[:2] == ["illegal", "adult"]
+    assert list(catalog)[:3] == ["illegal", "self_harm", "adult"]
     assert catalog["adult"].sensitive and catalog["games"].label("en") == "Online games"
     assert catalog.rank("illegal") < catalog.rank("adult") < catalog.rank("games")
     assert catalog.rank("unknown") == len(catalog)

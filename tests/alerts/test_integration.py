@@ -1,0 +1,166 @@
+"""Alerts end to end: dig from a student's address -> the running daemon -> a real SMTP
+server and a webhook receiver on loopback, through the durable queue.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.alerts.harness import AlertDaemon, SmtpSink, WebhookSink
+from tests.dns.dnshelpers import Unbound, free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def unbound(tmp_path_factory):
+    u = Unbound(tmp_path_factory.mktemp("unbound")).start()
+    yield u
+    u.stop()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory, unbound):
+    """One daemon with three staff by e-mail, one by webhook, and the SMTP server up."""
+    tmp = tmp_path_factory.mktemp("alerts")
+    smtp = SmtpSink().start()
+    hook = WebhookSink()
+    d = AlertDaemon(tmp, unbound.address, smtp.port)
+    d.add_recipient("Cô Lan (Hiệu trưởng)", "principal", email="hieutruong@truong.test")
+    d.add_recipient("Thầy Nam (chủ nhiệm 10A)", "class_teacher", email="gvcn10a@truong.test",
+                    groups="thpt")
+    d.add_recipient("Cô Hoa (chủ nhiệm 6A)", "class_teacher", email="gvcn6a@truong.test",
+                    groups="thcs")
+    d.add_recipient("Cô Mai (tư vấn)", "counsellor", webhook=hook.url)
+    d.add_recipient("Anh Tuấn (CNTT)", "it", email="it@truong.test")
+    d.start()
+    yield d, smtp, hook
+    d.stop()
+    smtp.stop()
+    hook.stop()
+
+
+def mails_to(smtp: SmtpSink, address: str) -> list:
+    return [m for m in smtp.messages if m["To"] == address]
+
+
+def test_protected_query_reaches_staff_by_mail_and_webhook(running):
+    d, smtp, hook = running
+    # another device's traffic in the same minutes must never appear in the alert
+    d.dig("allowed.test", "127.0.0.5")
+    d.dig("plain-deny.test", "127.0.0.5")
+    started = time.monotonic()
+    assert d.dig("protected.test", "127.0.0.2") == "10.0.0.1"   # the block page address
+    smtp.wait(2, timeout=10)
+    assert time.monotonic() - started < 10
+    principal = mails_to(smtp, "hieutruong@truong.test")
+    teacher = mails_to(smtp, "gvcn10a@truong.test")
+    assert len(principal) == 1 and len(teacher) == 1
+    assert not mails_to(smtp, "gvcn6a@truong.test")      # not their class
+    assert not mails_to(smtp, "it@truong.test")          # not their rule
+    m = principal[0]
+    body = m.get_content()
+    assert "Truy cập trang trong danh sách bảo vệ" in m["Subject"]
+    assert "Máy tính bảng 10A-01" in m["Subject"] and "(1 lần)" in m["Subject"]
+    for words in ("Trường THPT Thử Nghiệm", "THPT (15–17 tuổi)", "Máy tính bảng 10A-01",
+                  "Nội dung vi phạm pháp luật", "Số lần:         1 lần", "protected.test",
+                  "https://quantri.truong.test/events?client=127.0.0.2&since=",
+                  "https://quantri.truong.test/alerts/"):
+        assert words in body, (words, body)
+    assert "127.0.0.5" not in body and "plain-deny" not in body and "allowed.test" not in body
+    assert m["Message-ID"].startswith("<alert-") and m["From"] == "canhbao@truong.test"
+    # the time, in the school's zone (Asia/Ho_Chi_Minh, UTC+7)
+    assert " Thứ " in body or "Chủ nhật" in body
+
+    hook.wait(1)
+    j = hook.bodies[0]
+    assert j["type"] == "alert" and j["version"] == 1
+    assert hook.headers[0]["Idempotency-Key"] == j["id"]
+    a = j["alerts"][0]
+    assert a["rule"] == "bao_ve" and a["attempts"] == 1
+    assert a["device"] == "Máy tính bảng 10A-01" and a["group"] == "thpt"
+    assert a["group_label"] == "THPT (15–17 tuổi)"
+    assert a["category_label"] == "Nội dung vi phạm pháp luật"
+    assert a["names"] == ["protected.test"] and a["first_seen"].endswith("+07:00")
+    assert "127.0.0.5" not in str(j)
+    # recorded: to whom, delivered
+    rows = d.query("SELECT recipient, channel, state FROM alert_messages ORDER BY id")
+    assert sorted(rows) == sorted([("Cô Lan (Hiệu trưởng)", "email", "sent"),
+                                   ("Thầy Nam (chủ nhiệm 10A)", "email", "sent"),
+                                   ("Cô Mai (tư vấn)", "webhook", "sent")])
+
+
+def test_ten_queries_make_one_alert_saying_ten_attempts(running):
+    d, smtp, _hook = running
+    before = len(mails_to(smtp, "hieutruong@truong.test"))
+    for _ in range(10):
+        d.dig("forbidden.test", "127.0.0.6")
+    smtp.wait(len(smtp.messages) + 1, timeout=10)
+    time.sleep(4)   # longer than the hold: nothing more comes for these ten
+    new = mails_to(smtp, "hieutruong@truong.test")[before:]
+    assert len(new) == 1, [m["Subject"] for m in new]
+    assert "(10 lần)" in new[0]["Subject"] and "Số lần:         10 lần" in new[0].get_content()
+    assert "thiết bị chưa đặt tên (địa chỉ 127.0.0.6)" in new[0].get_content()
+    # the eleventh within ten minutes is counted into the same alert, not a new mail
+    d.dig("forbidden.test", "127.0.0.6")
+    d.wait_for("SELECT 1 FROM alerts WHERE client_ip = '127.0.0.6' AND attempts = 11")
+    time.sleep(4)
+    assert len(mails_to(smtp, "hieutruong@truong.test")[before:]) == 1
+
+
+def test_staff_and_other_groups_do_not_alert(running):
+    d, smtp, _ = running
+    n = len(smtp.messages)
+    d.dig("protected.test", "127.0.0.3")     # a teacher's laptop: not a rule's group
+    d.dig("xvideos.com", "127.0.0.4")         # blocked (adult), but no rule for it
+    time.sleep(5)
+    assert len(smtp.messages) == n
+
+
+def test_smtp_down_then_up_delivers_once(tmp_path, unbound):
+    port = free_port()
+    d = AlertDaemon(tmp_path, unbound.address, port)
+    d.add_recipient("Cô Lan", "principal", email="hieutruong@truong.test")
+    d.start()
+    smtp = None
+    try:
+        d.dig("protected.test", "127.0.0.7")
+        # the mail server refuses: tried, failed, tried again with backoff
+        d.wait_for("SELECT 1 FROM alert_messages WHERE tries >= 2 AND state = 'pending'"
+                   " AND last_error LIKE 'cannot reach the mail server%'", timeout=20)
+        smtp = SmtpSink(port).start()
+        smtp.wait(1, timeout=10)
+        time.sleep(3)
+        assert len(smtp.messages) == 1
+        assert d.query("SELECT state, last_error FROM alert_messages") == [("sent", "")]
+    finally:
+        d.stop()
+        if smtp:
+            smtp.stop()
+
+
+def test_kill9_between_query_and_delivery_still_delivers_once(tmp_path, unbound):
+    port = free_port()
+    d = AlertDaemon(tmp_path, unbound.address, port)
+    d.add_recipient("Cô Lan", "principal", email="hieutruong@truong.test")
+    d.start()
+    smtp = None
+    try:
+        d.dig("protected.test", "127.0.0.8")
+        # logged and queued, not delivered (the mail server is not up yet)
+        d.wait_for("SELECT 1 FROM alerts WHERE client_ip = '127.0.0.8'", timeout=10)
+        d.kill9()
+        smtp = SmtpSink(port).start()
+        d.start()
+        smtp.wait(1, timeout=15)
+        time.sleep(3)
+        assert len(smtp.messages) == 1
+        assert "(1 lần)" in smtp.messages[0]["Subject"]
+        assert d.query("SELECT state FROM alert_messages") == [("sent",)]
+    finally:
+        if d.proc is not None:
+            d.stop()
+        if smtp:
+            smtp.stop()
