@@ -4,6 +4,7 @@ server and a webhook receiver on loopback, through the durable queue.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -85,7 +86,9 @@ def test_protected_query_reaches_staff_by_mail_and_webhook(running):
     assert a["category_label"] == "Nội dung vi phạm pháp luật"
     assert a["names"] == ["protected.test"] and a["first_seen"].endswith("+07:00")
     assert "127.0.0.5" not in str(j)
-    # recorded: to whom, delivered
+    # recorded: to whom, delivered (marked once the receiver has accepted it)
+    d.wait_for("SELECT 1 WHERE (SELECT COUNT(*) FROM alert_messages WHERE state = 'sent') = 3",
+               timeout=5)
     rows = d.query("SELECT recipient, channel, state FROM alert_messages ORDER BY id")
     assert sorted(rows) == sorted([("Cô Lan (Hiệu trưởng)", "email", "sent"),
                                    ("Thầy Nam (chủ nhiệm 10A)", "email", "sent"),
@@ -164,3 +167,29 @@ def test_kill9_between_query_and_delivery_still_delivers_once(tmp_path, unbound)
             d.stop()
         if smtp:
             smtp.stop()
+
+
+def test_a_bad_rule_is_refused_on_reload_old_rules_keep_alerting_and_it_staff_hear(running):
+    d, smtp, _ = running
+    good = (d.policy_dir / "alerts.yaml").read_text()
+    (d.policy_dir / "alerts.yaml").write_text(good.replace("when: protected", "when: sometimes"))
+    try:
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while not mails_to(smtp, "it@truong.test"):
+            assert time.monotonic() < deadline, d.logtext()[-2000:]
+            time.sleep(0.1)
+        (m,) = mails_to(smtp, "it@truong.test")
+        assert "Chính sách mới bị từ chối" in m["Subject"]
+        body = m.get_content()
+        assert "alerts.yaml:8" in body and "alerts.rules.bao_ve.when" in body, body
+        # the running rules still alert
+        n = len(mails_to(smtp, "hieutruong@truong.test"))
+        d.dig("protected.test", "127.0.0.9")
+        deadline = time.monotonic() + 10
+        while len(mails_to(smtp, "hieutruong@truong.test")) == n:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        (d.policy_dir / "alerts.yaml").write_text(good)
+        d.proc.send_signal(signal.SIGHUP)
