@@ -461,6 +461,8 @@ class AlertsConfig:
         if self.smtp_host and self.smtp_security == "none" and self.smtp_user:
             out.append(("smtp_security", "a password is never sent without TLS: use "
                                          "starttls or tls"))
+        if self.smtp_host and not (self.mail_from or self.smtp_user):
+            out.append(("mail_from", "give the address alerts are sent from"))
         if self.retry_initial > self.retry_max:
             out.append(("retry_initial", "must not be larger than retry_max"))
         return out

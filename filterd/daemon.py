@@ -555,6 +555,9 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
                 factory(loader())   # validate here first: an invalid policy never reaches a worker
             except Exception as exc:
                 log.error("reload refused, the running policy keeps serving: %s", exc)
+                from filterd.alerts.service import reload_refused
+
+                reload_refused(config, str(exc))   # IT staff hear of it (worker 0 delivers)
                 with contextlib.suppress(NotifyError):
                     notifier.ready(f"reload refused, old policy serving: {exc}"[:200])
             else:

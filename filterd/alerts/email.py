@@ -67,7 +67,7 @@ class EmailChannel:
 
     def message(self, to: str, rendered: Rendered, key: str) -> EmailMessage:
         m = EmailMessage()
-        m["From"] = self.s.mail_from or self.s.user
+        m["From"] = self.s.mail_from or self.s.user or f"filterd@{self.school_id}.invalid"
         m["To"] = to
         m["Subject"] = rendered.subject
         m["Date"] = formatdate(localtime=True)
@@ -110,6 +110,9 @@ class EmailChannel:
         except smtplib.SMTPResponseException as exc:
             raise DeliveryError(f"the mail server said {exc.smtp_code} {exc.smtp_error!r}",
                                 permanent=exc.smtp_code in (550, 551, 553)) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(f"the mail server {s.host}:{s.port} does not offer it: "
+                                f"{exc}") from None
         except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
             raise DeliveryError(f"cannot reach the mail server {s.host}:{s.port}: {exc}") from None
 

@@ -44,6 +44,8 @@ class DeliverySettings:
     retry_max: float = 900.0
     give_up: float = 3 * 86400.0
     poll: float = 1.0
+    keep_days: float = 400.0    # alerts and their messages: a school year and its review
+
 
     def backoff(self, tries: int) -> float:
         return min(self.retry_max, self.retry_initial * (2 ** max(0, tries - 1)))
@@ -67,6 +69,7 @@ class Deliverer:
         self._thread: threading.Thread | None = None
         self._db: Any = None
         self._token: str | None = None
+        self._next_purge = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -123,6 +126,9 @@ class Deliverer:
         now = self.clock()
         db = self.db()
         store.expire_pending(db, now)
+        if now >= self._next_purge:
+            store.purge(db, now - self.settings.keep_days * 86400)
+            self._next_purge = now + 86400
         words = self.words_of()
         for check in self.extra:    # health checks first: what they raise goes out now
             try:
@@ -221,7 +227,10 @@ class Deliverer:
                     self.email.send(msg["address"], rendered, key)
                 else:
                     self.webhook.send(msg["address"], rendered, key)
-            except DeliveryError as exc:
+            except Exception as exc:   # anything else is a bug here: a failed try, not a loop
+                if not isinstance(exc, DeliveryError):
+                    log.exception("alerts: message %d: unexpected error", msg["id"])
+                    exc = DeliveryError(f"unexpected error: {exc!r}")
                 self.failures += 1
                 done = self.clock()
                 give_up = exc.permanent or done - msg["created_ts"] >= self.settings.give_up

@@ -79,6 +79,26 @@ def upstreams_down(pool: Any) -> Callable[[], str | None]:
     return check
 
 
+def reload_refused(config: Any, message: str) -> None:
+    """A health alert for a refused reload (the daemon, or the supervisor of its workers)."""
+    import time
+
+    try:
+        db = open_db(db_path(config.data_dir))
+    except Exception:
+        log.exception("alerts: the refused reload was not recorded")
+        return
+    try:
+        store.init_db(db)
+        # Each refused edit matters (the next may fail differently): ten minutes, not hours.
+        store.raise_health(db, "reload_refused", message[:400], now=time.time(),
+                           window=min(600.0, config.alerts.health_window_minutes * 60.0))
+    except Exception:
+        log.exception("alerts: the refused reload was not recorded")
+    finally:
+        db.conn.close()
+
+
 class AlertService:
     def __init__(self, config: Any, engine_of: Callable[[], Any], events: Any, *,
                  deliver: bool, pool: Any = None) -> None:
@@ -119,17 +139,8 @@ class AlertService:
         """Called on the event loop: its own connection, not the deliverer thread's."""
         if self.deliverer is None:
             return
-        import time
-
-        db = open_db(db_path(self.config.data_dir))
-        try:
-            store.raise_health(db, "reload_refused", message[:400], now=time.time(),
-                               window=self.config.alerts.health_window_minutes * 60.0)
-            self.deliverer.wake()
-        except Exception:
-            log.exception("alerts: the refused reload was not recorded")
-        finally:
-            db.conn.close()
+        reload_refused(self.config, message)
+        self.deliverer.wake()
 
     def close(self) -> None:
         if self.deliverer is not None:

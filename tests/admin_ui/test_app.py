@@ -133,10 +133,13 @@ GET_MATRIX = {
     "/users": {"admin"},
     "/audit": {"admin"},
     "/audit.csv": {"admin"},
+    "/alerts": {"admin", "teacher", "viewer"},
+    "/alerts/recipients": {"admin"},
 }
 
 POST_ADMIN_ONLY = ("/groups/thcs", "/policies/groups.yaml", "/lists/update", "/settings", "/users",
-                   "/users/1", "/reviews/1/approve")
+                   "/users/1", "/reviews/1/approve", "/alerts/recipients",
+                   "/alerts/recipients/1/delete")
 
 
 def test_get_routes_by_role(as_role):

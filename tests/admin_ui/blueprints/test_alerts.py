@@ -112,6 +112,13 @@ def test_recipient_saved_edited_removed_with_audit(as_role, alerts_db):
                        "alert.recipient.delete"]
 
 
-def test_only_admins_manage_recipients(as_role):
+def test_only_admins_manage_recipients_and_viewers_only_read(as_role, alerts_db):
+    aid = _alert(alerts_db)
     c = as_role("teacher")
     assert c.get("/alerts/recipients").status_code == 403
+    post(c, "/logout")
+    c = as_role("viewer")
+    assert c.get(f"/alerts/{aid}").status_code == 200
+    assert "Đánh dấu đã xử lý" not in c.get(f"/alerts/{aid}").get_data(as_text=True)
+    assert post(c, f"/alerts/{aid}/handle", note="x").status_code == 403
+    assert c.get("/alerts/999").status_code == 404
