@@ -88,6 +88,8 @@ def sync_cmd(config_path: str | None, dry_run: bool, ignore_backoff: bool) -> No
                           respect_backoff=not ignore_backoff)
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from exc
+    if result.clock:
+        click.echo(f"no report built: {result.clock}", err=True)
     for day in result.built:
         click.echo(f"built report for {day}")
     for day in result.delivered:

@@ -35,6 +35,13 @@ from filterd.sync.report import (
 from filterd.sync.uploader import OfficeUnreachable, Uploader, UploadRejected
 
 MAX_CATCH_UP_DAYS = 90       # older days are gone from the event log anyway (retention)
+# No report is for a day before this. A Raspberry Pi has no real-time clock: it boots with
+# the time it saved at shutdown, or 1970, until NTP sets it. A clock before this is such a
+# clock, and its "yesterday" is a day that never happened.
+FIRST_REPORT_DAY = date(2025, 1, 1)
+# Days built lately, kept in the state so a clock that went back (after a wrong jump
+# forward) can tell which real days were already built (see days_to_build).
+BUILT_DAYS_KEPT = 120
 BACKOFF_BASE = 300           # seconds after the first failed run
 BACKOFF_MAX = 6 * 3600       # never wait longer than this between attempts
 
@@ -85,6 +92,7 @@ class SyncResult:
     pending: list[str] = field(default_factory=list)     # still in the outbox
     error: str | None = None
     skipped_backoff: bool = False
+    clock: str | None = None   # why no day was built: the clock looks wrong
 
 
 class Outbox:
@@ -122,9 +130,34 @@ class Outbox:
             return None
         return sqlite3.connect(f"file:{self.s.db}?mode=ro", uri=True, timeout=30)
 
-    def days_to_build(self, now: datetime) -> list[date]:
+    def clock_problem(self, now: datetime) -> str | None:
+        """Words for why `now` cannot be trusted to name a finished day, or None."""
+        if now.astimezone(self.s.timezone).date() <= FIRST_REPORT_DAY:
+            return (f"the clock says {now:%Y-%m-%d %H:%M} UTC, before this appliance could "
+                    "have run: no report is built until the time is set (NTP)")
+        return None
+
+    def days_to_build(self, now: datetime, *, repair: bool = True) -> list[date]:
+        """The finished days not yet built (none while the clock looks wrong). `repair`:
+        withdraw a wrong clock's future reports (see below); a dry run only looks."""
+        if self.clock_problem(now):
+            return []
         last = last_finished_day(now, self.s.timezone)
-        built = self.state().get("last_built_day")
+        state = self.state()
+        built = state.get("last_built_day")
+        if built and date.fromisoformat(built) > last:
+            # The clock went back past days already built: those were built on a clock that
+            # was wrong (a jump into the future). Withdraw their reports still waiting, and
+            # go on from the last real day built, so the school is not locked out of
+            # reports until that future date comes.
+            real = [d for d in state.get("built_days", []) if d <= last.isoformat()]
+            built = max(real) if real else None
+            if repair:
+                self._withdraw_after(last)
+                state = self.state()
+                state["last_built_day"] = built
+                state["built_days"] = real
+                self._save_state(state)
         if built:
             start = date.fromisoformat(built) + timedelta(days=1)
         else:
@@ -162,8 +195,19 @@ class Outbox:
                 built.append(report["day"])
             state = self.state()
             state["last_built_day"] = report["day"]
+            state["built_days"] = [*state.get("built_days", []), report["day"]][-BUILT_DAYS_KEPT:]
             self._save_state(state)
         return built
+
+    def _withdraw_after(self, last: date) -> list[str]:
+        """Remove the not yet delivered reports for days after `last` (a wrong clock's)."""
+        gone = []
+        for path in self.pending():
+            day = self.day_of(path)
+            if day > last.isoformat():
+                path.unlink(missing_ok=True)
+                gone.append(day)
+        return gone
 
     # delivering ----------------------------------------------------------------
     def deliver(self, uploader: Uploader, *, now: datetime, retries: tuple[float, ...] = (2, 8),
@@ -231,7 +275,7 @@ class Outbox:
         for path in self.pending():
             out.append((self.day_of(path), json.loads(gzip.decompress(path.read_bytes()))))
         queued = {d for d, _ in out}
-        for report in self.build_reports(self.days_to_build(now), now):
+        for report in self.build_reports(self.days_to_build(now, repair=False), now):
             if report["day"] not in queued:
                 schema.validate(report)
                 out.append((report["day"], report))
@@ -245,7 +289,7 @@ def run_sync(settings: SyncSettings, uploader: Uploader | None, *, now: datetime
     """Build every missing day, then deliver the outbox (if an office is configured)."""
     now = now or datetime.now(UTC)
     box = Outbox(settings, lists=lists)
-    result = SyncResult(built=box.build_missing(now))
+    result = SyncResult(built=box.build_missing(now), clock=box.clock_problem(now))
     if uploader is None:
         result.pending = [box.day_of(p) for p in box.pending()]
         return result
