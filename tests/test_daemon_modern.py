@@ -184,7 +184,7 @@ def encrypted_serving(tmp_path_factory, dot_unbound):
     d.stop()
 
 
-def dot_ask(port, ca, name, source, rdtype="A"):
+def dot_ask(port, ca, name, source, rdtype="A", hostname="dns.school.test"):
     import ssl
 
     import dns.message
@@ -193,7 +193,7 @@ def dot_ask(port, ca, name, source, rdtype="A"):
     ctx = ssl.create_default_context(cafile=str(ca))
     q = dns.message.make_query(name, rdtype, use_edns=0)
     return dns.query.tls(q, "127.0.0.1", port=port, source=source, timeout=5,
-                         ssl_context=ctx, server_hostname="dns.school.test")
+                         ssl_context=ctx, server_hostname=hostname)
 
 
 def doh_ask(port, ca, name, source, method="POST", http="--http2"):
@@ -286,3 +286,23 @@ def test_doh_bad_requests_get_http_errors(encrypted_serving):
     assert status("-H", "content-type: text/plain", "--data", "x", f"{base}/dns-query") == "415"
     # ...and the service still answers afterwards.
     assert verdict(doh_ask(doh_port, ca, "allowed.test", THPT)) == ("NOERROR", ("192.0.2.10",))
+
+
+def test_dot_with_a_certificate_the_school_installs(tmp_path, dot_unbound):
+    from dnshelpers import free_port
+    from tlshelpers import make_pki
+
+    own = make_pki(tmp_path / "own", names=("dns.truong.test",), label="a public CA")
+    port = free_port()
+    (tmp_path / "filterd").mkdir()
+    d = Daemon(tmp_path / "filterd", dot_unbound[0].address, dns_extra=(
+        f"  tls_listen: ['127.0.0.1:{port}']\n"
+        f"  tls_cert_file: {own.cert}\n  tls_key_file: {own.key}\n")).start()
+    try:
+        msg = dot_ask(port, own.ca, "allowed.test", THPT, hostname="dns.truong.test")
+        assert verdict(msg) == ("NOERROR", ("192.0.2.10",))
+        import ssl  # the school's certificate is served, not one from the school CA
+        served = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", port)))
+        assert served == ssl.PEM_cert_to_DER_cert(own.cert.read_text())
+    finally:
+        d.stop()

@@ -291,3 +291,14 @@ def test_prefetch_refreshes_a_name_asked_near_its_expiry():
         assert len(up.received) == 2 and r.stats["prefetched"] == 1
         assert DNSRecord.parse(r.handle(pkt("a.test"), "10.0.0.5")).rr[0].ttl == 300
     with_resolver(t, cache=AnswerCache(clock=clock, prefetch_min_ttl=10))
+
+
+def test_ech_stripped_in_a_safe_search_rewrite_chain_too():
+    async def t(r, up, engine, events):
+        rec = await answer(r.handle(pkt("www.google.com", "HTTPS"), "10.0.0.5"))
+        assert [x.rtype for x in rec.rr] == [QTYPE.CNAME, 65]
+        (text,) = https_text(rec)
+        assert "ech" not in text and "alpn" in text
+        cached = DNSRecord.parse(r.handle(pkt("www.google.com", "HTTPS", qid=9), "10.0.0.5"))
+        assert "ech" not in https_text(cached)[0]
+    with_resolver(t, reply_https)
