@@ -55,6 +55,14 @@ def form_reason() -> str:
     return (request.form.get("reason") or "").strip()[:500]
 
 
+def group_label(gid: str) -> str:
+    """The group's name in the page's language (never its id, unless it has no name)."""
+    for grp in backend().groups(include_abstract=True):
+        if grp.id == gid:
+            return grp.label(lang())
+    return gid
+
+
 def visible_groups() -> list[Any]:
     """Groups the signed-in user may act for (teachers: theirs; others: all)."""
     groups = backend().groups()

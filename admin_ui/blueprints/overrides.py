@@ -16,8 +16,9 @@ from admin_ui import audit
 from admin_ui.blueprints.why import site_name
 from admin_ui.errors import translated
 from admin_ui.security import roles_required
-from admin_ui.web import backend, db, form_reason, log_change, visible_groups
+from admin_ui.web import backend, db, form_reason, group_label, lang, log_change, visible_groups
 from filterd.errors import FilterdError
+from filterd.policy.sites import site_for
 from filterd.state.reviews import get_review
 
 bp = Blueprint("overrides", __name__)
@@ -45,15 +46,34 @@ def index():
     for o in items:
         o["minutes_left"] = max(0, int((_expires(o) - now).total_seconds() // 60) + 1)
         o["ends"] = _expires(o).timestamp()
+        o["site"] = _site(o.get("domain") or "")
+    typed = request.args.get("site", "")
+    preview, preview_error = None, None
+    if typed:   # step 2: what will open, before anything is saved
+        try:
+            preview = site_for(site_name(typed))
+        except ValueError:
+            preview_error = gettext("Type a site name such as example.com or a full address.")
     return render_template("overrides.html", items=items, groups=visible_groups(),
-                           all_groups=backend().groups(), cap=backend().max_override_minutes)
+                           all_groups=backend().groups(), cap=backend().max_override_minutes,
+                           preview=preview, preview_error=preview_error, typed=typed,
+                           chosen_group=request.args.get("group", ""))
+
+
+def _site(domain: str):  # type: ignore[no-untyped-def]
+    try:
+        return site_for(domain)
+    except ValueError:
+        return None
 
 
 @bp.route("/overrides", methods=["POST"])
 @roles_required("admin", "teacher")
 def create():
     group = request.form.get("group") or ""
-    name = site_name(request.form.get("site") or "")
+    typed = site_name(request.form.get("site") or "")
+    site = _site(typed) if typed else None
+    name = site.root if site is not None else ""   # the site, not the host typed
     reason = form_reason()
     cap = backend().max_override_minutes
     try:
@@ -69,14 +89,14 @@ def create():
         problem = gettext("Minutes must be between 1 and %(cap)s.", cap=cap)
     elif not reason:
         problem = gettext("Type a reason.")
-    decision = None
     if problem is None:
-        try:
-            decision = backend().decide(name, group)
+        try:   # neither the name typed nor its site may be on the protected list
+            if any(str(backend().decide(n, group).reason) == "protected"
+                   for n in dict.fromkeys((typed, name))):
+                problem = gettext(
+                    "This site is on the protected list; no override can unblock it.")
         except FilterdError as exc:
             problem = translated(exc)
-    if problem is None and decision is not None and str(decision.reason) == "protected":
-        problem = gettext("This site is on the protected list; no override can unblock it.")
     if problem:
         log_change("override.refused", target=f"{group} {name}", reason=reason, outcome=problem)
         flash(problem, "error")
@@ -86,7 +106,7 @@ def create():
             "expires_at": (now + timedelta(minutes=minutes)).isoformat(timespec="seconds"),
             "created_by": g.user.name, "created_at": now.isoformat(timespec="seconds"),
             "reason": reason}
-    review = _review_answered(group, name)
+    review = _review_answered(group, typed)
     with backend().overrides_lock():
         backend().write_overrides([*active(backend().read_overrides(), now), item])
     result = backend().reload()
@@ -98,7 +118,8 @@ def create():
         mark_approved(review, gettext("Allowed for %(n)s minutes: %(reason)s", n=minutes,
                                       reason=reason))
         log_change("review.approve", target=f"#{review['id']} {group} {name}", reason=reason)
-    flash(gettext("%(site)s is allowed for %(group)s for %(n)s minutes.", site=name, group=group,
+    flash(gettext("%(site)s is allowed for %(group)s for %(n)s minutes.",
+                  site=site.label(lang()) if site else name, group=group_label(group),
                   n=minutes), "ok")
     _flash_reload(result)
     return redirect(url_for("overrides.index"))
@@ -129,6 +150,9 @@ def revoke(oid: str):
         if not (g.user.is_admin or (g.user.can_act_for(found.get("group", ""))
                                     and found.get("created_by") == g.user.name)):
             abort(403)
+        if not form_reason():   # docs/admin.md: every removal says why
+            flash(gettext("Type a reason."), "error")
+            return redirect(url_for("overrides.index"))
         backend().write_overrides([o for o in active(items, now) if o.get("id") != oid])
     result = backend().reload()
     log_change("override.revoke", target=f"{found.get('group')} {found.get('domain')}",

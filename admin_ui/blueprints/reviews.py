@@ -9,6 +9,7 @@ write allow entries into the policy.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -20,8 +21,9 @@ from admin_ui.blueprints.overrides import _flash_reload, active
 from admin_ui.blueprints.why import site_name
 from admin_ui.errors import translated
 from admin_ui.security import roles_required
-from admin_ui.web import backend, db, form_reason, log_change, page_args
+from admin_ui.web import backend, db, form_reason, group_label, log_change, page_args
 from filterd.errors import FilterdError
+from filterd.policy.sites import site_for
 from filterd.state.db import table_exists
 from filterd.state.reviews import count_reviews, decide_review, get_review, list_reviews
 
@@ -69,6 +71,8 @@ def approve(review_id: int):
         flash(gettext("This request was already decided."), "error")
         return redirect(url_for("reviews.index"))
     name = site_name(review.get("name") or "")
+    with contextlib.suppress(ValueError):   # the site opens, not only the host met
+        name = site_for(name).root
     group = review.get("group_id") or ""
     note = form_reason()
     try:
@@ -99,7 +103,8 @@ def approve(review_id: int):
     result = backend().reload()
     log_change("review.approve", target=f"#{review_id} {group} {name}", diff=diff, reason=note,
                outcome="ok" if result.ok else f"reload: {result.message}")
-    flash(gettext("Approved: %(site)s is allowed for %(group)s.", site=name, group=group), "ok")
+    flash(gettext("Approved: %(site)s is allowed for %(group)s.", site=name,
+                  group=group_label(group)), "ok")
     _flash_reload(result)
     return redirect(url_for("reviews.index"))
 

@@ -52,6 +52,7 @@ class BlockAnswers:
         if not 0 <= ttl <= 86400:
             raise ValueError(f"block TTL {ttl} out of range 0..86400")
         self.ttl = ttl
+        self._ip4_text, self._ip6_text = ipv4, ipv6
         self.ipv4 = ipaddress.IPv4Address(ipv4).packed if ipv4 else None
         self.ipv6 = ipaddress.IPv6Address(ipv6).packed if ipv6 else None
         self._soa = wire.rr(TYPE_SOA, ttl, _SOA_NAMES + struct.pack("!IIIII", 1, 3600, 600,
@@ -61,7 +62,12 @@ class BlockAnswers:
         self._addr4 = wire.rr(TYPE_A, ttl, self.ipv4) if self.ipv4 else None
         self._addr6 = wire.rr(TYPE_AAAA, ttl, self.ipv6) if self.ipv6 else None
 
-    def block(self, q: Question, decision: Decision) -> bytes:
+    def block(self, q: Question, decision: Decision, cap: int | None = None) -> bytes:
+        """The block answer; `cap`: seconds until the verdict changes (TTL no longer)."""
+        if cap is not None and cap < self.ttl:
+            capped = BlockAnswers(cap, self._ip4_text, self._ip6_text)
+            capped.words = self.words
+            return capped.block(q, decision)
         mode = decision.block_mode or BlockMode.NXDOMAIN
         record = None
         if mode is BlockMode.ADDRESS:

@@ -71,6 +71,14 @@ class Entry:
         rcode = lay.rcode if lay.rcode < 16 else Rcode.SERVFAIL
         return cls((lay.flags & (AD | wire.TC | 0x0400)) | rcode, lay.counts, body, offsets, ttls)
 
+    def body_capped(self, age: int, cap: int) -> bytes:
+        """The aged records with no TTL above `cap` (a time rule changes the verdict then)."""
+        buf = bytearray(self.body)
+        pack = _U32.pack_into
+        for off, ttl in zip(self.ttl_offsets, self.ttls, strict=True):
+            pack(buf, off, min(ttl - age if ttl > age else 0, cap))
+        return bytes(buf)
+
     def body_with_ttl(self, ttl: int) -> bytes:
         """The records with every TTL set to `ttl` (a stale answer's, RFC 8767 4)."""
         buf = bytearray(self.body)

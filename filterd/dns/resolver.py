@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Generator, Hashable
 from datetime import UTC, datetime
 from time import monotonic
@@ -124,20 +125,22 @@ class Pending:
     way, which costs no task per cache miss.
     """
 
-    __slots__ = ("key", "limit", "q", "resolver")
+    __slots__ = ("cap", "key", "limit", "q", "resolver")
 
-    def __init__(self, resolver: Resolver, q: Question, key: Hashable, limit: int) -> None:
+    def __init__(self, resolver: Resolver, q: Question, key: Hashable, limit: int,
+                 cap: float | None = None) -> None:
         self.resolver = resolver
         self.q = q
         self.key = key
         self.limit = limit
+        self.cap = cap     # the Decision's valid_until (Unix time), see Resolver.ttl_cap
 
     def start(self, reply: Callable[[bytes], None]) -> None:
-        r, q, limit = self.resolver, self.q, self.limit
-        r.fetch(q, self.key, lambda entry, exc: reply(r.reply_for(q, limit, entry, exc)))
+        r, q, limit, cap = self.resolver, self.q, self.limit, self.cap
+        r.fetch(q, self.key, lambda entry, exc: reply(r.reply_for(q, limit, entry, exc, cap)))
 
     def __await__(self) -> Generator[Any, None, bytes | None]:
-        return self.resolver._forward_async(self.q, self.key, self.limit).__await__()
+        return self.resolver._forward_async(self.q, self.key, self.limit, self.cap).__await__()
 
 
 class Resolver:
@@ -145,7 +148,11 @@ class Resolver:
                  cache: AnswerCache | None = None, answers: BlockAnswers | None = None,
                  events: EventSink | None = None, rate_limit: RateLimiter | None = None,
                  rewrite_ttl: int | None = None, decision_ttl: float = DECISION_TTL,
-                 keep_ech_groups: frozenset[str] | set[str] = frozenset()) -> None:
+                 keep_ech_groups: frozenset[str] | set[str] = frozenset(),
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        # The time decisions are made at (Query.at) and TTL caps are counted from; tests
+        # pass a clock they move.
+        self.wall_clock = wall_clock
         # (client, name, type) -> (expires, query, decision)
         self._decisions = Recent(decision_ttl, DECISION_CACHE_MAX)
         self.decision_ttl = decision_ttl
@@ -189,9 +196,13 @@ class Resolver:
         hit = self._decisions.get(key, now)
         if hit is not None:
             return hit[1], hit[2], hit[0]
-        query = Query(name, client_ip, datetime.now(UTC), qtype=codec.type_name(qtype))
+        wall = self.wall_clock()
+        query = Query(name, client_ip, datetime.fromtimestamp(wall, UTC),
+                      qtype=codec.type_name(qtype))
         decision = self._engine.decide(query)
         expires = now + self.decision_ttl
+        if decision.valid_until is not None:   # not reused past the moment it may change
+            expires = min(expires, now + max(0.0, decision.valid_until.timestamp() - wall))
         if self.decision_ttl > 0:
             self._decisions.put(key, (expires, query, decision), now)
         return query, decision, expires
@@ -247,9 +258,16 @@ class Resolver:
         # anyway, and its size limit differs).
         memo = None if tcp or not self.memo.enabled else (client_ip, bytes(data[2:]))
         action = decision.action
+        # TTL capping (issue 14): a verdict a time rule changes soon (an override ending, a
+        # schedule boundary) is answered with no TTL beyond that moment; such answers are
+        # not memoised (their TTL counts down to the moment, not with the cache).
+        until = decision.valid_until
+        cap = None if until is None else until.timestamp()
+        if cap is not None:
+            memo = None
         if action is Action.BLOCK:
             stats["blocked"] += 1
-            out = self.answers.block(q, decision)
+            out = self.answers.block(q, decision, self.ttl_cap(cap))
             if memo is not None:
                 self.memo.put(memo, (expires, out[2:], KIND_BLOCKED, decision, query), now)
             return out
@@ -266,16 +284,18 @@ class Resolver:
             key: Hashable = (q.name, qtype, variant, target)
             hit = self.cache.get(key)
             if hit is None:
-                return self._rewrite_slow(q, target, key, limit)
+                return self._rewrite_slow(q, target, key, limit, cap)
         else:
             key = (q.name, qtype, variant)
             hit = self.cache.get(key)
             if hit is None:
-                return self._forward(q, key, limit)
+                return self._forward(q, key, limit, cap)
             entry, age = hit
             if entry.prefetch_age and age >= entry.prefetch_age:
                 self._prefetch(q, key)
         entry, age = hit
+        if cap is not None:
+            return entry.render(q, age, limit, body=entry.body_capped(age, self.ttl_cap(cap)))
         out = entry.render(q, age, limit)
         if memo is not None:
             # Exact until the records' TTLs tick down by one more second (or expire).
@@ -346,8 +366,14 @@ class Resolver:
             except Exception:
                 _errors.exception("answering a forwarded query failed")
 
+    def ttl_cap(self, until: float | None) -> int | None:
+        """Whole seconds left until `until` (a Decision's valid_until as Unix time), >= 0."""
+        if until is None:
+            return None
+        return max(0, int(until - self.wall_clock()))
+
     def reply_for(self, q: Question, limit: int, entry: Entry | None,
-                  exc: BaseException | None) -> bytes:
+                  exc: BaseException | None, cap: float | None = None) -> bytes:
         """The client's answer once `fetch` is done: the records, or SERVFAIL saying why."""
         if entry is None:
             self.stats["servfail"] += 1
@@ -358,6 +384,8 @@ class Resolver:
         if isinstance(exc, Stale):
             return self._render_stale(q, entry, limit)
         age = int(self.cache.clock() - entry.stored_at) if entry.stored_at else 0
+        if cap is not None:
+            return entry.render(q, age, limit, body=entry.body_capped(age, self.ttl_cap(cap)))
         return entry.render(q, age, limit)
 
     def _render_stale(self, q: Question, entry: Entry, limit: int) -> bytes:
@@ -386,19 +414,21 @@ class Resolver:
         self.fetch(q, key, done)
         return await fut
 
-    def _forward(self, q: Question, key: Hashable, limit: int) -> Pending:
-        return Pending(self, q, key, limit)
+    def _forward(self, q: Question, key: Hashable, limit: int, cap: float | None = None
+                 ) -> Pending:
+        return Pending(self, q, key, limit, cap)
 
-    async def _forward_async(self, q: Question, key: Hashable, limit: int) -> bytes | None:
+    async def _forward_async(self, q: Question, key: Hashable, limit: int,
+                             cap: float | None = None) -> bytes | None:
         try:
             entry, stale = await self._entry(q, key)
             exc: BaseException | None = Stale("stale") if stale else None
         except (UpstreamError, BadQuery, ValueError) as failed:
             entry, exc = None, failed
-        return self.reply_for(q, limit, entry, exc)
+        return self.reply_for(q, limit, entry, exc, cap)
 
     async def _rewrite_slow(self, q: Question, target: str, key: Hashable,
-                            limit: int) -> bytes | None:
+                            limit: int, cap: float | None = None) -> bytes | None:
         tq = Question(0, RD, target, q.qtype, q.qclass,
                       wire.encode_name(target) + q.question[-4:], q.edns)
         try:
@@ -415,6 +445,8 @@ class Resolver:
         lay = wire.scan_response(chain)
         chained = Entry.from_response(chain, lay)
         self.cache.put(key, chained, lay)
+        if cap is not None:
+            return chained.render(q, 0, limit, body=chained.body_capped(0, self.ttl_cap(cap)))
         return chained.render(q, 0, limit)
 
     def status(self) -> dict[str, Any]:

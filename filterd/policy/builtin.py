@@ -62,22 +62,6 @@ YOUTUBE: dict[str, dict[str, str | None]] = {
 }
 
 
-# Services whose pages load from other domains. A teacher's override for the service
-# covers these too, or "open YouTube for this lesson" would open the page but not the
-# videos (googlevideo.com is in the streaming lists on its own).
-COMPANIONS: dict[str, tuple[str, ...]] = {
-    "youtube.com": ("googlevideo.com", "ytimg.com", "youtu.be", "youtube-nocookie.com",
-                    "youtubei.googleapis.com", "youtube.googleapis.com", "ggpht.com"),
-    "facebook.com": ("fbcdn.net", "facebook.net", "fb.com", "fb.watch", "messenger.com"),
-    "tiktok.com": ("tiktokcdn.com", "tiktokv.com", "tiktokcdn-us.com", "ttwstatic.com",
-                   "byteoversea.com", "ibytedtos.com", "muscdn.com"),
-    "instagram.com": ("cdninstagram.com", "fbcdn.net"),
-    "zalo.me": ("zaloapp.com", "zadn.vn", "zdn.vn", "zalo.vn"),
-    "spotify.com": ("scdn.co", "spotifycdn.com"),
-    "netflix.com": ("nflxvideo.net", "nflximg.net", "nflxext.com", "nflxso.net"),
-}
-
-
 def bypass_table() -> DomainTable:
     # Subdomains too: *.use-application-dns.net must not resolve either.
     return DomainTable(DomainEntry(n, False, BYPASS_SOURCE, mode) for n, mode in BYPASS.items())

@@ -125,6 +125,10 @@ class Decision:
     schedule: str | None = None           # for SCHEDULED_CATEGORY: the schedule id
     schedule_label: str | None = None     # ... and its human name (Vietnamese)
     schedule_label_en: str | None = None  # ... (English)
+    # When a time rule may change this verdict (an override ends, a schedule of one of the
+    # name's categories starts or ends for the group): answers must not outlive it (DNS
+    # TTLs are capped to it). None: no time rule applies.
+    valid_until: datetime | None = None
 
     @property
     def blocked(self) -> bool:
@@ -135,6 +139,7 @@ class Decision:
         d["action"] = self.action.value
         d["reason"] = self.reason.value
         d["at"] = self.at.isoformat()
+        d["valid_until"] = self.valid_until.isoformat() if self.valid_until else None
         d["source"] = {k: v for k, v in asdict(self.source).items() if v is not None}
         d["source_text"] = str(self.source)
         d["block_mode"] = self.block_mode.value if self.block_mode else None

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Protocol
 
@@ -83,7 +83,7 @@ class _GroupRuntime:
     """A group compiled for the hot path."""
 
     __slots__ = ("always", "block_mode", "blocks_by_mask", "group", "group_id", "label_en",
-                 "label_vi", "lists", "schedules", "ss_level", "yt_level")
+                 "label_vi", "lists", "sched_cats", "schedules", "ss_level", "yt_level")
 
     def __init__(self, group: Group, schedules: Mapping[str, Schedule], catalog: Catalog):
         self.group = group
@@ -94,6 +94,9 @@ class _GroupRuntime:
         self.ss_level = group.safe_search
         self.yt_level = group.youtube
         self.schedules = tuple(schedules[s] for s in sorted(group.block_during))
+        # per schedule: the categories whose verdict it changes (always-blocked ones never do)
+        self.sched_cats = tuple(frozenset(group.block_during[s.id]) - set(group.block_always)
+                                for s in self.schedules)
         blocks = []
         for mask in range(1 << len(self.schedules)):
             cats: dict[str, _CatBlock] = {}
@@ -146,6 +149,7 @@ class Engine:
         self._default = self._runtime[policy.default_group]
         self._client_cache: dict[tuple[str, str | None], _GroupRuntime] = {}
         self._minute: tuple[int, int] = (-1, 0)   # (unix minute, minute of week)
+        self._change_in = {sid: s.change_in() for sid, s in policy.schedules.items()}
         self._list_sources = self._source_versions()
 
     def _source_versions(self) -> dict[str, tuple[str | None, RuleSource]]:
@@ -201,6 +205,25 @@ class Engine:
         mow = local.weekday() * 1440 + local.hour * 60 + local.minute
         self._minute = (minute, mow)
         return mow
+
+    def _valid_until(self, rt: _GroupRuntime, hits: tuple[ListHitLike, ...], at: datetime
+                     ) -> datetime | None:
+        """The next moment a schedule of one of the name's categories starts or ends for
+        the group (the verdict may change then), or None."""
+        soonest = None
+        for bit, sched in enumerate(rt.schedules):
+            cats = rt.sched_cats[bit]
+            if not cats or not any(not cats.isdisjoint(h.categories) for h in hits):
+                continue
+            table = self._change_in.get(sched.id)
+            if table is not None:
+                n = table[self._minute_of_week(at)]
+                if soonest is None or n < soonest:
+                    soonest = n
+        if soonest is None:
+            return None
+        into = at.second + at.microsecond / 1e6
+        return at + timedelta(seconds=soonest * 60 - into)
 
     # -- the decision ---------------------------------------------------------------------------
 
@@ -289,7 +312,8 @@ class Engine:
             if o is not None:
                 return Decision(Action.ALLOW, Reason.OVERRIDE, name, rt.group_id, at, o.domain,
                                 RuleSource("override", o.id), None, rt.label_vi, None, None,
-                                self._categories(hits), rt.label_en)
+                                self._categories(hits), rt.label_en,
+                                valid_until=o.expires_at)
         # 4 education allowlist
         if layer == _EDUCATION:
             e = glob[1]
@@ -326,7 +350,8 @@ class Engine:
                             self._list_source(hit, best_cat), best_cat, rt.label_vi,
                             rt.block_mode, None, self._categories(hits), rt.label_en,
                             s.id if s else None, s.label_vi if s else None,
-                            s.label_en if s else None)
+                            s.label_en if s else None,
+                            self._valid_until(rt, hits, at) if s else None)
         # 7b the URL (HTTP paths only): UT1 `urls` prefixes and `expressions`, same categories
         if query.url is not None and self._url_match is not None:
             hit = self._url_match(query.url)
@@ -350,10 +375,13 @@ class Engine:
             return self._rewrite(query, name, rt, glob[1], Reason.SAFE_SEARCH, rt.ss_level, hits)
         if layer == _YOUTUBE and rt.yt_level != "off":
             return self._rewrite(query, name, rt, glob[1], Reason.YOUTUBE, rt.yt_level, hits)
-        # 9 nothing matched
+        # 9 nothing matched (a schedule of one of its categories may start blocking it)
+        if not hits:
+            return Decision(Action.ALLOW, Reason.DEFAULT, name, rt.group_id, at, "",
+                            _DEFAULT_SOURCE, None, rt.label_vi, None, None, (), rt.label_en)
         return Decision(Action.ALLOW, Reason.DEFAULT, name, rt.group_id, at, "", _DEFAULT_SOURCE,
-                        None, rt.label_vi, None, None,
-                        self._categories(hits) if hits else (), rt.label_en)
+                        None, rt.label_vi, None, None, self._categories(hits), rt.label_en,
+                        valid_until=self._valid_until(rt, hits, at) if rt.schedules else None)
 
     def _rewrite(self, query: Query, name: str, rt: _GroupRuntime, e, reason: Reason,
                  level: str, hits) -> Decision:
@@ -361,7 +389,8 @@ class Engine:
         action = Action.REWRITE if target and query.path in _REWRITE_PATHS else Action.ENFORCE
         return Decision(action, reason, name, rt.group_id, query.at, f"{reason.value}: {level}",
                         e.source, None, rt.label_vi, None, target, self._categories(hits),
-                        rt.label_en)
+                        rt.label_en, valid_until=self._valid_until(rt, hits, query.at)
+                        if rt.schedules and hits else None)
 
 
 _DEFAULT_SOURCE = RuleSource("builtin", "default")

@@ -30,6 +30,7 @@ from filterd.policy.clients import ClientMap, ClientRule, parse_client
 from filterd.policy.decision import BlockMode, RuleSource
 from filterd.policy.domains import DomainEntry, DomainTable, parse_entry
 from filterd.policy.schedules import Schedule, parse_schedule
+from filterd.policy.sites import site_domains
 from filterd.words.messages import type_code
 from filterd.yamlsrc import Problems, YList, YMap
 from filterd.yamlsrc import load as load_yaml
@@ -178,7 +179,10 @@ def _domain_list(value: Any, where: YMap, key: str, path: str, problems: Problem
         except ValueError as exc:
             problems.add_error(exc, value, i, path=path)
             continue
-        out.append(DomainEntry(domain, exact, RuleSource("policy", value.file, line=line)))
+        src = RuleSource("policy", value.file, line=line)
+        out.append(DomainEntry(domain, exact, src))
+        if key == "allow" and not exact:   # a service's site: its pages' other domains too
+            out.extend(DomainEntry(d, False, src) for d in site_domains(domain)[1:])
     return out
 
 

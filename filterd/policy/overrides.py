@@ -6,9 +6,10 @@ OverrideSet. An override covers the domain and its subdomains for one group,
 and never reaches above the protected list or the bypass names. Expired
 overrides stay in the file until the admin page prunes them; `decide()`
 ignores them by comparing `expires_at` with `query.at`, so no clock is read.
-An override for a known service (youtube.com, facebook.com, tiktok.com …) also
-covers the domains its pages load from (`builtin.COMPANIONS`: googlevideo.com,
-ytimg.com …), so the page works, not only its front door.
+The admin page stores the *site* a teacher typed (`sites.site_for`: "www.facebook.com"
+-> "facebook.com"); an override for a known service also covers the domains its
+pages load from (`sites.SERVICES`: fbcdn.net, googlevideo.com …), so the page works,
+not only its front door.
 
 File format:
 
@@ -27,8 +28,8 @@ from datetime import datetime
 from pathlib import Path
 
 from filterd.errors import ConfigError
-from filterd.policy.builtin import COMPANIONS
 from filterd.policy.names import normalize_name
+from filterd.policy.sites import site_domains
 from filterd.state.atomic import atomic_write
 
 FORMAT_VERSION = 1
@@ -85,7 +86,7 @@ class OverrideSet:
         by_group: dict[str, dict[str, tuple[Override, ...]]] = {}
         for o in self._items:
             g = by_group.setdefault(o.group, {})
-            for domain in (o.domain, *COMPANIONS.get(o.domain, ())):
+            for domain in site_domains(o.domain):
                 g[domain] = (*g.get(domain, ()), o)
         self._by_group = by_group
 

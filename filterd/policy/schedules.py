@@ -59,6 +59,22 @@ class Schedule:
     def label(self, lang: str) -> str:
         return self.label_en if lang == "en" else self.label_vi
 
+    def change_in(self) -> tuple[int, ...] | None:
+        """Per minute of the week, whole minutes from its start until the state changes;
+        None for a schedule that never changes (always or never active)."""
+        m = self.minutes
+        if 0 not in m or 1 not in m:
+            return None
+        n = len(m)
+        out = [0] * n
+        nxt = 0
+        for i in range(2 * n - 1, -1, -1):   # twice around the week: wraps at Sunday night
+            j = i % n
+            nxt = 1 if m[j] != m[(j + 1) % n] else nxt + 1
+            if i < n:
+                out[j] = nxt
+        return tuple(out)
+
 
 def minute_of_week(at: datetime, tz: tzinfo) -> int:
     local = at.astimezone(tz)
