@@ -507,9 +507,10 @@ _register_gateway()
 
 
 def _register_sync() -> None:
-    from filterd.sync.commands import office_group, sync_cmd
+    from filterd.sync.commands import enrol_cmd, office_group, sync_cmd
 
     main.add_command(sync_cmd)
+    main.add_command(enrol_cmd)
     main.add_command(office_group)
 
 

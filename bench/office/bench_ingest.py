@@ -17,7 +17,6 @@ Prints JSON lines: preparation, one per backend, then PostgreSQL/SQLite ratios.
 from __future__ import annotations
 
 import argparse
-import base64
 import gzip
 import json
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from filterd.sync import schema
+from filterd.sync.office.enrol import complete_enrolment, issue_code
 from filterd.sync.office.ingest import receive
 from filterd.sync.office.storage import School, Storage
 from filterd.sync.signing import Credential, sign
@@ -120,7 +120,7 @@ def prepare(schools: int, rows: int, seed: int) -> list[tuple[Credential, bytes]
         sid = f"school-{i:05d}"
         report = make_report(sid, rnd, rows)
         schema.validate(report)
-        uploads.append((Credential.issue(sid), gzip.compress(schema.dumps(report), mtime=0)))
+        uploads.append((Credential.generate(sid), gzip.compress(schema.dumps(report), mtime=0)))
     return uploads
 
 
@@ -130,8 +130,9 @@ def run(url: str, uploads: list[tuple[Credential, bytes]], rows: int) -> dict:
     schools = len(uploads)
     for i, (cred, _) in enumerate(uploads):
         st.add_school(School(cred.school_id, f"Trường {i}", f"Quận {i % 30}", f"Tỉnh {i % 3}",
-                             base64.urlsafe_b64encode(cred.key).decode().rstrip("="),
-                             "2026-09-01T00:00:00Z"))
+                             "", "2026-09-01T00:00:00Z"))
+        code = issue_code(st, cred.school_id)
+        complete_enrolment(st, cred.school_id, code.code, cred.public)
     size_before = db_size(st)
     gz_bytes = sum(len(b) for _, b in uploads)
     now = datetime.now(UTC)

@@ -83,7 +83,12 @@ def sync_cmd(config_path: str | None, dry_run: bool, ignore_backoff: bool) -> No
             if settings.token_file is None:
                 raise click.ClickException("sync.token_file is not set: enrol the school at "
                                            "the office and save its credential there")
-            uploader = Uploader(settings.office_url, Credential.read(settings.token_file))
+            cred = Credential.read(settings.token_file)
+            if cred.school_id != settings.school_id:
+                raise click.ClickException(
+                    f"{settings.token_file} is the key of {cred.school_id!r}, but school_id is "
+                    f"{settings.school_id!r}: enrol this appliance again (filterd enrol)")
+            uploader = Uploader(settings.office_url, cred)
         result = run_sync(settings, uploader, now=now, lists=lists,
                           respect_backoff=not ignore_backoff)
     except FilterdError as exc:
@@ -110,6 +115,40 @@ def sync_cmd(config_path: str | None, dry_run: bool, ignore_backoff: bool) -> No
     if result.error and result.pending:
         click.echo(f"error: {result.error}", err=True)
         sys.exit(EX_TEMPFAIL)
+
+
+@click.command("enrol")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="filterd.yaml (school_id, sync.office_url, sync.token_file).")
+@click.option("--code", required=True, help="The one-time code the office gave the school.")
+def enrol_cmd(config_path: str | None, code: str) -> None:
+    """Make this appliance's signing key and enrol it at the office with a one-time code.
+
+    The private key is written to sync.token_file (0600) and never leaves the appliance;
+    the office receives the public key only. Run again with a new code to re-key.
+
+    Example: filterd enrol --config /etc/filterd/filterd.yaml --code K7QM-2XRP-9WTD-HC4N-BF6A
+    """
+    from filterd.sync.outbox import SyncSettings
+    from filterd.sync.signing import Credential
+    from filterd.sync.uploader import enrol
+
+    try:
+        settings = SyncSettings.from_config(_load_config(config_path))
+        if not settings.office_url:
+            raise click.ClickException("sync.office_url is not set: where is the office?")
+        if settings.token_file is None:
+            raise click.ClickException("sync.token_file is not set")
+        cred = Credential.generate(settings.school_id)
+        answer = enrol(settings.office_url, cred, code)
+        cred.write(settings.token_file)   # only once the office has the public key
+        feed_key = answer.get("office_feed_key")
+        if isinstance(feed_key, str) and len(feed_key) == 64:
+            (settings.data_dir / "office-key.pub").write_text(feed_key + "\n")
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"enrolled {settings.school_id} at {settings.office_url}: key {cred.key_id} "
+               f"saved in {settings.token_file}")
 
 
 @click.group("office")
@@ -150,7 +189,9 @@ def _storage(config_path: str | None, database_url: str | None):
               help="Office time zone: which day is 'today' on the dashboard.")
 @click.option("--https-cookies/--no-https-cookies", default=False,
               help="Mark session cookies Secure (behind an HTTPS reverse proxy).")
-def office_serve(config_path, database_url, listen, tz, https_cookies) -> None:
+@click.option("--k", "k", type=int, default=5, show_default=True,
+              help="The office's k: reports built with a smaller one are refused (>= 3).")
+def office_serve(config_path, database_url, listen, tz, https_cookies, k) -> None:
     """Serve the receiver (uploads API and dashboard) with waitress, in the foreground.
 
     Put it behind an HTTPS reverse proxy; appliances refuse plain http except on loopback.
@@ -158,8 +199,10 @@ def office_serve(config_path, database_url, listen, tz, https_cookies) -> None:
     Example: filterd office serve --listen 127.0.0.1:8090
     """
     from filterd.sync.office.app import create_app, secret_key, serve
+    from filterd.sync.office.ingest import Limits
 
     try:
+        limits = Limits(k=k)
         storage, data_dir = _storage(config_path, database_url)
         if listen is None:
             cfg = _load_config(config_path)
@@ -168,7 +211,8 @@ def office_serve(config_path, database_url, listen, tz, https_cookies) -> None:
             host, _, p = listen.rpartition(":")
             host, port = host.strip("[]") or "127.0.0.1", int(p)
         app = create_app(storage, secret=secret_key(data_dir / "office_secret"),
-                         timezone=ZoneInfo(tz), https=https_cookies)
+                         timezone=ZoneInfo(tz), https=https_cookies, data_dir=data_dir,
+                         limits=limits)
     except (FilterdError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"office receiver on http://{host}:{port}/ ({storage.backend})", err=True)
@@ -181,9 +225,13 @@ def office_serve(config_path, database_url, listen, tz, https_cookies) -> None:
 @click.option("--name", help="The school's name.")
 @click.option("--district", help="Quận/huyện.")
 @click.option("--province", help="Tỉnh/thành phố.")
-@click.option("--rekey", is_flag=True, help="Issue a new credential for an enrolled school.")
+@click.option("--rekey", is_flag=True,
+              help="Revoke the school's keys and issue a new one-time code.")
 def office_enrol(config_path, database_url, school_id, name, district, province, rekey) -> None:
-    """Enrol a school and print its upload credential (once) for the appliance's token file.
+    """Enrol a school and print its one-time enrolment code (valid 14 days, shown once).
+
+    On the appliance: filterd enrol --code <code>. The office stores only the code's hash
+    and, once used, the appliance's public key.
 
     Example: filterd office enrol --id bd-01 --name "THCS A" --district "Ba Dinh" --province HN
     """
@@ -199,9 +247,28 @@ def office_enrol(config_path, database_url, school_id, name, district, province,
             cred = enrol_school(storage, school_id, name, district, province)
     except (FilterdError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(cred.line())
-    click.echo(f"# save the line above in the appliance's sync.token_file (mode 0600) for "
-               f"{school_id}; it is not shown again", err=True)
+    click.echo(cred.code)
+    click.echo(f"# one-time enrolment code for {school_id}, valid until {cred.expires_at}; "
+               f"on the appliance: filterd enrol --code {cred.code} (not shown again)", err=True)
+
+
+@office_group.command("revoke")
+@_office_options
+@click.option("--id", "school_id", required=True, help="School id.")
+def office_revoke(config_path, database_url, school_id) -> None:
+    """Refuse every upload signed with the school's current keys, at once.
+
+    Example: filterd office revoke --id bd-01
+    """
+    from filterd.sync.office.enrol import revoke_school
+
+    try:
+        storage, _ = _storage(config_path, database_url)
+        n = revoke_school(storage, school_id)
+    except (FilterdError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"revoked {n} key(s) of {school_id}; issue a new code with "
+               f"'filterd office enrol --id {school_id} --rekey'")
 
 
 @office_group.command("user")

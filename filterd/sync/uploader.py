@@ -20,6 +20,7 @@ from filterd.errors import ConfigError, FilterdError
 from filterd.sync.signing import Credential, sign
 
 UPLOAD_PATH = "/api/v1/reports"
+ENROL_PATH = "/api/v1/enrol"
 
 
 class UploadError(FilterdError):
@@ -89,6 +90,35 @@ class Uploader:
             raise OfficeUnreachable(f"office at {self.url} sent no acknowledgement: "
                                     f"{str(payload)[:200]}")
         return Ack(payload["status"], str(payload.get("school_id")), str(payload.get("day")))
+
+
+def enrol(office_url: str, credential: Credential, code: str, *, timeout: float = 30.0
+          ) -> dict[str, Any]:
+    """Send the school's new public key with the office's one-time code; the answer
+    (`key_id`, `office_feed_key`) or UploadRejected / OfficeUnreachable."""
+    from filterd.sync.signing import b64e
+
+    url = check_office_url(office_url) + ENROL_PATH
+    body = json.dumps({"school_id": credential.school_id, "code": code.strip(),
+                       "public_key": b64e(credential.public)}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "filterd-sync/1"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = _json(resp.read())
+    except urllib.error.HTTPError as exc:
+        msg = _json(exc.read()).get("error") or exc.reason
+        if exc.code >= 500:
+            raise OfficeUnreachable(f"office at {url} failed ({exc.code}): {msg}") from exc
+        raise UploadRejected(f"office refused the enrolment ({exc.code}): {msg}",
+                             exc.code) from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise OfficeUnreachable(f"office unreachable at {url}: "
+                                f"{getattr(exc, 'reason', exc)}") from exc
+    if payload.get("status") != "enrolled" or payload.get("key_id") != credential.key_id:
+        raise UploadRejected(f"office sent no enrolment acknowledgement: {str(payload)[:200]}",
+                             200)
+    return payload
 
 
 def _json(data: bytes) -> dict[str, Any]:

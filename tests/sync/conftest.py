@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from filterd.sync.office.app import create_app
-from filterd.sync.office.enrol import enrol_school
+from filterd.sync.office.enrol import complete_enrolment, enrol_school
 from filterd.sync.office.storage import Storage
 from filterd.sync.outbox import SyncSettings
 from filterd.sync.signing import Credential
@@ -235,6 +235,14 @@ def storage(request, tmp_path):
     st.close()
 
 
+def enrol_with_key(storage: Storage, school_id: str = "thcs-ba-dinh-01",
+                   district: str = "Ba Đình", province: str = "Hà Nội") -> Credential:
+    code = enrol_school(storage, school_id, f"THCS {school_id}", district, province)
+    cred = Credential.generate(school_id)
+    complete_enrolment(storage, school_id, code.code, cred.public)
+    return cred
+
+
 # --- a running office -------------------------------------------------------------------------
 
 @dataclass
@@ -245,7 +253,8 @@ class Office:
 
     def enrol(self, school_id: str = "thcs-ba-dinh-01", district: str = "Ba Đình",
               province: str = "Hà Nội") -> Credential:
-        return enrol_school(self.storage, school_id, f"THCS {school_id}", district, province)
+        """Enrol the school and its appliance's new key (what `filterd enrol` does)."""
+        return enrol_with_key(self.storage, school_id, district, province)
 
     def total(self, school_id: str, day: date) -> int:
         return self.storage.query("SELECT COALESCE(SUM(n), 0) FROM report_counts"

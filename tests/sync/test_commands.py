@@ -74,10 +74,19 @@ def test_enrol_dry_run_sync_end_to_end(tmp_path, office_proc):
     db, url = office_proc
     r = filterd("office", "enrol", "--database-url", db, "--id", "thcs-ba-dinh-01",
                 "--name", "THCS Ba Đình", "--district", "Ba Đình", "--province", "Hà Nội")
-    line = r.stdout.strip()
-    assert line.startswith("filterd-school-v1:thcs-ba-dinh-01:") and "not shown again" in r.stderr
-    (tmp_path / "token").write_text(line + "\n")
+    code = r.stdout.strip()
+    assert len(code) == 24 and code.count("-") == 4 and "not shown again" in r.stderr
     cfg = appliance_config(tmp_path, url)
+    # a wrong code is refused and leaves no key behind
+    bad = filterd("enrol", "--config", str(cfg), "--code", "AAAA-BBBB-CCCC-DDDD-EEEE",
+                  check=False)
+    assert bad.returncode == 1 and "wrong enrolment code" in bad.stderr
+    assert not (tmp_path / "token").exists()
+    out = filterd("enrol", "--config", str(cfg), "--code", code.lower())
+    assert "enrolled thcs-ba-dinh-01" in out.stdout
+    assert os.stat(tmp_path / "token").st_mode & 0o777 == 0o600
+    again = filterd("enrol", "--config", str(cfg), "--code", code, check=False)
+    assert again.returncode == 1 and "already used" in again.stderr
 
     dry = filterd("sync", "--config", str(cfg), "--dry-run")
     assert f"# 2 report(s) would be sent to {url}" in dry.stdout
@@ -96,11 +105,25 @@ def test_enrol_dry_run_sync_end_to_end(tmp_path, office_proc):
     state = json.loads((tmp_path / "appliance" / "sync" / "state.json").read_text())
     assert state["last_success_day"] == docs[-1]["day"]
 
+    # revoked: the next upload is refused; re-keyed with a new code: accepted again
+    assert "revoked 1 key(s)" in filterd("office", "revoke", "--database-url", db, "--id",
+                                         "thcs-ba-dinh-01").stdout
+    conn = make_event_db(tmp_path / "appliance" / "filterd.db")
+    generate_days(conn, [datetime.now(TZ).date() - timedelta(days=3)], per_day=80, seed=9)
+    conn.close()
+    (tmp_path / "appliance" / "sync" / "state.json").unlink()
+    r = filterd("sync", "--config", str(cfg), "--now", check=False)
+    assert r.returncode == 1 and "was revoked" in r.stderr, r.stderr
+    code2 = filterd("office", "enrol", "--database-url", db, "--id", "thcs-ba-dinh-01",
+                    "--rekey").stdout.strip()
+    filterd("enrol", "--config", str(cfg), "--code", code2)
+    assert "delivered" in filterd("sync", "--config", str(cfg), "--now").stdout
+
 
 def test_unreachable_office_exits_75_and_keeps_the_reports(tmp_path):
     from filterd.sync.signing import Credential
 
-    (tmp_path / "token").write_text(Credential.issue("thcs-ba-dinh-01").line())
+    Credential.generate("thcs-ba-dinh-01").write(tmp_path / "token")
     cfg = appliance_config(tmp_path, f"http://127.0.0.1:{free_port()}")
     r = filterd("sync", "--config", str(cfg), check=False, timeout=120)
     assert r.returncode == 75
@@ -114,7 +137,7 @@ def test_unreachable_office_exits_75_and_keeps_the_reports(tmp_path):
 def test_missing_credential_is_a_clear_error(tmp_path):
     cfg = appliance_config(tmp_path, "https://office.example")
     r = filterd("sync", "--config", str(cfg), check=False)
-    assert r.returncode == 1 and "cannot read the school credential" in r.stderr
+    assert r.returncode == 1 and "cannot read the school key" in r.stderr
 
 
 def test_office_user_and_duplicate_enrolment(tmp_path):
@@ -130,7 +153,7 @@ def test_office_user_and_duplicate_enrolment(tmp_path):
     filterd(*args)
     r = filterd(*args, check=False)
     assert r.returncode == 1 and "already enrolled" in r.stderr
-    assert filterd("office", "enrol", "--database-url", db, "--id", "s1", "--rekey"
-                   ).stdout.startswith("filterd-school-v1:s1:")
+    assert len(filterd("office", "enrol", "--database-url", db, "--id", "s1", "--rekey"
+                       ).stdout.strip()) == 24
     r = filterd("office", "enrol", "--database-url", db, "--id", "s2", check=False)
     assert r.returncode == 2 and "required to enrol" in r.stderr

@@ -20,7 +20,7 @@ from filterd.sync.office.storage import Storage
 from filterd.sync.outbox import Outbox, run_sync
 from filterd.sync.report import day_bounds
 from filterd.sync.signing import Credential, sign
-from filterd.sync.uploader import Uploader
+from filterd.sync.uploader import Uploader, enrol
 
 from .conftest import TZ, appliance_total, free_port, generate_days, new_pg_database, wait_until
 from .conftest import post_report as post
@@ -100,9 +100,10 @@ def test_office_process_outage_and_refusals(office_process, appliance):
     office = office_process
     days = [D0 + timedelta(days=i) for i in range(7)]
     generate_days(conn, days)
-    line = office.cli("enrol", "--id", settings.school_id, "--name", "THCS Ba Đình",
+    code = office.cli("enrol", "--id", settings.school_id, "--name", "THCS Ba Đình",
                       "--district", "Ba Đình", "--province", "Hà Nội").strip()
-    cred = Credential.parse(line)
+    cred = Credential.generate(settings.school_id)
+    enrol(office.url, cred, code)
     up = Uploader(office.url, cred, timeout=10)
     st = Storage(office.db)
 
@@ -150,8 +151,8 @@ def test_office_process_outage_and_refusals(office_process, appliance):
     status, err = post(office.url, tampered, sign(cred, body, now))
     assert status == 401 and "altered" in err["error"]
 
-    status, err = post(office.url, body, sign(Credential.issue(settings.school_id), body, now))
-    assert status == 401 and "signed with another key" in err["error"]
+    status, err = post(office.url, body, sign(Credential.generate(settings.school_id), body, now))
+    assert status == 401 and "is not enrolled" in err["error"]
 
     big = gzip.compress(os.urandom(600 * 1024))
     status, err = post(office.url, big, sign(cred, big, now))

@@ -80,11 +80,10 @@ def test_upload_over_https_verifies_the_office_certificate(tmp_path, appliance, 
     from werkzeug.serving import make_server
 
     from filterd.sync.office.app import create_app
-    from filterd.sync.office.enrol import enrol_school
     from filterd.sync.office.storage import Storage
     from filterd.sync.outbox import run_sync
 
-    from .conftest import TZ, generate_days
+    from .conftest import TZ, enrol_with_key, generate_days
 
     ca, cert, key = _pki(tmp_path)
     storage = Storage(f"sqlite:///{tmp_path / 'office.db'}")
@@ -98,7 +97,7 @@ def test_upload_over_https_verifies_the_office_certificate(tmp_path, appliance, 
         settings, conn = appliance
         day = date(2026, 11, 20)
         generate_days(conn, [day], per_day=50)
-        cred = enrol_school(storage, settings.school_id, "THCS A", "Ba Đình", "Hà Nội")
+        cred = enrol_with_key(storage, settings.school_id)
         up = Uploader(f"https://localhost:{server.server_port}", cred, timeout=10)
         now = datetime(2026, 11, 21, 2, tzinfo=TZ)
 

@@ -32,7 +32,8 @@ def secret_key(path: Path) -> bytes:
 
 
 def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = None,
-               limits: Limits | None = None, https: bool = False) -> Flask:
+               limits: Limits | None = None, https: bool = False,
+               data_dir: Path | None = None) -> Flask:
     from filterd.sync.office import api, auth, pages
 
     app = Flask(__name__)
@@ -41,7 +42,8 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
     webauth.secure_session_config(app, https=https)
     app.extensions["office"] = {"storage": storage,
                                 "tz": timezone or ZoneInfo("Asia/Ho_Chi_Minh"),
-                                "limits": limits or Limits()}
+                                "limits": limits or Limits(),
+                                "data_dir": Path(data_dir) if data_dir else None}
     storage.migrate()
 
     @app.before_request

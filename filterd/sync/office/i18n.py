@@ -72,9 +72,11 @@ VI: dict[str, str] = {
     "Enrol a school": "Đăng ký trường",
     "Enrol": "Đăng ký",
     "Enrolled": "Ngày đăng ký",
-    "Credential for": "Khóa xác thực của",
-    "Copy this line into the appliance's token file now; it is shown only once.":
-        "Hãy chép dòng này vào tệp khóa của thiết bị ngay; dòng này chỉ hiện một lần.",
+    "One-time enrolment code for": "Mã đăng ký dùng một lần của",
+    "Give this code to the school's IT staff; on the appliance they run: filterd enrol --code "
+    "CODE. It is shown only once and works once, for 14 days.":
+        "Hãy trao mã này cho cán bộ tin học của trường; trên thiết bị, chạy lệnh: filterd enrol "
+        "--code MÃ. Mã chỉ hiện một lần, dùng được một lần, trong 14 ngày.",
     "never": "chưa bao giờ",
     "No data.": "Không có dữ liệu.",
     "Only administrators can do this.": "Chỉ quản trị viên được làm việc này.",

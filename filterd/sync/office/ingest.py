@@ -7,7 +7,6 @@ report go in one transaction, so a refused upload leaves nothing stored.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
 from collections.abc import Mapping
@@ -20,13 +19,16 @@ from filterd.sync import schema
 from filterd.sync.kanon import FEWER_THAN_K, K_DEFAULT, check_k, publishable_name
 from filterd.sync.office.storage import Storage
 from filterd.sync.signing import (
+    H_KEY,
     H_NONCE,
     H_SCHOOL,
     H_SIGNATURE,
     H_TIMESTAMP,
+    KEY_ID_RE,
     MAX_SKEW,
     NONCE_RE,
     SCHOOL_RE,
+    b64d,
     verify,
 )
 
@@ -60,23 +62,7 @@ def receive(storage: Storage, headers: Mapping[str, str], body: bytes, *,
     now = now or datetime.now(UTC)
     if len(body) > limits.max_gzip:
         raise IngestError(413, f"upload too large: {len(body)} bytes (limit {limits.max_gzip})")
-    school_id = headers.get(H_SCHOOL, "")
-    ts, nonce, sig = (headers.get(h, "") for h in (H_TIMESTAMP, H_NONCE, H_SIGNATURE))
-    if not (school_id and ts and nonce and sig):
-        raise IngestError(401, "missing authentication headers "
-                               f"({H_SCHOOL}, {H_TIMESTAMP}, {H_NONCE}, {H_SIGNATURE})")
-    if not SCHOOL_RE.match(school_id) or not NONCE_RE.match(nonce) or not ts.isdigit():
-        raise IngestError(400, "malformed authentication headers")
-    if abs(now.timestamp() - int(ts)) > MAX_SKEW:
-        raise IngestError(401, f"timestamp {ts} is more than {MAX_SKEW}s from the office clock "
-                               "(check the appliance's time)")
-    school = storage.school(school_id)
-    if school is None:
-        raise IngestError(401, f"unknown school {school_id!r} (not enrolled)")
-    key = base64.urlsafe_b64decode(school.key_b64 + "=" * (-len(school.key_b64) % 4))
-    if not verify(key, school_id, ts, nonce, sig, body):
-        raise IngestError(401, "signature does not match: the upload was altered or signed "
-                               "with another key")
+    school_id, nonce, ts = authenticate(storage, headers, body, now)
     try:
         report = schema.decode(body, limit=limits.max_json)
     except schema.ReportError as exc:
@@ -90,8 +76,49 @@ def receive(storage: Storage, headers: Mapping[str, str], body: bytes, *,
         raise IngestError(400, f"report day {report['day']} is in the future")
     _check_unique(report)
     _check_private(report, limits.k)
-    status = _store(storage, school_id, nonce, int(ts), report, body, now)
+    status = _store(storage, school_id, nonce, ts, report, body, now)
     return {"status": status, "school_id": school_id, "day": report["day"]}
+
+
+def authenticate(storage: Storage, headers: Mapping[str, str], body: bytes,
+                 now: datetime) -> tuple[str, str, int]:
+    """(school id, nonce, timestamp) of a request signed with one of the school's enrolled,
+    unrevoked Ed25519 keys, or IngestError 400/401. The nonce is not stored here: the caller
+    stores it with what the request brings (`use_nonce`), so a refusal leaves nothing."""
+    school_id = headers.get(H_SCHOOL, "")
+    kid = headers.get(H_KEY, "")
+    ts, nonce, sig = (headers.get(h, "") for h in (H_TIMESTAMP, H_NONCE, H_SIGNATURE))
+    if not (school_id and kid and ts and nonce and sig):
+        raise IngestError(401, "missing authentication headers "
+                               f"({H_SCHOOL}, {H_KEY}, {H_TIMESTAMP}, {H_NONCE}, {H_SIGNATURE})")
+    if not SCHOOL_RE.match(school_id) or not NONCE_RE.match(nonce) or not ts.isdigit() \
+            or not KEY_ID_RE.match(kid):
+        raise IngestError(400, "malformed authentication headers")
+    if abs(now.timestamp() - int(ts)) > MAX_SKEW:
+        raise IngestError(401, f"timestamp {ts} is more than {MAX_SKEW}s from the office clock "
+                               "(check the appliance's time)")
+    if storage.school(school_id) is None:
+        raise IngestError(401, f"unknown school {school_id!r} (not enrolled)")
+    key = storage.key(school_id, kid)
+    if key is None:
+        raise IngestError(401, f"key {kid} is not enrolled for {school_id!r} (enrol the "
+                               "appliance with a one-time code from the office)")
+    if key.revoked_at is not None:
+        raise IngestError(401, f"key {kid} of {school_id!r} was revoked on {key.revoked_at} "
+                               "(enrol the appliance again with a new code)")
+    if not verify(b64d(key.public_key), school_id, ts, nonce, sig, body):
+        raise IngestError(401, "signature does not match: the upload was altered or signed "
+                               "with another key")
+    return school_id, nonce, int(ts)
+
+
+def use_nonce(tx, school_id: str, nonce: str, ts: int, now: datetime) -> None:
+    """Record a request's nonce; IngestError 409 if it was already used (a replay)."""
+    if next(_prune_counter) % 100 == 0:  # nonces older than the skew window cannot come back
+        tx.execute("DELETE FROM nonces WHERE ts < ?", [int(now.timestamp()) - 2 * MAX_SKEW])
+    if tx.execute("INSERT INTO nonces (school_id, nonce, ts) VALUES (?, ?, ?)"
+                  " ON CONFLICT (school_id, nonce) DO NOTHING", [school_id, nonce, ts]) == 0:
+        raise IngestError(409, "replayed request: this nonce was already used")
 
 
 def _check_dates(report: dict[str, Any]) -> None:
@@ -152,11 +179,7 @@ def _store(storage: Storage, school_id: str, nonce: str, ts: int, report: dict[s
            body: bytes, now: datetime) -> str:
     day = report["day"]
     with storage.transaction() as tx:
-        if next(_prune_counter) % 100 == 0:  # nonces older than the skew window cannot come back
-            tx.execute("DELETE FROM nonces WHERE ts < ?", [int(now.timestamp()) - 2 * MAX_SKEW])
-        if tx.execute("INSERT INTO nonces (school_id, nonce, ts) VALUES (?, ?, ?)"
-                      " ON CONFLICT (school_id, nonce) DO NOTHING", [school_id, nonce, ts]) == 0:
-            raise IngestError(409, "replayed request: this nonce was already used")
+        use_nonce(tx, school_id, nonce, ts, now)
         h, lists = report["health"], report["lists"]
         inserted = tx.execute(
             "INSERT INTO reports (school_id, day, received_at, schema_version, app_version,"

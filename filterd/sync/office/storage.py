@@ -15,6 +15,7 @@ and the office stores it once).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -77,6 +78,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # report version 2: a group's device count below k arrives as "fewer than k"
         "ALTER TABLE report_devices ADD COLUMN below_k INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # Ed25519: the office keeps each school's public keys only, and one-time enrolment
+        # codes as SHA-256 hashes. The shared HMAC keys of version 1 are wiped: every
+        # school enrols again with a code (docs/office.md).
+        "CREATE TABLE school_keys (school_id TEXT NOT NULL REFERENCES schools(id),"
+        " key_id TEXT NOT NULL, public_key TEXT NOT NULL, added_at TEXT NOT NULL,"
+        " revoked_at TEXT, PRIMARY KEY (school_id, key_id))",
+        "CREATE TABLE enrolment_codes (code_sha256 TEXT PRIMARY KEY,"
+        " school_id TEXT NOT NULL REFERENCES schools(id), created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL, used_at TEXT)",
+        "UPDATE schools SET key_b64 = ''",
+    ),
 )
 
 
@@ -86,12 +99,35 @@ class School:
     name: str
     district: str
     province: str
-    key_b64: str
+    key_b64: str      # always empty since migration 3 (was the shared HMAC key)
     enrolled_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolKey:
+    school_id: str
+    key_id: str
+    public_key: str   # base64url of the raw 32-byte Ed25519 public key
+    added_at: str
+    revoked_at: str | None
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _owner_only(path: Path) -> None:
+    """The office database is readable by its service user only: created 0600 before
+    SQLite opens it (its -wal and -shm files take the same mode), and an older 0644 file
+    is tightened."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with suppress(FileNotFoundError):
+                if p.stat().st_mode & 0o077:
+                    os.chmod(p, 0o600)
 
 
 class Storage:
@@ -102,7 +138,8 @@ class Storage:
         if url.startswith("sqlite:///"):
             self.backend = "sqlite"
             self.path = Path(url.removeprefix("sqlite:///"))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _owner_only(self.path)
         elif url.startswith(("postgresql://", "postgres://")):
             self.backend = "postgres"
             try:
@@ -246,10 +283,16 @@ class Storage:
             if n == 0:
                 raise DuplicateSchool(f"school {school.id!r} is already enrolled")
 
-    def rekey_school(self, school_id: str, key_b64: str) -> None:
-        with self.transaction() as tx:
-            if tx.execute("UPDATE schools SET key_b64 = ? WHERE id = ?", [key_b64, school_id]) == 0:
-                raise StorageError(f"no school {school_id!r}")
+    def keys(self, school_id: str) -> list[SchoolKey]:
+        return [SchoolKey(*r) for r in self.query(
+            "SELECT school_id, key_id, public_key, added_at, revoked_at FROM school_keys"
+            " WHERE school_id = ? ORDER BY added_at, key_id", [school_id])]
+
+    def key(self, school_id: str, key_id: str) -> SchoolKey | None:
+        rows = self.query("SELECT school_id, key_id, public_key, added_at, revoked_at"
+                          " FROM school_keys WHERE school_id = ? AND key_id = ?",
+                          [school_id, key_id])
+        return SchoolKey(*rows[0]) if rows else None
 
     def school(self, school_id: str) -> School | None:
         rows = self.query("SELECT id, name, district, province, key_b64, enrolled_at FROM schools"
@@ -283,6 +326,9 @@ class Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         cur = self.conn.execute(self.storage._sql(sql), tuple(params))
         return cur.rowcount
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return list(self.conn.execute(self.storage._sql(sql), tuple(params)).fetchall())
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:

@@ -82,9 +82,14 @@ def test_tampered_body_refused_and_nothing_stored(office, body):
 
 def test_wrong_key_refused(office, body):
     office.enrol()
-    other = Credential.issue("thcs-ba-dinh-01")
+    other = Credential.generate("thcs-ba-dinh-01")
     status, payload = post(office, body, sign(other, body, datetime.now(UTC).timestamp()))
-    assert status == 401 and "another key" in payload["error"]
+    assert status == 401 and "is not enrolled for" in payload["error"]
+    # a signature by another key under the enrolled key's id
+    headers = sign(other, body, datetime.now(UTC).timestamp())
+    headers["X-Filterd-Key"] = office.storage.keys("thcs-ba-dinh-01")[0].key_id
+    status, payload = post(office, body, headers)
+    assert status == 401 and "signed with another key" in payload["error"]
     assert nothing_stored(office)
 
 
@@ -277,11 +282,12 @@ def test_validly_signed_report_that_leaks_a_child_is_refused(office, body, chang
 
 
 def test_office_k_higher_than_the_report_refuses(storage, body):
-    from filterd.sync.office.enrol import enrol_school
     from filterd.sync.office.ingest import IngestError, Limits, receive
 
+    from ..conftest import enrol_with_key
+
     storage.migrate()
-    cred = enrol_school(storage, "thcs-ba-dinh-01", "THCS", "Ba Đình", "Hà Nội")
+    cred = enrol_with_key(storage)
     with pytest.raises(IngestError, match="requires at least 10"):
         receive(storage, sign(cred, body, datetime.now(UTC).timestamp()), body,
                 limits=Limits(k=10))
