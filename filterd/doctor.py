@@ -136,8 +136,10 @@ def check_daemon(config: Any) -> list[Check]:
                              "journalctl -u filterd -e for why it stopped"))
         else:
             out.append(Check(f"DNS {host}:{port}", Status.OK, f"answers in {rtt * 1000:.0f} ms"))
+    encrypted = [("DNS over TLS", ep) for ep in getattr(config.dns, "tls_listen", ())]
+    encrypted += [("DNS over HTTPS", ep) for ep in getattr(config.dns, "https_listen", ())]
     for label, (host, port) in (("block page", config.http.block_page_listen),
-                                ("admin page", config.admin.listen)):
+                                ("admin page", config.admin.listen), *encrypted):
         try:
             tcp_probe(host, port)
         except OSError as exc:

@@ -122,3 +122,14 @@ def test_reconnects_after_the_upstream_closes_the_connection(tls_unbound):
         finally:
             pool.close()
     run(go())
+
+
+def test_doctor_probes_encrypted_upstreams_and_says_why_not(tls_unbound):
+    from filterd.doctor import encrypted_probe
+
+    _u, tls_port, https_port, pki, _other = tls_unbound
+    for scheme, port in (("tls", tls_port), ("https", https_port)):
+        assert encrypted_probe(parse_upstream(f"{scheme}://127.0.0.1:{port}#dns.test"), 2,
+                               pki.ca) < 2
+        with pytest.raises(OSError, match="certificate not accepted"):
+            encrypted_probe(parse_upstream(f"{scheme}://127.0.0.1:{port}#bad.test"), 2, pki.ca)
