@@ -3,7 +3,8 @@
 Never imports the DNS or HTTP servers. It builds its own read-only Engine from the
 same files the daemon loads (so "why blocked?" shows the very Decision a student
 gets), validates policy edits with the same loader before anything is written,
-and tells the daemon to reload with SIGHUP to the pid in `<data_dir>/filterd.pid`.
+and asks the daemon to reload through filterd.state.control, which waits for the
+daemon's own record of what it did (ok, or refused with the loader's message).
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,9 +32,9 @@ import yaml
 
 from admin_ui.errors import N_, AdminError
 from filterd.errors import ConfigError, FilterdError
+from filterd.state import control
 from filterd.state.atomic import atomic_write
 
-PID_FILE = "filterd.pid"
 OVERRIDES_FILE = "overrides.json"
 LISTS_LOG = "lists-update.log"
 DEFAULT_MAX_OVERRIDE_MINUTES = 90
@@ -47,12 +46,17 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 @dataclass(frozen=True, slots=True)
 class ReloadResult:
-    """Whether the daemon took a change; `msgid % params` in English, translated on the page."""
+    """Whether the daemon took a change; `msgid % params` in English, translated on the page.
+
+    status: the control channel's (ok, refused, failed, not_running, no_answer,
+    signal_failed); outcome: the daemon's record of the attempt, when it answered."""
 
     ok: bool
     msgid: str
     pid: int | None = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    status: str = ""
+    outcome: Any = None
 
     @property
     def message(self) -> str:
@@ -290,17 +294,23 @@ class Backend:
     # ---- the daemon ---------------------------------------------------------------------
 
     def daemon_pid(self) -> int | None:
+        return control.read_pid(self.data_dir)
+
+    def last_outcome(self) -> Any:
+        """The daemon's record of its last load (start or reload), or None."""
+        return control.read_outcome(self.data_dir)
+
+    def stale_files(self, outcome: Any = None) -> list[str]:
+        """Files on disk that differ from what the running daemon loaded."""
+        return control.stale_inputs(self.config, outcome or self.last_outcome())
+
+    def disk_error(self) -> str | None:
+        """The loader's message when the files on disk do not load (what a reload would say)."""
         try:
-            pid = int((self.data_dir / PID_FILE).read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+            self.engine()
+        except FilterdError as exc:
+            return str(exc)
+        return self._engine_error
 
     def metrics(self) -> list[tuple[str, dict[str, str], float]] | None:
         """The daemon's Prometheus samples (name, labels, value); None when the endpoint is off."""
@@ -324,18 +334,6 @@ class Backend:
             except ValueError:
                 continue
         return out
-
-    def _reload_counts(self) -> dict[str, float] | None:
-        """filterd_reloads_total by result, from the daemon's metrics (None: endpoint off)."""
-        samples = self.metrics()
-        if samples is None:
-            return None
-        counts: dict[str, float] = {}
-        for name, labels, value in samples:
-            if name == "filterd_reloads_total":
-                result = labels.get("result", "")
-                counts[result] = counts.get(result, 0.0) + value
-        return counts
 
     def upstream_health(self) -> list[dict[str, Any]] | None:
         """Per upstream resolver: answers and errors since the daemon started, and whether
@@ -371,42 +369,13 @@ class Backend:
                 out["dropped"] += int(value)
         return out
 
-    def reload(self, wait: float = 10.0) -> ReloadResult:
-        """SIGHUP the daemon (it validates, then swaps) and say whether it took the change.
+    def reload(self, wait: float = 30.0) -> ReloadResult:
+        """Ask the daemon to reload and wait for its own record of what it did."""
+        return _result(control.request_reload(self.data_dir, timeout=wait), wait)
 
-        With the daemon's metrics endpoint on, the answer is the daemon's own count of
-        reloads by result; without it, that the signal reached a live daemon.
-        """
-        pid = self.daemon_pid()
-        if pid is None:
-            return ReloadResult(False, N_("the filter is not running "
-                                          "(no live process in filterd.pid)"))
-        before = self._reload_counts()
-        try:
-            os.kill(pid, signal.SIGHUP)
-        except OSError as exc:
-            return ReloadResult(False, N_("could not signal process %(pid)s: %(error)s"), pid,
-                                {"pid": pid, "error": str(exc)})
-        if before is not None:
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                time.sleep(0.2)
-                after = self._reload_counts() or {}
-                grown = {k for k, v in after.items() if v > before.get(k, 0.0)}
-                if "ok" in grown:
-                    return ReloadResult(True, N_("reloaded"), pid)
-                if grown:
-                    return ReloadResult(False, N_(
-                        "the filter (process %(pid)s) refused the new files; the previous "
-                        "policy keeps serving (see its log)"), pid, {"pid": pid})
-            return ReloadResult(False, N_(
-                "the filter (process %(pid)s) did not report a reload within %(n)s s"), pid,
-                {"pid": pid, "n": int(wait)})
-        time.sleep(0.2)
-        if self.daemon_pid() != pid:
-            return ReloadResult(False, N_("the filter (process %(pid)s) stopped after the "
-                                          "reload signal"), pid, {"pid": pid})
-        return ReloadResult(True, N_("reloaded"), pid)
+    def restart(self, wait: float = 90.0) -> ReloadResult:
+        """Ask the daemon to restart (through systemd when it runs under systemd)."""
+        return _result(control.request_restart(self.data_dir, timeout=wait), wait)
 
     # ---- lists --------------------------------------------------------------------------
 
@@ -480,6 +449,30 @@ class Backend:
                                              stdin=subprocess.DEVNULL, cwd=os.getcwd())
         log.close()
         return True
+
+
+def _result(reply: control.ReloadReply, wait: float) -> ReloadResult:
+    o = reply.outcome
+    if reply.status == "ok":
+        return ReloadResult(True, N_("reloaded"), reply.pid, status="ok", outcome=o)
+    if reply.status == "refused" and o is not None:
+        return ReloadResult(False, N_(
+            "refused: the filter (process %(pid)s) kept the previous policy. %(error)s"),
+            reply.pid, {"pid": reply.pid, "error": o.error}, status="refused", outcome=o)
+    if reply.status == "failed" and o is not None:
+        return ReloadResult(False, N_(
+            "the filter (process %(pid)s) failed to load the new files and kept the previous "
+            "policy: %(error)s"), reply.pid, {"pid": reply.pid, "error": o.error},
+            status="failed", outcome=o)
+    if reply.status == "not_running":
+        return ReloadResult(False, N_("the filter is not running (no live process in "
+                                      "filterd.pid)"), reply.pid, status="not_running")
+    if reply.status == "signal_failed":
+        return ReloadResult(False, N_("could not signal process %(pid)s: %(error)s"), reply.pid,
+                            {"pid": reply.pid, "error": reply.detail}, status="signal_failed")
+    return ReloadResult(False, N_(
+        "the filter (process %(pid)s) did not report a reload within %(n)s s"), reply.pid,
+        {"pid": reply.pid, "n": int(wait)}, status="no_answer")
 
 
 class _Overlay:

@@ -11,6 +11,7 @@ from admin_ui.blueprints import (
     alerts,
     audit_log,
     auth,
+    control,
     dashboard,
     events,
     groups,
@@ -33,7 +34,7 @@ def _words():  # type: ignore[no-untyped-def]
 
 def register(app: Flask) -> None:
     for bp in (auth.bp, dashboard.bp, groups.bp, why.bp, reviews.bp, overrides.bp, events.bp,
-               lists.bp, settings.bp, audit_log.bp, alerts.bp):
+               lists.bp, settings.bp, audit_log.bp, alerts.bp, control.bp):
         app.register_blueprint(bp)
 
     @app.context_processor
@@ -66,6 +67,12 @@ def register(app: Flask) -> None:
     @app.template_filter("num")
     def _num(value: float | int | None) -> str:
         return "" if value is None else format_decimal(value)
+
+    @app.template_filter("outcome_word")
+    def _outcome_word(status: str) -> str:
+        words = {"ok": gettext("accepted"), "refused": gettext("refused"),
+                 "failed": gettext("failed")}
+        return words.get(status, status)
 
     for code in (400, 403, 404, 405, 413):
         app.register_error_handler(code, _error_page)

@@ -89,26 +89,70 @@ def run(config_path: str | None, verbose: bool) -> None:
     raise SystemExit(code)
 
 
+_wait_option = click.option("--wait", "wait", type=click.FloatRange(1, 600), default=30.0,
+                            show_default=True,
+                            help="Seconds to wait for the running filter's answer.")
+
+
+def _say_reply(reply) -> None:
+    """Print the daemon's answer; exit 1 unless it took the change."""
+    if reply.ok:
+        click.echo(reply.message)
+        return
+    raise click.ClickException(reply.message)
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Configuration file of the running daemon (default: the embedded defaults).")
-def reload(config_path: str | None) -> None:
-    """Check the policy and lists, then tell the running daemon to load them.
+@_wait_option
+def reload(config_path: str | None, wait: float) -> None:
+    """Tell the running filter to load filterd.yaml, the policy and the lists again,
+    and print what it did: reloaded (and which settings need a restart), or refused
+    with the loader's message (file, line, key) while the previous policy keeps serving.
 
-    Nothing is signalled if they are invalid: the error names the file, line and key.
+    Exits 1 when the filter refused, did not answer or is not running (systemd's
+    ExecReload runs this, so `systemctl reload filterd` fails the same way).
 
     Example: filterd reload --config /etc/filterd/filterd.yaml
     """
-    from filterd import daemon
     from filterd.config import load_config
     from filterd.errors import FilterdError
+    from filterd.state.control import request_reload
 
     try:
         config = load_config(config_path)
-        pid = daemon.reload_running(config, load_config=lambda: load_config(config_path))
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"reload requested (pid {pid})")
+    _say_reply(request_reload(config.data_dir, timeout=wait))
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Configuration file of the running daemon (default: the embedded defaults).")
+@click.option("--wait", "wait", type=click.FloatRange(1, 600), default=90.0, show_default=True,
+              help="Seconds to wait for the new process to serve.")
+def restart(config_path: str | None, wait: float) -> None:
+    """Restart the running filter, for settings a reload cannot change (listen addresses).
+
+    Under systemd the unit starts the new process; elsewhere the daemon executes
+    itself again. Prints the new process's start record.
+
+    Example: filterd restart --config /etc/filterd/filterd.yaml
+    """
+    from filterd.config import load_config
+    from filterd.errors import FilterdError
+    from filterd.state.control import request_restart
+
+    try:
+        config = load_config(config_path)
+    except FilterdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    reply = request_restart(config.data_dir, timeout=wait)
+    if reply.ok and reply.outcome is not None:
+        click.echo(f"restarted (pid {reply.outcome.pid}, generation {reply.outcome.generation})")
+        return
+    _say_reply(reply)
 
 # -- filterd lists ... -------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """The daemon: wires the engine, the DNS server and the event log; handles signals.
 
-SIGHUP reloads the policy and the list index two-phase: the new engine is
-built and validated beside the running one (in a thread, so queries keep
-being answered), then swapped in between two queries. If building fails the
-error is logged and the old engine keeps serving. SIGTERM/SIGINT stop cleanly.
+SIGHUP reloads filterd.yaml, the policy and the list index two-phase: the new
+engine is built and validated beside the running one (in a thread, so queries
+keep being answered), then swapped in between two queries, and the settings a
+reload can change (school name, time zone, staff groups...) reach the HTTP side.
+If building fails the error is logged and the old engine keeps serving. Either
+way the outcome is recorded for whoever asked (filterd.state.control).
+SIGUSR2 restarts (for listen addresses and the like). SIGTERM/SIGINT stop cleanly.
 
 With `dns.workers > 1` the parent validates the configuration, then forks
 that many workers that each bind the same addresses with SO_REUSEPORT; the
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -38,12 +42,13 @@ from filterd.dns.upstream import UpstreamPool
 from filterd.errors import FilterdError
 from filterd.policy.decision import Action
 from filterd.sdnotify import Notifier, NotifyError, watchdog_loop
+from filterd.state import control
 from filterd.state.db import db_path
 from filterd.state.events import EventLog, open_event_log
 
 log = logging.getLogger("filterd.daemon")
 
-PID_FILE = "filterd.pid"
+PID_FILE = control.PID_FILE
 
 EngineFactory = Callable[[Any], DecisionEngine]
 
@@ -98,7 +103,12 @@ def default_config_loader(path: str | Path | None) -> ConfigLoader:
 
 
 def pid_file(config: Any) -> Path:
-    return Path(config.data_dir) / PID_FILE
+    return control.pid_path(config.data_dir)
+
+
+def index_version(engine: Any) -> str | None:
+    version = getattr(getattr(engine, "index", None), "version", None)
+    return str(version) if version is not None else None
 
 
 @dataclass(frozen=True)
@@ -244,8 +254,16 @@ class Worker:
 
     def __init__(self, config: Any, load_config: ConfigLoader, engine_factory: EngineFactory,
                  *, reuse_port: bool = False, http: bool = True,
-                 notifier: Notifier | None = None, metrics_dump: Path | None = None) -> None:
+                 notifier: Notifier | None = None, metrics_dump: Path | None = None,
+                 record: bool = False, ack_fd: int | None = None) -> None:
         self.config = config
+        # A forked worker tells the parent how each reload went (one JSON line per reload).
+        self.ack_fd = ack_fd
+        self.start_config = config   # what the listeners and caches were built from
+        # The process the pid file names records each load's outcome (not forked workers).
+        self.record = record
+        self.restart_wanted = False
+        self.http_service: Any = None
         # Only the process systemd started talks to it: a forked worker gets no notifier.
         self.notifier = notifier
         # Forked workers write their metrics here for the parent's endpoint.
@@ -263,10 +281,10 @@ class Worker:
         self._reloading: asyncio.Task | None = None
         self._stop: asyncio.Event | None = None
 
-    def build_engine(self) -> DecisionEngine:
+    def build(self) -> tuple[Any, DecisionEngine]:
         """Phase one of a reload: read the configuration again and build a new engine."""
         config = self.load_config()
-        return self.engine_factory(config)
+        return config, self.engine_factory(config)
 
     async def main(self, engine: DecisionEngine | None = None,
                    ready: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
@@ -311,6 +329,7 @@ class Worker:
         background.append(loop.create_task(self._watch_events()))
         self._stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        loop.add_signal_handler(control.RESTART_SIGNAL, self.request_restart)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         metrics.DNS_FASTPATH.set(1, implementation=fastpath.IMPLEMENTATION)
@@ -321,8 +340,8 @@ class Worker:
         if self.run_http and getattr(self.config, "http", None) is not None:
             from filterd.http import service as http_side
 
-            http_service = await http_side.start(self.config, lambda: self.resolver.engine,
-                                                 self.metered)
+            http_service = self.http_service = await http_side.start(
+                self.config, lambda: self.resolver.engine, self.metered)
             log.info("filterd HTTP serving: %s", ", ".join(
                 f"{k} {h}:{p}" for k, (h, p) in http_service.addresses.items()))
         # Everything built so far (engine, policy tables, modules) lives as long as the
@@ -331,6 +350,9 @@ class Worker:
         sys.setswitchinterval(SWITCH_INTERVAL)
         if ready is not None:
             ready(listeners.addresses)
+        if self.record:
+            control.Attempt(self.config.data_dir, "start", self.config).ok(
+                index_version=index_version(engine))
         try:
             await self._stop.wait()
         finally:
@@ -404,27 +426,66 @@ class Worker:
             return
         self._reloading = asyncio.get_running_loop().create_task(self.reload())
 
+    def request_restart(self) -> None:
+        asyncio.get_running_loop().create_task(self.restart())
+
+    async def restart(self) -> bool:
+        """Check the files first (a restart must not trade a running filter for none);
+        then stop serving, and run() starts the process again (filterd.state.control)."""
+        log.info("restart requested")
+        attempt = control.Attempt(self.config.data_dir, "restart", self.config) \
+            if self.record else None
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.build)
+        except Exception as exc:
+            log.error("restart refused, the running filter keeps serving: %s", exc)
+            if attempt is not None:
+                attempt.refused(exc, failed=not isinstance(exc, FilterdError),
+                                pending_restart=self._pending())
+            return False
+        self.restart_wanted = True
+        if self._stop is not None:
+            self._stop.set()
+        return True
+
     async def reload(self) -> bool:
         """Build a new engine off the event loop; swap it in only if it built."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
+        attempt = control.Attempt(self.config.data_dir, "reload", self.config) \
+            if self.record else None
+        assert self.resolver is not None
         self._notify("reloading")
         try:
-            engine = await loop.run_in_executor(None, self.build_engine)
+            config, engine = await loop.run_in_executor(None, self.build)
+            changes = control.classify_changes(self.config, config)
+            pending = control.classify_changes(self.start_config, config).needs_restart
+            if self.http_service is not None:
+                self.http_service.apply(config)   # validated before anything changes
         except FilterdError as exc:
             log.error("reload refused, the running policy keeps serving: %s", exc)
             metrics.RELOADS.inc(result="refused")
             if self.alerts is not None:
                 self.alerts.reload_refused(str(exc))
             self._notify("ready", f"reload refused, old policy serving: {exc}"[:200])
+            if attempt is not None:
+                attempt.refused(exc, index_version=index_version(self.resolver.engine),
+                                pending_restart=self._pending())
+            self._ack(False, exc)
             return False
-        except Exception:
+        except Exception as exc:
             log.exception("reload failed, the running policy keeps serving")
             metrics.RELOADS.inc(result="failed")
             self._notify("ready", "reload failed, old policy serving")
+            if attempt is not None:
+                attempt.refused(exc, failed=True, pending_restart=self._pending(),
+                                index_version=index_version(self.resolver.engine))
+            self._ack(False, exc)
             return False
-        assert self.resolver is not None
         self.resolver.engine = engine
+        self.config = config
+        if self.events is not None:   # the next purge keeps the new retention
+            self.events.retention_days = config.events.retention_days
         # The old engine may hold cycles among the frozen objects: one full pass frees them,
         # then the new one is frozen in turn (a reload is rare; the pass takes milliseconds).
         gc.unfreeze()
@@ -432,9 +493,25 @@ class Worker:
         gc.freeze()
         self.reloads += 1
         metrics.RELOADS.inc(result="ok")
-        log.info("reloaded policy and lists in %.2fs", time.monotonic() - started)
+        log.info("reloaded policy, lists and settings in %.2fs%s",
+                 time.monotonic() - started,
+                 f"; needs a restart: {', '.join(changes.needs_restart)}"
+                 if changes.needs_restart else "")
         self._notify("ready", "serving (reloaded)")
+        if attempt is not None:
+            attempt.ok(changes, pending_restart=pending, index_version=index_version(engine))
+        self._ack(True)
         return True
+
+    def _ack(self, ok: bool, exc: BaseException | None = None) -> None:
+        if self.ack_fd is None:
+            return
+        line = json.dumps({"pid": os.getpid(), "ok": ok, "error": str(exc) if exc else None})
+        with contextlib.suppress(OSError):
+            os.write(self.ack_fd, line.encode()[:PIPE_LINE - 1] + b"\n")
+
+    def _pending(self) -> tuple[str, ...]:
+        return control.classify_changes(self.start_config, self.config).needs_restart
 
     def _notify(self, what: str, status: str = "") -> None:
         if self.notifier is None:
@@ -472,34 +549,106 @@ def run(config: Any, *, config_path: str | Path | None = None,
     loader = load_config or default_config_loader(config_path)
     settings = DnsSettings.from_config(config)
     # Fail closed: an engine that does not build means no daemon at all.
-    engine = engine_factory(config)
+    start = control.Attempt(config.data_dir, "start", config)
+    try:
+        engine = engine_factory(config)
+    except FilterdError as exc:
+        with contextlib.suppress(OSError):
+            start.refused(exc)   # the admin page shows why the filter is not running
+        raise
     from filterd.state.db import open_db
     from filterd.state.events import init_db
 
     db = open_db(db_path(config.data_dir))
     init_db(db)
     db.conn.close()
-    pidf = pid_file(config)
-    pidf.parent.mkdir(parents=True, exist_ok=True)
-    pidf.write_text(f"{os.getpid()}\n")
+    control.write_pid(config.data_dir)
     dns_tls_files(config)   # made once here, before any worker needs it
     try:
         if settings.workers <= 1:
-            _run_worker(Worker(config, loader, engine_factory, notifier=Notifier()), engine,
-                        _notify_ready)
-            return 0
-        return _supervise(config, loader, engine_factory, settings.workers)
+            worker = Worker(config, loader, engine_factory, notifier=Notifier(), record=True)
+            _run_worker(worker, engine, _notify_ready)
+            restart = worker.restart_wanted
+        else:
+            restart = _supervise(config, loader, engine_factory, settings.workers) == RESTART
+        if restart:
+            return _restart()
+        return 0
     finally:
-        with contextlib.suppress(OSError):
-            if pidf.read_text().strip() == str(os.getpid()):
-                pidf.unlink()
+        control.remove_pid(config.data_dir)
+
+
+RESTART = -1   # _supervise: stopped for a restart
+PIPE_LINE = 512   # below PIPE_BUF: one worker's ack is written whole
+WORKER_ACK_WAIT = 30.0
+
+
+def _read_acks(fd: int, buf: bytearray) -> list[dict]:
+    """The complete ack lines waiting in the pipe (non-blocking)."""
+    with contextlib.suppress(BlockingIOError, InterruptedError):
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+    out = []
+    while b"\n" in buf:
+        line, _, rest = bytes(buf).partition(b"\n")
+        buf[:] = rest
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out
+
+
+def _await_workers(fd: int, buf: bytearray, pids: set[int], timeout: float) -> dict[int, dict]:
+    """Each signalled worker's ack of its reload, until all answered, died or `timeout`."""
+    import select
+
+    got: dict[int, dict] = {}
+    deadline = time.monotonic() + timeout
+    while pids - got.keys() and time.monotonic() < deadline:
+        for ack in _read_acks(fd, buf):
+            got[int(ack.get("pid", 0))] = ack
+        for pid in list(pids - got.keys()):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                got[pid] = {"pid": pid, "ok": False, "error": f"worker {pid} exited"}
+        select.select([fd], [], [], 0.1)
+    for pid in pids - got.keys():
+        got[pid] = {"pid": pid, "ok": False, "error": f"worker {pid} did not answer in "
+                                                      f"{timeout:.0f} s"}
+    return got
+
+
+class WorkerReloadFailed(FilterdError):
+    """A worker did not take a reload its parent validated."""
+
+
+def under_systemd() -> bool:
+    return bool(os.environ.get("INVOCATION_ID") or os.environ.get("NOTIFY_SOCKET"))
+
+
+def _restart() -> int:
+    """Under systemd: exit so the unit starts a new process (RestartForceExitStatus).
+    Elsewhere: execute the same command line again (same pid, so the pid file stays)."""
+    if under_systemd():
+        log.info("exiting with status %d for systemd to restart filterd",
+                 control.RESTART_EXIT_STATUS)
+        return control.RESTART_EXIT_STATUS
+    log.info("restarting: %s", " ".join(sys.orig_argv))
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    return 1   # not reached
 
 
 def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int) -> int:
     """Fork `n` workers and keep them running; forward SIGHUP after validating."""
     children: dict[int, int] = {}
     stopping = False
+    restarting = restart_wanted = False
     reload_wanted = False
+    current = config
     notifier = Notifier()
     ping_every = notifier.watchdog_interval()
     next_ping = 0.0
@@ -510,18 +659,24 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
             old.unlink(missing_ok=True)
     server = start_metrics_server(config, lambda: metrics.REGISTRY.render(
         metrics.REGISTRY.merge_snapshots(metrics.read_snapshots(dumps))))
+    ack_r, ack_w = os.pipe()   # workers -> parent: how each reload went
+    os.set_blocking(ack_r, False)
+    ack_buf = bytearray()
 
     def spawn(slot: int) -> None:
         pid = os.fork()
         if pid == 0:  # the worker
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD,
+                        control.RESTART_SIGNAL):
                 signal.signal(sig, signal.SIG_DFL)
             code = 0
             try:
                 if server is not None:  # the parent's listening socket is not ours to serve
                     server.close_in_child()
+                os.close(ack_r)
                 _run_worker(Worker(config, loader, factory, reuse_port=True, http=slot == 0,
-                                   metrics_dump=dumps / f"{os.getpid()}.json"), None)
+                                   metrics_dump=dumps / f"{os.getpid()}.json",
+                                   ack_fd=ack_w), None)
             except BaseException:
                 log.exception("worker %d failed", slot)
                 code = 1
@@ -536,36 +691,73 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
         nonlocal reload_wanted
         reload_wanted = True
 
+    def on_restart(_sig: int, _frm: object) -> None:
+        nonlocal restart_wanted
+        restart_wanted = True
+
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, on_hup)
+    signal.signal(control.RESTART_SIGNAL, on_restart)
     for slot in range(n):
         spawn(slot)
     sd_notify(f"READY=1\nSTATUS={n} DNS workers")
+    control.Attempt(config.data_dir, "start", config).ok()
     while not stopping:
         if ping_every and time.monotonic() >= next_ping and children:
             with contextlib.suppress(NotifyError):
                 notifier.watchdog()
             next_ping = time.monotonic() + ping_every
+        if restart_wanted:
+            restart_wanted = False
+            attempt = control.Attempt(config.data_dir, "restart", current)
+            try:
+                factory(loader())   # a restart must not trade a running filter for none
+            except Exception as exc:
+                log.error("restart refused, the running filter keeps serving: %s", exc)
+                attempt.refused(exc, failed=not isinstance(exc, FilterdError))
+            else:
+                stopping = restarting = True
+                continue
         if reload_wanted:
             reload_wanted = False
             with contextlib.suppress(NotifyError):
                 notifier.reloading()
+            attempt = control.Attempt(config.data_dir, "reload", current)
             try:
-                factory(loader())   # validate here first: an invalid policy never reaches a worker
+                # Validate here first: an invalid policy never reaches a worker.
+                new = loader()
+                engine = factory(new)
             except Exception as exc:
                 log.error("reload refused, the running policy keeps serving: %s", exc)
                 from filterd.alerts.service import reload_refused
 
                 reload_refused(config, str(exc))   # IT staff hear of it (worker 0 delivers)
+                attempt.refused(exc, failed=not isinstance(exc, FilterdError),
+                                pending_restart=control.classify_changes(
+                                    config, current).needs_restart)
                 with contextlib.suppress(NotifyError):
                     notifier.ready(f"reload refused, old policy serving: {exc}"[:200])
             else:
-                with contextlib.suppress(NotifyError):
-                    notifier.ready(f"{n} DNS workers (reloaded)")
+                _read_acks(ack_r, ack_buf)   # late answers to an earlier reload
                 for pid in children:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGHUP)
+                # The outcome is what the workers did, not what the parent validated.
+                acks = _await_workers(ack_r, ack_buf, set(children), WORKER_ACK_WAIT)
+                failed = [a for a in acks.values() if not a.get("ok")]
+                pending = control.classify_changes(config, new).needs_restart
+                if failed:
+                    attempt.refused(WorkerReloadFailed("; ".join(
+                        f"worker {a['pid']}: {a.get('error')}" for a in failed)), failed=True,
+                        pending_restart=pending)
+                else:
+                    changes = control.classify_changes(current, new)
+                    attempt.ok(changes, index_version=index_version(engine),
+                               pending_restart=pending)
+                current = new
+                with contextlib.suppress(NotifyError):
+                    notifier.ready(f"{n} DNS workers (reloaded)")
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
@@ -596,27 +788,7 @@ def _supervise(config: Any, loader: ConfigLoader, factory: EngineFactory, n: int
             children.pop(pid, None)
         else:
             time.sleep(0.05)
-    return 0
-
-
-def reload_running(config: Any, *, load_config: ConfigLoader,
-                   engine_factory: EngineFactory = default_engine_factory) -> int:
-    """Validate the new policy and lists, then signal the running daemon; return its pid."""
-    engine_factory(load_config())   # raises with file/line/key when invalid: nothing is signalled
-    pidf = pid_file(config)
-    try:
-        pid = int(pidf.read_text().strip())
-    except (OSError, ValueError) as exc:
-        raise DaemonNotRunning(f"no running filterd (no pid in {pidf})") from exc
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError as exc:
-        raise DaemonNotRunning(f"filterd pid {pid} from {pidf} is not running") from exc
-    return pid
-
-
-class DaemonNotRunning(FilterdError):
-    """`filterd reload` found no daemon to signal."""
+    return RESTART if restarting else 0
 
 
 def configure_logging(level: int = logging.INFO) -> None:

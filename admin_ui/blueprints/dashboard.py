@@ -14,6 +14,7 @@ from babel.dates import format_skeleton
 from flask import Blueprint, render_template
 from flask_babel import get_timezone, gettext
 
+from admin_ui.blueprints import control
 from admin_ui.charts import bar_chart, column_chart
 from admin_ui.security import ALL_ROLES, roles_required
 from admin_ui.web import backend, db, lang
@@ -120,4 +121,4 @@ def index():
     return render_template("dashboard.html", charts=charts, hourly=hourly, daily=daily,
                            totals=totals, top_names=top_names, bypass=bypass, health=health,
                            has_counts=has_counts, has_events=has_events,
-                           upload=_upload_status())
+                           upload=_upload_status(), control=control.state())

@@ -164,8 +164,6 @@ def revoke(oid: str):
 
 
 def _flash_reload(result) -> None:  # type: ignore[no-untyped-def]
-    if result.ok:
-        flash(gettext("The filter reloaded (pid %(pid)s).", pid=result.pid), "ok")
-    else:
-        why = gettext(result.msgid, **dict(result.params))
-        flash(gettext("The filter did not reload: %(message)s", message=why), "error")
+    from admin_ui.blueprints.control import flash_result
+
+    flash_result(result)

@@ -19,6 +19,8 @@ from flask_babel import gettext
 from ruamel.yaml.comments import CommentedMap
 
 from admin_ui import audit
+from admin_ui.blueprints import control
+from admin_ui.blueprints.control import setting_label
 from admin_ui.blueprints.overrides import _flash_reload
 from admin_ui.policy_edit import yaml_rt
 from admin_ui.security import roles_required
@@ -65,12 +67,40 @@ def validate_config_text(path: Path, text: str) -> Any:
             os.unlink(tmp)
 
 
+# Read when the filter starts: changing them in filterd.yaml needs a restart (the page says
+# so after a reload, with a restart button).
+STARTUP = (("dns", "listen"), ("http", "block_page_listen"), ("http", "proxy_listen"),
+           ("http", "mode"), ("admin", "listen"), ("metrics", "listen"))
+
+
+def _endpoint(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
+        host, port = value
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(value, tuple):
+        return ", ".join(_endpoint(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def startup_values(config: Any) -> list[tuple[str, str]]:
+    out = []
+    for section, key in STARTUP:
+        value = getattr(getattr(config, section, None), key, None)
+        out.append((setting_label(f"{section}.{key}"), _endpoint(value) or gettext("off")))
+    return out
+
+
+def _render(values: dict, error: str | None, status: int = 200):  # type: ignore[no-untyped-def]
+    be = backend()
+    return render_template("settings.html", values=values, config_path=be.config_path,
+                           error=error, startup=startup_values(be.config),
+                           control=control.state()), status
+
+
 @bp.route("/settings")
 @roles_required("admin")
 def index():
-    be = backend()
-    return render_template("settings.html", values=current_values(be.config),
-                           config_path=be.config_path, error=None)
+    return _render(current_values(backend().config), None)
 
 
 @bp.route("/settings", methods=["POST"])
@@ -114,8 +144,7 @@ def save():
             error = str(exc)
     if error:
         log_change("settings.save", target=str(path), reason=reason, outcome=f"refused: {error}")
-        values = {f: request.form.get(f, "") for f in FIELDS}
-        return render_template("settings.html", values=values, config_path=path, error=error), 400
+        return _render({f: request.form.get(f, "") for f in FIELDS}, error, 400)
     atomic_write(path, after_text, keep_previous=True)
     be.config = new_config
     result = be.reload()

@@ -8,6 +8,7 @@ connection. Nothing here imports filterd.dns.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import secrets
 from collections.abc import Mapping
@@ -147,6 +148,29 @@ class HttpService:
         self.mitm = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
+    def apply(self, config: Any) -> None:
+        """Take the settings a reload can change (school name, time zone, category words,
+        staff groups) from a new configuration: the next page and connection use them.
+        Everything is built before anything is swapped, so a bad file changes nothing.
+        Listen addresses, mode and intercepting groups keep their start-up values."""
+        new = HttpSettings.from_config(config)
+        renderer = BlockPageRenderer(
+            load_categories(new.categories_file),
+            school_name=new.school_name,
+            timezone=new.timezone,
+        )
+        self.app.renderer = renderer
+        self.decider.staff_groups = new.staff_groups
+        self.decider.no_intercept = new.no_intercept
+        self.settings = dataclasses.replace(
+            self.settings,
+            categories_file=new.categories_file,
+            school_name=new.school_name,
+            timezone=new.timezone,
+            staff_groups=new.staff_groups,
+            no_intercept=new.no_intercept,
+        )
+
     async def start(self) -> HttpService:
         import asyncio
 
@@ -219,8 +243,11 @@ def run_forever(config_path: str | None) -> None:
             loop.add_signal_handler(sig, stop.set)
 
         def reload() -> None:
-            try:
-                state["engine"] = build_engine(config)  # validate-then-swap: a bad one never loads
+            try:  # validate-then-swap: a bad one never loads
+                new = load_config(config_path)
+                engine = build_engine(new)
+                service.apply(new)
+                state["engine"] = engine
             except Exception as exc:
                 logging.getLogger(__name__).error(
                     "reload failed, keeping the running policy: %s", exc

@@ -119,12 +119,23 @@ __all__ = ["PASSWORD", "csrf_of", "https_client", "login", "post", "shutil"]
 
 DAEMON = """
 import os, signal, sys, time
-log = sys.argv[1]
+from pathlib import Path
+from filterd.errors import ConfigError
+from filterd.state import control
+log, pid_file = sys.argv[1], Path(sys.argv[2])
 def hup(*_):
+    # Speaks the real control channel: each SIGHUP gets a recorded outcome, refused while
+    # a file named "refuse" lies beside the pid file (its text is the loader's message).
     with open(log, "a") as fh:
         fh.write("HUP\\n")
+    attempt = control.Attempt(pid_file.parent, "reload", None)
+    refuse = pid_file.parent / "refuse"
+    if refuse.exists():
+        attempt.refused(ConfigError(refuse.read_text(), file="policies/thcs.yaml", line=7))
+    else:
+        attempt.ok()
 signal.signal(signal.SIGHUP, hup)
-open(sys.argv[2], "w").write(str(os.getpid()))
+pid_file.write_text(str(os.getpid()))
 deadline = time.time() + 120
 while time.time() < deadline:
     time.sleep(0.05)

@@ -139,7 +139,7 @@ GET_MATRIX = {
 
 POST_ADMIN_ONLY = ("/groups/thcs", "/policies/groups.yaml", "/lists/update", "/settings", "/users",
                    "/users/1", "/reviews/1/approve", "/alerts/recipients",
-                   "/alerts/recipients/1/delete")
+                   "/alerts/recipients/1/delete", "/control/reload", "/control/restart")
 
 
 def test_get_routes_by_role(as_role):

@@ -1,4 +1,4 @@
-"""Backend: reload by signal (confirmed through the daemon's metrics when on), paths, overrides."""
+"""Backend: reload through the control channel (the daemon's own record), paths, overrides."""
 
 from __future__ import annotations
 
@@ -30,49 +30,41 @@ def test_stale_pid_file_is_not_running(backend):
     assert backend.daemon_pid() is None
 
 
-@pytest.fixture
-def metrics(fake_daemon):
-    """A metrics endpoint counting the fake daemon's SIGHUPs as reloads with `result`."""
-    state = {"result": "ok"}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            n = fake_daemon.hups(wait=False)
-            body = (f'filterd_reloads_total{{result="{state["result"]}"}} {n}\n'
-                    'filterd_reloads_total{result="failed"} 0\n').encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server, state
-    server.shutdown()
-    server.server_close()
-
-
 def _with_metrics(config, port):
     cfg = _Overlay(config, metrics=SimpleNamespace(listen=("127.0.0.1", port)))
     return Backend(cfg, engine_factory=fakes.fake_build_engine)
 
 
-def test_reload_confirmed_by_the_daemons_reload_count(config, metrics):
-    server, _state = metrics
-    be = _with_metrics(config, server.server_address[1])
-    result = be.reload(wait=5)
-    assert result.ok, result.message
+def test_refused_reload_is_reported_with_the_loaders_message(backend, fake_daemon):
+    (backend.data_dir / "refuse").write_text("unknown category 'gmes'")
+    result = backend.reload(wait=10)
+    assert not result.ok and result.status == "refused"
+    assert "policies/thcs.yaml:7: unknown category 'gmes'" in result.message
+    assert backend.last_outcome().status == "refused"
 
 
-def test_refused_reload_is_reported(config, metrics):
-    server, state = metrics
-    state["result"] = "refused"
-    be = _with_metrics(config, server.server_address[1])
-    result = be.reload(wait=5)
-    assert not result.ok and "refused" in result.message
+def test_a_daemon_that_does_not_answer_is_not_reported_as_reloaded(backend, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    backend.data_dir.mkdir(parents=True, exist_ok=True)
+    # Alive, ignores SIGHUP, never records an outcome: the old check (pid alive) said "ok".
+    pid_file = backend.data_dir / "filterd.pid"
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import os, signal, sys, time; signal.signal(signal.SIGHUP,"
+                             " signal.SIG_IGN); open(sys.argv[1], 'w').write(str(os.getpid()));"
+                             " time.sleep(60)", str(pid_file)])
+    try:
+        for _ in range(500):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.02)
+        result = backend.reload(wait=1.5)
+        assert not result.ok and result.status == "no_answer"
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def test_policy_path_refuses_escapes(backend):
@@ -128,7 +120,6 @@ def test_upstream_health_from_metrics(config):
         assert be.upstream_health() == [
             {"upstream": "1.1.1.1:53", "answers": 40, "errors": 2, "up": True},
             {"upstream": "8.8.8.8:53", "answers": 0, "errors": 5, "up": False}]
-        assert be._reload_counts() == {"ok": 3.0}
     finally:
         server.shutdown()
         server.server_close()
