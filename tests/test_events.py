@@ -163,13 +163,15 @@ def recent(path, limit=100):
         db.conn.close()
 
 
-def test_a_starved_writer_is_raised_until_it_catches_up(tmp_path):
+def test_a_starved_writer_is_raised_until_it_catches_up(tmp_path, caplog):
     """SCHED_IDLE on a busy machine: events waiting with no batch written -> nice 5."""
+    import logging
     import os
     import threading
 
     from filterd.state.events import lower_priority
 
+    caplog.set_level(logging.INFO, logger="filterd.state.events")
     log = EventLog(tmp_path / "f.db", queue_max=100)
     ready, stop = threading.Event(), threading.Event()
     tid = {}
@@ -189,8 +191,13 @@ def test_a_starved_writer_is_raised_until_it_catches_up(tmp_path):
         log.record(decision(), query())
         assert not log.watch(now=log.progress + 0.1)     # fresh: left alone
         assert log.watch(now=log.progress + 5.0)         # starved: raised
+        assert "event writer behind" in caplog.records[-1].getMessage()
         assert os.sched_getscheduler(tid["id"]) == os.SCHED_OTHER
         assert log.priority == "boosted" and not log.watch(now=log.progress + 10.0)
+        log.priority = "idle"   # caught up; starved again soon after: counted, not logged
+        lines = len(caplog.records)
+        assert log.watch(now=log.progress + 20.0) and len(caplog.records) == lines
+        assert log.boosts == 2
     finally:
         stop.set()
         t.join()

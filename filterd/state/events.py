@@ -185,6 +185,9 @@ class EventLog:
         self._dropped_seen = 0
         self._dropping_since: float | None = None
         self._drop_summary = (0.0, 0)
+        self.boosts = 0
+        self._boosts_logged = 0
+        self._boost_logged_at = -FAULT_SUMMARY_EVERY
         db = open_db(self.db_path)
         init_db(db)
         db.conn.close()
@@ -344,9 +347,15 @@ class EventLog:
             except (OSError, AttributeError):
                 return False
             self.priority = "boosted"
-            log.info("event writer behind under SCHED_IDLE (%d events waiting, last batch %.1f s "
-                     "ago); running it at nice %d until it catches up", depth,
-                     now - self.progress, WRITER_NICE)
+            self.boosts += 1
+            # On a busy machine this repeats every few minutes: the first time, then a count.
+            if now >= self._boost_logged_at + FAULT_SUMMARY_EVERY:
+                more = self.boosts - self._boosts_logged - 1
+                log.info("event writer behind under SCHED_IDLE (%d events waiting, last batch "
+                         "%.1f s ago); running it at nice %d until it catches up%s", depth,
+                         now - self.progress, WRITER_NICE,
+                         f" ({more} more times since the last such line)" if more > 0 else "")
+                self._boost_logged_at, self._boosts_logged = now, self.boosts
             return True
         return False
 
