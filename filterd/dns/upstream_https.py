@@ -110,9 +110,10 @@ class HttpsChannel:
                 raise UpstreamTlsError("the upstream does not speak HTTP/2 (ALPN h2)")
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             self._connecting = None
-            self.last_error = describe(exc)
-            log.warning("DNS-over-HTTPS upstream %s:%d (%s): %s", *self.address,
-                        self.tls_name, self.last_error)
+            why, self.last_error = self.last_error, describe(exc)
+            if why != self.last_error:   # once per reason, not once per query while it lasts
+                log.warning("DNS-over-HTTPS upstream %s:%d (%s): %s", *self.address,
+                            self.tls_name, self.last_error)
             self._queue.clear()
             self._fail_all(UpstreamTlsError(self.last_error))
             return
