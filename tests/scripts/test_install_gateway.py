@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -188,6 +189,49 @@ def test_refuses_bad_options() -> None:
         proc = _run([str(INSTALLER), *args], timeout=30)
         assert proc.returncode != 0, args
         assert "install-gateway:" in proc.stderr
+
+
+def _as_nobody_with(machine: str, debarch: str) -> subprocess.CompletedProcess:
+    """The installer on a machine whose `uname -m` and `dpkg --print-architecture` say these.
+    Run as nobody: were the architecture not refused, it would stop at "run as root" and
+    change nothing. Everything nobody runs is copied to a directory it can read."""
+    with tempfile.TemporaryDirectory(prefix="filterd-arch") as tmp:
+        top = Path(tmp)
+        top.chmod(0o755)
+        (top / "bin").mkdir()
+        (top / "scripts").mkdir()
+        for tool, out in (("uname", machine), ("dpkg", debarch)):
+            (top / "bin" / tool).write_text(f"#!/bin/sh\necho {out}\n")
+            (top / "bin" / tool).chmod(0o755)
+        shutil.copy2(INSTALLER, top / "scripts" / "install-gateway")
+        env = {"PATH": f"{top / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+        drop = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+                if os.geteuid() == 0 else [])
+        return subprocess.run([*drop, "/bin/bash", str(top / "scripts" / "install-gateway"),
+                               "--no-apt"], env=env, capture_output=True, text=True,
+                              timeout=30, check=False)
+
+
+@pytest.mark.parametrize(("machine", "debarch"), [
+    ("armv7l", "armhf"),    # Raspberry Pi OS 32-bit on a Pi 2/3
+    ("aarch64", "armhf"),   # 32-bit Raspberry Pi OS on a Pi 4's 64-bit kernel
+    ("armv6l", "armhf"),    # Pi Zero / 1
+    ("i686", "i386"),       # an old PC
+])
+def test_refuses_32_bit_systems(machine: str, debarch: str) -> None:
+    proc = _as_nobody_with(machine, debarch)
+    assert proc.returncode != 0
+    assert "32-bit system" in proc.stderr, proc.stderr
+    assert "Raspberry Pi OS Lite (64-bit)" in proc.stderr
+    assert f"dpkg architecture {debarch}, machine {machine}" in proc.stderr
+    assert "run as root" not in proc.stderr   # refused before anything else
+
+
+@pytest.mark.parametrize(("machine", "debarch"), [("aarch64", "arm64"), ("x86_64", "amd64")])
+def test_64_bit_systems_pass_the_architecture_check(machine: str, debarch: str) -> None:
+    proc = _as_nobody_with(machine, debarch)
+    assert "32-bit" not in proc.stderr
+    assert "run as root" in proc.stderr   # the next check: it went past the architecture
 
 
 def test_help_documents_the_options() -> None:
