@@ -145,7 +145,7 @@ class AlertDaemon:
     """`python -m filterd run` with alerts going to `smtp_port` (plain SMTP on loopback)."""
 
     def __init__(self, tmp: Path, upstream: tuple[str, int], smtp_port: int, *,
-                 hold: float = 3.0, alerts: str = ALERTS) -> None:
+                 hold: float = 2.0, alerts: str = ALERTS) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.policy_dir = tmp / "policies"

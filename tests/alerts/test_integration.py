@@ -55,7 +55,9 @@ def test_protected_query_reaches_staff_by_mail_and_webhook(running):
     started = time.monotonic()
     assert d.dig("protected.test", "127.0.0.2") == "10.0.0.1"   # the block page address
     smtp.wait(2, timeout=10)
-    assert time.monotonic() - started < 10
+    took = time.monotonic() - started
+    print(f"dig to both mails: {took:.2f} s")
+    assert took < 10
     principal = mails_to(smtp, "hieutruong@truong.test")
     teacher = mails_to(smtp, "gvcn10a@truong.test")
     assert len(principal) == 1 and len(teacher) == 1
@@ -101,7 +103,7 @@ def test_ten_queries_make_one_alert_saying_ten_attempts(running):
     for _ in range(10):
         d.dig("forbidden.test", "127.0.0.6")
     smtp.wait(len(smtp.messages) + 1, timeout=10)
-    time.sleep(4)   # longer than the hold: nothing more comes for these ten
+    time.sleep(3)   # longer than the hold: nothing more comes for these ten
     new = mails_to(smtp, "hieutruong@truong.test")[before:]
     assert len(new) == 1, [m["Subject"] for m in new]
     assert "(10 lần)" in new[0]["Subject"] and "Số lần:         10 lần" in new[0].get_content()
@@ -109,7 +111,7 @@ def test_ten_queries_make_one_alert_saying_ten_attempts(running):
     # the eleventh within ten minutes is counted into the same alert, not a new mail
     d.dig("forbidden.test", "127.0.0.6")
     d.wait_for("SELECT 1 FROM alerts WHERE client_ip = '127.0.0.6' AND attempts = 11")
-    time.sleep(4)
+    time.sleep(3)
     assert len(mails_to(smtp, "hieutruong@truong.test")[before:]) == 1
 
 
@@ -118,7 +120,7 @@ def test_staff_and_other_groups_do_not_alert(running):
     n = len(smtp.messages)
     d.dig("protected.test", "127.0.0.3")     # a teacher's laptop: not a rule's group
     d.dig("xvideos.com", "127.0.0.4")         # blocked (adult), but no rule for it
-    time.sleep(5)
+    time.sleep(3.5)
     assert len(smtp.messages) == n
 
 
@@ -135,7 +137,7 @@ def test_smtp_down_then_up_delivers_once(tmp_path, unbound):
                    " AND last_error LIKE 'cannot reach the mail server%'", timeout=20)
         smtp = SmtpSink(port).start()
         smtp.wait(1, timeout=10)
-        time.sleep(3)
+        time.sleep(2)
         assert len(smtp.messages) == 1
         assert d.query("SELECT state, last_error FROM alert_messages") == [("sent", "")]
     finally:
@@ -158,7 +160,7 @@ def test_kill9_between_query_and_delivery_still_delivers_once(tmp_path, unbound)
         smtp = SmtpSink(port).start()
         d.start()
         smtp.wait(1, timeout=15)
-        time.sleep(3)
+        time.sleep(2)
         assert len(smtp.messages) == 1
         assert "(1 lần)" in smtp.messages[0]["Subject"]
         assert d.query("SELECT state FROM alert_messages") == [("sent",)]
