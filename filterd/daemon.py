@@ -486,6 +486,8 @@ class Worker:
         self.config = config
         if self.events is not None:   # the next purge keeps the new retention
             self.events.retention_days = config.events.retention_days
+        if self.alerts is not None:   # mail server, timings and links of the new file
+            self.alerts.apply(config)
         # The old engine may hold cycles among the frozen objects: one full pass frees them,
         # then the new one is frozen in turn (a reload is rare; the pass takes milliseconds).
         gc.unfreeze()

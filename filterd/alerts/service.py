@@ -123,6 +123,15 @@ class AlertService:
                               on_due=self.deliverer.wake if self.deliverer else None)
         events.on_batch = self.sink
 
+    def apply(self, config: Any) -> None:
+        """A reload's new filterd.yaml: the mail account, timings and links change at once."""
+        self.config = config
+        self.sink.hold = config.alerts.hold_seconds
+        if self.deliverer is not None:
+            self.deliverer.email = email_channel(config)
+            self.deliverer.webhook = WebhookChannel(timeout=config.alerts.webhook_timeout)
+            self.deliverer.settings = delivery_settings(config)
+
     def rules(self) -> AlertRules:
         policy = getattr(self.engine_of(), "policy", None)
         return getattr(policy, "alerts", NO_ALERTS) if policy is not None else NO_ALERTS

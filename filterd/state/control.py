@@ -45,7 +45,7 @@ FINAL = ("ok", "refused", "failed")
 # ones are read by another part when it next runs (its own words on the settings page);
 # everything else in filterd.yaml needs the daemon restarted.
 LIVE = ("school_name", "timezone", "policy_dir", "categories_file", "http.staff_groups",
-        "http.no_intercept", "events.retention_days")
+        "http.no_intercept", "events.retention_days", "alerts.")
 OTHER = {
     "school_id": "sync", "sources_file": "lists", "sync.": "sync", "office.": "office",
     "admin.max_override_minutes": "admin", "admin.listen": "admin-restart",

@@ -195,3 +195,25 @@ def test_a_bad_rule_is_refused_on_reload_old_rules_keep_alerting_and_it_staff_he
     finally:
         (d.policy_dir / "alerts.yaml").write_text(good)
         d.proc.send_signal(signal.SIGHUP)
+
+
+def test_a_new_mail_server_in_filterd_yaml_applies_on_reload(running):
+    d, smtp, _ = running
+    other = SmtpSink().start()
+    text = d.config.read_text()
+    try:
+        d.config.write_text(text.replace(f"smtp_port: {smtp.port}", f"smtp_port: {other.port}"))
+        before = d.logtext().count("reloaded policy")
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while d.logtext().count("reloaded policy") == before:
+            assert time.monotonic() < deadline, d.logtext()[-2000:]
+            time.sleep(0.1)
+        d.dig("protected.test", "127.0.0.7")
+        other.wait(2, timeout=10)
+        assert {m["To"] for m in other.messages} == {"hieutruong@truong.test",
+                                                      "gvcn10a@truong.test"}
+    finally:
+        d.config.write_text(text)
+        d.proc.send_signal(signal.SIGHUP)
+        other.stop()
