@@ -99,7 +99,8 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--server-cpu", type=int, default=1)
     ap.add_argument("--client-cpu", type=int, default=0)
-    ap.add_argument("--servers", default="filterd,unbound,dnsmasq")
+    ap.add_argument("--servers", default="filterd,unbound,dnsmasq",
+                    help="any of filterd, filterd-pure, filterd-w2, unbound, dnsmasq")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     os.sched_setaffinity(0, {args.client_cpu})   # as run.py: off the server's core
@@ -114,17 +115,19 @@ def main() -> int:
     for si, name in enumerate(servers):
         for pi, kind in enumerate(PATHS):
             # Miss names differ per server, so no server asks the upstream what it has cached.
-            path_file(qdir / f"{name}-{kind}.txt", kind, blocked, lines, f"{name[0]}{pi}",
+            path_file(qdir / f"{name}-{kind}.txt", kind, blocked, lines, f"{name[0]}{si}{pi}",
                       seed=10 * si + pi)
     up, up_port = run.upstream_unbound(work, args.client_cpu)
     results: dict = {"names": len(blocked), "seconds": args.seconds, "rate": args.rate,
                      "load_average_at_start": os.getloadavg()}
-    classes = {"filterd": run.Filterd, "unbound": run.Unbound, "dnsmasq": run.Dnsmasq}
+    classes = {**run.FILTERD_VARIANTS, "unbound": run.Unbound, "dnsmasq": run.Dnsmasq}
     try:
         for name in servers:
             print(f"== {name}", flush=True)
-            results[name] = measure(classes[name](work, up_port, blocked, args.server_cpu),
-                                    qdir, args.seconds, args.rate, args.client_cpu)
+            server = classes[name](work, up_port, blocked, args.server_cpu)
+            results[name] = measure(server, qdir, args.seconds, args.rate, args.client_cpu)
+            if isinstance(server, run.Filterd):
+                results[name]["fastpath"] = server.fastpath()
             print(json.dumps(results[name]), flush=True)
     finally:
         up.terminate()

@@ -311,7 +311,41 @@ class Filterd(Server):
         return [sys.executable, "-m", "filterd", "run", "--config", str(self.config)]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("FILTERD_PUREPYTHON", None)
+        return env
+
+    def fastpath(self) -> str:
+        """Which DNS fast path the server said it runs (its start-up log line)."""
+        m = re.search(r"(native|pure) fast path", (self.work / "server.log").read_text())
+        return m.group(1) if m else "?"
+
+
+class FilterdPure(Filterd):
+    """filterd on its pure-Python twin (FILTERD_PUREPYTHON=1), same setup."""
+
+    name = "filterd-pure"
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "FILTERD_PUREPYTHON": "1"}
+
+
+class FilterdWorkers2(Filterd):
+    """filterd with `workers: 2`, allowed both cores (dnsperf shares the client core)."""
+
+    name = "filterd-w2"
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.cpu = f"0-{(os.cpu_count() or 2) - 1}"   # every core
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.config.write_text(self.config.read_text().replace(
+            "dns:\n", "dns:\n  workers: 2\n", 1))
+
+
+FILTERD_VARIANTS = {"filterd": Filterd, "filterd-pure": FilterdPure, "filterd-w2": FilterdWorkers2}
 
 
 def upstream_unbound(work: Path, cpu: int) -> tuple[subprocess.Popen, int]:
@@ -406,12 +440,16 @@ def table(results: dict) -> str:
             ("RSS MB", "rss_mb"), ("PSS MB", "pss_mb"),
             ("list load s (start to first answer)", "load_s"),
             ("lost across 10 reloads", "reload_lost")]
-    f, u, d = results["filterd"], results["unbound"], results["dnsmasq"]
-    lines = ["| figure | filterd | unbound | dnsmasq | filterd/unbound | filterd/dnsmasq |",
-             "|---|---:|---:|---:|---:|---:|"]
+    ours = [n for n in FILTERD_VARIANTS if n in results]
+    u, d = results["unbound"], results["dnsmasq"]
+    lines = ["| figure | " + " | ".join(ours) + " | unbound | dnsmasq | "
+             + " | ".join(f"{n}/unbound" for n in ours) + " | filterd/dnsmasq |",
+             "|---|" + "---:|" * (2 * len(ours) + 3)]
     for label, key in rows:
-        lines.append(f"| {label} | {f.get(key)} | {u.get(key)} | {d.get(key)} | "
-                     f"{ratio(f.get(key), u.get(key))} | {ratio(f.get(key), d.get(key))} |")
+        lines.append(f"| {label} | " + " | ".join(str(results[n].get(key)) for n in ours)
+                     + f" | {u.get(key)} | {d.get(key)} | "
+                     + " | ".join(ratio(results[n].get(key), u.get(key)) for n in ours)
+                     + f" | {ratio(results[ours[0]].get(key), d.get(key))} |")
     return "\n".join(lines)
 
 
@@ -422,7 +460,9 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--server-cpu", type=int, default=1)
     ap.add_argument("--client-cpu", type=int, default=0)
-    ap.add_argument("--servers", default="filterd,unbound,dnsmasq")
+    ap.add_argument("--servers", default="filterd,unbound,dnsmasq",
+                    help="any of filterd (native fast path), filterd-pure (its pure-Python "
+                    "twin), filterd-w2 (workers: 2), unbound, dnsmasq")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (lists, configs, logs; 600 MB at 5 M names)")
@@ -443,14 +483,15 @@ def main() -> int:
     results: dict = {"names": len(blocked), "real_names": real, "seconds": args.seconds,
                      "rate": args.rate, "cpus": os.cpu_count(),
                      "load_average_at_start": os.getloadavg()}
-    classes = {"filterd": Filterd, "unbound": Unbound, "dnsmasq": Dnsmasq}
+    classes = {**FILTERD_VARIANTS, "unbound": Unbound, "dnsmasq": Dnsmasq}
     try:
         for name in args.servers.split(","):
             server = classes[name](work, up_port, blocked, args.server_cpu)
             print(f"== {name}", flush=True)
             results[name] = measure(server, qdir, args.seconds, args.rate, args.client_cpu)
-            if name == "filterd":
+            if isinstance(server, Filterd):
                 results[name]["index_compile_s"] = round(server.compile_seconds, 1)
+                results[name]["fastpath"] = server.fastpath()
             print(json.dumps(results[name]), flush=True)
     finally:
         up.terminate()
@@ -459,7 +500,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()
     results["command"] = " ".join(sys.argv)
-    if all(k in results for k in classes):
+    if all(k in results for k in ("filterd", "unbound", "dnsmasq")):
         print(table(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")

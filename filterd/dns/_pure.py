@@ -29,8 +29,10 @@ from filterd.dns.wire import (
     RA,
     RD,
     TC,
+    TYPE_SOA,
     BadQuery,
     Drop,
+    Layout,
     Question,
     Rcode,
     read_name,
@@ -45,6 +47,7 @@ UDP_BATCH = 64   # datagrams per wake-up: keeps TCP and timers served under load
 OPCODE_NOTIFY = 4
 _OPT_FIXED = struct.Struct("!HHBBHH")   # type, udp size, ext rcode, version, flags, rdlen
 _U32 = struct.Struct("!I")
+_RR_FIXED = struct.Struct("!HHIH")   # type, class, ttl, rdlength
 
 
 # ---------------------------------------------------------------------------
@@ -124,6 +127,69 @@ def _parse_additional(data: bytes, pos: int) -> Any:
         # We sign nothing and verify nothing (TSIG, SIG(0)): such a query is not for us.
         raise BadQuery(Rcode.FORMERR, "additional record other than OPT")
     return parse_opt(data, start, fixed)
+
+
+# ---------------------------------------------------------------------------
+# Upstream answers
+
+
+def scan_response(data: bytes) -> Layout:
+    """Walk every record of a response; raise BadQuery(FORMERR) if it is malformed."""
+    n = len(data)
+    if n < 12:
+        raise BadQuery(Rcode.FORMERR, "response shorter than a header")
+    lay = Layout()
+    qid, flags, qd, an, ns, ar = HEADER.unpack_from(data)
+    lay.id = qid
+    lay.flags = flags
+    pos = 12
+    for _ in range(qd):
+        pos = read_name(data, pos) + 4
+        if pos > n:
+            raise BadQuery(Rcode.FORMERR, "question truncated")
+    lay.question_end = pos
+    ext_rcode = 0
+    kept = [0, 0, 0]
+    for section, count in enumerate((an, ns, ar)):
+        for _ in range(count):
+            start = pos
+            fixed = read_name(data, pos)
+            if fixed + 10 > n:
+                raise BadQuery(Rcode.FORMERR, "record truncated")
+            rtype, _rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, fixed)
+            pos = fixed + 10 + rdlen
+            if pos > n:
+                raise BadQuery(Rcode.FORMERR, "RDATA truncated")
+            if rtype == OPT and section == 2:
+                if lay.opt_start >= 0:
+                    raise BadQuery(Rcode.FORMERR, "two OPT records")
+                lay.opt_start, lay.opt_end = start, pos
+                ext_rcode = data[fixed + 4]
+                continue
+            kept[section] += 1
+            if ttl > 0x7FFFFFFF:   # RFC 2181 8: treat as zero
+                ttl = 0
+            lay.ttl_offsets.append(fixed + 4)
+            if section < 2:
+                lay.min_ttl = ttl if lay.min_ttl is None else min(lay.min_ttl, ttl)
+            if section == 1 and rtype == TYPE_SOA and rdlen >= 22:
+                minimum = _U32.unpack_from(data, pos - 4)[0]
+                neg = min(ttl, minimum)
+                lay.negative_ttl = neg if lay.negative_ttl is None else min(lay.negative_ttl, neg)
+    lay.counts = (kept[0], kept[1], kept[2])
+    lay.rcode = (ext_rcode << 4) | (flags & 0xF)
+    return lay
+
+
+
+def ttl_fields(data: bytes, lay: Layout) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The TTL offsets relative to the question's end and the TTLs (capped at 2^31 - 1)."""
+    qend = lay.question_end
+    # Tuples, not lists: the cyclic GC stops tracking a tuple of ints, so a full cache
+    # costs a full collection one object per entry instead of three.
+    offsets = tuple(o - qend for o in lay.ttl_offsets)
+    ttls = tuple(min(_U32.unpack_from(data, o)[0], 0x7FFFFFFF) for o in lay.ttl_offsets)
+    return offsets, ttls
 
 
 # ---------------------------------------------------------------------------
@@ -344,5 +410,17 @@ class UdpLoop:
         return got
 
 
-__all__ = ["IMPLEMENTATION", "AnswerMemo", "Recent", "UdpLoop", "answer",
-           "body_at", "build_opt", "opt_for", "parse_query", "render"]
+__all__ = [
+    "IMPLEMENTATION",
+    "AnswerMemo",
+    "Recent",
+    "UdpLoop",
+    "answer",
+    "body_at",
+    "build_opt",
+    "opt_for",
+    "parse_query",
+    "render",
+    "scan_response",
+    "ttl_fields",
+]

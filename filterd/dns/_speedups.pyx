@@ -12,7 +12,8 @@ it builds on aarch64 as on x86-64.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_Size
 from cpython.object cimport PyObject
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdlib cimport calloc, free
@@ -21,7 +22,7 @@ from libc.string cimport memcpy, memset
 import logging
 
 from filterd.dns.edns import Edns, EdnsFormatError
-from filterd.dns.wire import BadQuery, Drop, Question, Rcode
+from filterd.dns.wire import BadQuery, Drop, Layout, Question, Rcode
 
 IMPLEMENTATION = "native"
 UDP_BATCH = 64
@@ -48,6 +49,7 @@ cdef object NOTIMP = Rcode.NOTIMP
 cdef object BADVERS = Rcode.BADVERS
 cdef object _Question = Question
 cdef object _Edns = Edns
+cdef object _Layout = Layout
 cdef dict _edns_plain = {}    # (udp_size, do) -> Edns without options: immutable, shared
 
 
@@ -226,6 +228,113 @@ def parse_query(data):
         if edns is not None and edns.version != 0:
             raise BadQuery(BADVERS, "EDNS version not supported", q)
     return q
+
+
+# ---------------------------------------------------------------------------
+# Upstream answers
+
+cdef inline unsigned long _u32(const unsigned char* p) noexcept nogil:
+    return (<unsigned long>p[0] << 24) | (<unsigned long>p[1] << 16) | (p[2] << 8) | p[3]
+
+
+def scan_response(data):
+    """Walk every record of a response; raise BadQuery(FORMERR) if it is malformed."""
+    cdef bytes raw = data if type(data) is bytes else bytes(data)
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef Py_ssize_t pos, start, fixed, opt_start = -1, opt_end = -1
+    cdef int qd, an, ns, ar, section, count, k, rtype, rdlen, flags
+    cdef int ext_rcode = 0
+    cdef long long ttl, minimum, neg
+    cdef long long min_ttl = -1, negative_ttl = -1
+    cdef int kept[3]
+    if n < 12:
+        raise BadQuery(FORMERR, "response shorter than a header")
+    lay = _Layout()
+    flags = _u16(p + 2)
+    qd = _u16(p + 4)
+    an = _u16(p + 6)
+    ns = _u16(p + 8)
+    ar = _u16(p + 10)
+    lay.id = _u16(p)
+    lay.flags = flags
+    pos = 12
+    for k in range(qd):
+        pos = _read_name(p, n, pos) + 4
+        if pos > n:
+            raise BadQuery(FORMERR, "question truncated")
+    lay.question_end = pos
+    kept[0] = kept[1] = kept[2] = 0
+    offsets = []
+    for section in range(3):
+        count = an if section == 0 else (ns if section == 1 else ar)
+        for k in range(count):
+            start = pos
+            fixed = _read_name(p, n, pos)
+            if fixed + 10 > n:
+                raise BadQuery(FORMERR, "record truncated")
+            rtype = _u16(p + fixed)
+            ttl = _u32(p + fixed + 4)
+            rdlen = _u16(p + fixed + 8)
+            pos = fixed + 10 + rdlen
+            if pos > n:
+                raise BadQuery(FORMERR, "RDATA truncated")
+            if rtype == OPT_TYPE and section == 2:
+                if opt_start >= 0:
+                    raise BadQuery(FORMERR, "two OPT records")
+                opt_start = start
+                opt_end = pos
+                ext_rcode = p[fixed + 4]
+                continue
+            kept[section] += 1
+            if ttl > 0x7FFFFFFF:   # RFC 2181 8: treat as zero
+                ttl = 0
+            offsets.append(fixed + 4)
+            if section < 2:
+                min_ttl = ttl if min_ttl < 0 else (ttl if ttl < min_ttl else min_ttl)
+            if section == 1 and rtype == 6 and rdlen >= 22:   # SOA
+                minimum = _u32(p + pos - 4)
+                neg = ttl if ttl < minimum else minimum
+                negative_ttl = neg if negative_ttl < 0 else (
+                    neg if neg < negative_ttl else negative_ttl)
+    lay.ttl_offsets = offsets
+    lay.opt_start = opt_start
+    lay.opt_end = opt_end
+    if min_ttl >= 0:
+        lay.min_ttl = min_ttl
+    if negative_ttl >= 0:
+        lay.negative_ttl = negative_ttl
+    lay.counts = (kept[0], kept[1], kept[2])
+    lay.rcode = (ext_rcode << 4) | (flags & 0xF)
+    return lay
+
+
+def ttl_fields(data, lay):
+    """The TTL offsets relative to the question's end and the TTLs (capped at 2^31 - 1)."""
+    cdef bytes raw = data if type(data) is bytes else bytes(data)
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef Py_ssize_t qend = lay.question_end
+    cdef list where = list(lay.ttl_offsets)
+    cdef Py_ssize_t i, k = len(where), off
+    cdef unsigned long ttl
+    cdef object o, t   # objects, not inferred C integers: PyTuple_SET_ITEM steals them
+    cdef tuple offsets = PyTuple_New(k)
+    cdef tuple ttls = PyTuple_New(k)
+    for i in range(k):
+        off = where[i]
+        if off < 0 or off + 4 > n:
+            raise IndexError("TTL offset outside the message")
+        ttl = _u32(p + off)
+        if ttl > 0x7FFFFFFF:
+            ttl = 0x7FFFFFFF
+        o = off - qend
+        Py_INCREF(o)
+        PyTuple_SET_ITEM(offsets, i, o)
+        t = ttl
+        Py_INCREF(t)
+        PyTuple_SET_ITEM(ttls, i, t)
+    return offsets, ttls
 
 
 # ---------------------------------------------------------------------------

@@ -62,12 +62,8 @@ class Entry:
             data = repack_without_opt(data)
             lay = wire.scan_response(data)
         end = lay.opt_start if lay.opt_start >= 0 else len(data)
-        qend = lay.question_end
-        body = bytes(data[qend:end])
-        # Tuples, not lists: the cyclic GC stops tracking a tuple of ints, so a full cache
-        # costs a full collection one object per entry instead of three.
-        offsets = tuple(o - qend for o in lay.ttl_offsets)
-        ttls = tuple(min(_U32.unpack_from(data, o)[0], 0x7FFFFFFF) for o in lay.ttl_offsets)
+        body = bytes(data[lay.question_end:end])
+        offsets, ttls = fastpath.ttl_fields(data, lay)
         rcode = lay.rcode if lay.rcode < 16 else Rcode.SERVFAIL
         return cls((lay.flags & (AD | wire.TC | 0x0400)) | rcode, lay.counts, body, offsets, ttls)
 

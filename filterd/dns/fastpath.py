@@ -35,6 +35,8 @@ MODULE: str = _impl.__name__
 
 UDP_BATCH: int = _impl.UDP_BATCH
 parse_query = _impl.parse_query
+scan_response = _impl.scan_response
+ttl_fields = _impl.ttl_fields
 build_opt = _impl.build_opt
 opt_for = _impl.opt_for
 answer = _impl.answer

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from enum import IntEnum
 
-from filterd.dns.edns import OPT, Edns, build_opt
+from filterd.dns.edns import OPT, Edns, build_opt  # noqa: F401 - OPT: wire.OPT for callers
 from filterd.errors import FilterdError
 
 HEADER = struct.Struct("!HHHHHH")
@@ -137,13 +137,14 @@ def read_name(data: bytes, pos: int) -> int:
 
 
 def __getattr__(name: str) -> object:
-    # parse_query lives in the fast path (filterd/dns/_pure.py and its compiled twin),
-    # which imports this module: looked up on first use, then kept here.
-    if name == "parse_query":
-        from filterd.dns.fastpath import parse_query
+    # parse_query and scan_response live in the fast path (filterd/dns/_pure.py and its
+    # compiled twin), which imports this module: looked up on first use, then kept here.
+    if name in ("parse_query", "scan_response"):
+        from filterd.dns import fastpath
 
-        globals()["parse_query"] = parse_query
-        return parse_query
+        found = getattr(fastpath, name)
+        globals()[name] = found
+        return found
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -235,54 +236,6 @@ class Layout:
         self.negative_ttl: int | None = None  # min(SOA TTL, SOA MINIMUM) from the authority
         self.opt_start = -1
         self.opt_end = -1
-
-
-def scan_response(data: bytes) -> Layout:
-    """Walk every record of a response; raise BadQuery(FORMERR) if it is malformed."""
-    n = len(data)
-    if n < 12:
-        raise BadQuery(Rcode.FORMERR, "response shorter than a header")
-    lay = Layout()
-    qid, flags, qd, an, ns, ar = HEADER.unpack_from(data)
-    lay.id = qid
-    lay.flags = flags
-    pos = 12
-    for _ in range(qd):
-        pos = read_name(data, pos) + 4
-        if pos > n:
-            raise BadQuery(Rcode.FORMERR, "question truncated")
-    lay.question_end = pos
-    ext_rcode = 0
-    kept = [0, 0, 0]
-    for section, count in enumerate((an, ns, ar)):
-        for _ in range(count):
-            start = pos
-            fixed = read_name(data, pos)
-            if fixed + 10 > n:
-                raise BadQuery(Rcode.FORMERR, "record truncated")
-            rtype, _rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, fixed)
-            pos = fixed + 10 + rdlen
-            if pos > n:
-                raise BadQuery(Rcode.FORMERR, "RDATA truncated")
-            if rtype == OPT and section == 2:
-                if lay.opt_start >= 0:
-                    raise BadQuery(Rcode.FORMERR, "two OPT records")
-                lay.opt_start, lay.opt_end = start, pos
-                ext_rcode = data[fixed + 4]
-                continue
-            kept[section] += 1
-            if ttl > 0x7FFFFFFF:   # RFC 2181 8: treat as zero
-                ttl = 0
-            lay.ttl_offsets.append(fixed + 4)
-            if section < 2:
-                lay.min_ttl = ttl if lay.min_ttl is None else min(lay.min_ttl, ttl)
-            if section == 1 and rtype == TYPE_SOA and rdlen >= 22:
-                minimum = struct.unpack_from("!I", data, pos - 4)[0]
-                neg = min(ttl, minimum)
-                lay.negative_ttl = neg if lay.negative_ttl is None else min(lay.negative_ttl, neg)
-    lay.counts = (kept[0], kept[1], kept[2])
-    lay.rcode = (ext_rcode << 4) | (flags & 0xF)
-    return lay
 
 
 def question_matches(data: bytes, lay: Layout, q: Question) -> bool:
