@@ -336,6 +336,40 @@ class AnswerMemo(Recent):
     __slots__ = ()
 
 
+KIND_BLOCKED = 1   # filterd/dns/memo.py: what a memo entry's answer is
+KIND_CACHED = 2
+
+
+class Replay:
+    """`Resolver.replay`: a memo hit's answer without its ID, counted and logged like any
+    other answer; None if the client is over its rate limit (UDP: silence).
+
+    Reads the resolver's stats, rate limit, cache and event sink at each call, so
+    swapping one of them takes effect at once.
+    """
+
+    __slots__ = ("resolver",)
+
+    def __init__(self, resolver: Any) -> None:
+        self.resolver = resolver
+
+    def __call__(self, hit: tuple, client_ip: str) -> bytes | None:
+        r = self.resolver
+        stats = r.stats
+        stats["queries"] += 1
+        limit = r.rate_limit
+        if limit is not None and not limit.allow(client_ip):
+            stats["rate_limited"] += 1
+            return None   # as handle() does on UDP: silence
+        kind = hit[2]
+        if kind == KIND_BLOCKED:
+            stats["blocked"] += 1
+        elif kind == KIND_CACHED:
+            r.cache.hits += 1
+        r.events.record(hit[3], hit[4])
+        return hit[1]
+
+
 # ---------------------------------------------------------------------------
 # The UDP loop
 
@@ -414,6 +448,7 @@ __all__ = [
     "IMPLEMENTATION",
     "AnswerMemo",
     "Recent",
+    "Replay",
     "UdpLoop",
     "answer",
     "body_at",

@@ -568,6 +568,44 @@ cdef class AnswerMemo(Recent):
     """Whole UDP answers by (client address, query bytes after the ID): MemoEntry values."""
 
 
+cdef enum:
+    KIND_BLOCKED = 1   # filterd/dns/memo.py: what a memo entry's answer is
+    KIND_CACHED = 2
+
+
+cdef class Replay:
+    """`Resolver.replay`: a memo hit's answer without its ID, counted and logged like any
+    other answer; None if the client is over its rate limit (UDP: silence).
+
+    Reads the resolver's stats, rate limit, cache and event sink at each call, so
+    swapping one of them takes effect at once.
+    """
+
+    cdef public object resolver
+
+    def __init__(self, resolver):
+        self.resolver = resolver
+
+    def __call__(self, hit, client_ip):
+        return self.replay(hit, client_ip)
+
+    cdef object replay(self, tuple hit, object client_ip):
+        r = self.resolver
+        cdef dict stats = r.stats
+        stats["queries"] += 1
+        limit = r.rate_limit
+        if limit is not None and not limit.allow(client_ip):
+            stats["rate_limited"] += 1
+            return None   # as handle() does on UDP: silence
+        kind = hit[2]
+        if kind == KIND_BLOCKED:
+            stats["blocked"] += 1
+        elif kind == KIND_CACHED:
+            r.cache.hits += 1
+        r.events.record(hit[3], hit[4])
+        return hit[1]
+
+
 # ---------------------------------------------------------------------------
 # The UDP loop
 
@@ -644,6 +682,7 @@ cdef class UdpLoop:
     cdef Recent memo
     cdef object handle
     cdef object replay
+    cdef Replay _replay   # the same, when it is this module's: called without Python
     cdef object later
     cdef object failed
     cdef dict _ips
@@ -679,6 +718,7 @@ cdef class UdpLoop:
         self.memo = memo if memo is not None and memo.enabled else None
         self.handle = handle
         self.replay = replay
+        self._replay = replay if type(replay) is Replay else None
         self.later = later
         self.failed = failed if failed is not None else _log_failure
         self._ips = {}
@@ -748,7 +788,10 @@ cdef class UdpLoop:
                     hit = memo.lookup((ip, PyBytes_FromStringAndSize(<char*>buf + 2, size - 2)),
                                       now)
                     if hit is not None:
-                        tail = self.replay(hit, ip)
+                        if self._replay is not None:
+                            tail = self._replay.replay(hit, ip)
+                        else:
+                            tail = self.replay(hit, ip)
                         if tail is not None:
                             out = PyBytes_FromStringAndSize(NULL, 2 + PyBytes_GET_SIZE(tail))
                             memcpy(PyBytes_AS_STRING(out), buf, 2)

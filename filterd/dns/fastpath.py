@@ -45,6 +45,7 @@ render = _impl.render
 Recent = _impl.Recent
 AnswerMemo = _impl.AnswerMemo
 UdpLoop = _impl.UdpLoop
+Replay = _impl.Replay
 
 
 def describe() -> dict[str, str]:

@@ -35,7 +35,6 @@ from filterd.dns.memo import (
     KIND_CACHED,
     KIND_LOCAL,
     AnswerMemo,
-    MemoEntry,
     Recent,
 )
 from filterd.dns.ratelimit import RateLimiter
@@ -169,6 +168,9 @@ class Resolver:
         self.keep_ech_groups = frozenset(keep_ech_groups)
         # Whole UDP answers for repeated queries (see memo.py); never longer than a decision.
         self.memo = AnswerMemo(decision_ttl, MEMO_MAX)
+        # replay(hit, client_ip): a memo hit's answer without its ID, counted and logged;
+        # None if rate limited (part of the fast path: the UDP loop calls it natively).
+        self.replay = fastpath.Replay(self)
         self.stats = {"queries": 0, "dropped": 0, "errors": 0, "blocked": 0, "forwarded": 0,
                       "servfail": 0, "rate_limited": 0, "ech_stripped": 0, "stale": 0,
                       "prefetched": 0}
@@ -206,21 +208,6 @@ class Resolver:
         if self.decision_ttl > 0:
             self._decisions.put(key, (expires, query, decision), now)
         return query, decision, expires
-
-    def replay(self, hit: MemoEntry, client_ip: str) -> bytes | None:
-        """A memo hit: the answer without its ID, counted and logged; None if rate limited."""
-        stats = self.stats
-        stats["queries"] += 1
-        if self.rate_limit is not None and not self.rate_limit.allow(client_ip):
-            stats["rate_limited"] += 1
-            return None   # as handle() does on UDP: silence
-        kind = hit[2]
-        if kind == KIND_BLOCKED:
-            stats["blocked"] += 1
-        elif kind == KIND_CACHED:
-            self.cache.hits += 1
-        self.events.record(hit[3], hit[4])
-        return hit[1]
 
     # -- the hot path ------------------------------------------------------
 

@@ -486,3 +486,36 @@ def test_pure_twin_passes_the_dns_suite():
     tail = "\n".join(out.stdout.splitlines()[-25:])
     assert out.returncode == 0, tail + out.stderr[-2000:]
     assert " passed" in tail
+
+
+def test_replay_counts_and_logs_the_same():
+    """A memo hit through either implementation: the same counts, events and answer."""
+
+    class Limit:
+        def __init__(self):
+            self.calls = 0
+
+        def allow(self, ip):
+            self.calls += 1
+            return self.calls % 3 != 0   # every third over the limit
+
+    class Resolver:
+        def __init__(self):
+            self.stats = {"queries": 0, "blocked": 0, "rate_limited": 0}
+            self.rate_limit = Limit()
+            self.cache = type("Cache", (), {"hits": 0})()
+            self.events = type("Events", (), {"record": lambda s, d, q: self.logged.append(
+                (d, q))})()
+            self.logged = []
+
+    got = []
+    for impl in (native(), _pure):
+        r = Resolver()
+        replay = impl.Replay(r)
+        out = [replay((9.0, b"tail%d" % kind, kind, f"decision{kind}", "query"), "10.0.0.1")
+               for kind in (0, 1, 2, 1, 2, 0, 1)]
+        got.append((out, r.stats, r.cache.hits, r.logged))
+        r.rate_limit = None   # swapped on the resolver: seen at once
+        assert replay((9.0, b"t", 0, "d", "q"), "10.0.0.1") == b"t"
+    assert got[0] == got[1]
+    assert got[0][0][2] is None and got[0][1]["rate_limited"] == 2
