@@ -1,5 +1,7 @@
 import asyncio
 import inspect
+import time
+from datetime import timedelta
 
 from dnshelpers import FakeEngine, FakeUpstream, reply_a
 from dnslib import EDNS0, QTYPE, DNSQuestion, DNSRecord
@@ -142,6 +144,32 @@ def test_decisions_reused_per_client_for_a_moment():
         r.engine = engine   # a reload forgets every decision
         r.handle(pkt("blocked.test"), "10.0.0.5")
         assert len(engine.queries) == 3
+    with_resolver(t)
+
+
+def test_verdicts_and_memo_answers_never_outlive_valid_until():
+    """A verdict whose valid_until (a schedule turning, an override ending) is 0.25 s away
+    is not reused after that moment, in either implementation of the verdict table."""
+    import dataclasses
+
+    class Turning(FakeEngine):
+        def decide(self, q):
+            d = super().decide(q)
+            return dataclasses.replace(d, valid_until=q.at + timedelta(seconds=0.25))
+
+    async def t(r, up, engine, events):
+        r.engine = engine = Turning()
+        _, _, expires = r._decide("10.0.0.5", "blocked.test", 1, 100.0)
+        assert 100.2 < expires <= 100.25
+        r._decide("10.0.0.5", "blocked.test", 1, expires - 0.01)
+        assert len(engine.queries) == 1
+        r._decide("10.0.0.5", "blocked.test", 1, expires)
+        assert len(engine.queries) == 2
+        data = pkt("blocked.test")
+        r.handle(data, "10.0.0.6")
+        # Such answers are not memoised at all (their TTL counts down to the moment).
+        assert r.memo.get(("10.0.0.6", bytes(data[2:])), time.monotonic()) is None
+        assert len(r.memo) == 0
     with_resolver(t)
 
 
