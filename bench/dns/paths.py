@@ -24,6 +24,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +52,22 @@ def path_file(path: Path, kind: str, blocked: list[str], lines: int, tag: str,
     path.write_text("\n".join(out) + "\n")
 
 
+PROFILE: Path | None = None   # --profile: py-spy stacks of each filterd path go here
+
+
+def spy(server: run.Server, kind: str, seconds: float) -> subprocess.Popen | None:
+    """py-spy (the filterd process, native frames included) during one path, if asked."""
+    if PROFILE is None or not isinstance(server, run.Filterd):
+        return None
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    PROFILE.mkdir(parents=True, exist_ok=True)
+    out = PROFILE / f"{server.name}-{kind}.txt"
+    return subprocess.Popen([exe, "record", "--native", "--nonblocking", "-r", "200",
+                             "-d", str(max(1, int(seconds) - 1)), "-f", "raw", "-o", str(out),
+                             "-p", str(server.proc.pid)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def measure(server: run.Server, qdir: Path, seconds: float, rate: int,
             client_cpu: int) -> dict:
     res: dict = {}
@@ -61,10 +78,13 @@ def measure(server: run.Server, qdir: Path, seconds: float, rate: int,
         warm.write_text("".join(f"w{i}.allowed.bench A\n" for i in range(run.HOT_ALLOWED)))
         run.dnsperf(server.port, warm, 2, client_cpu, qps=2000)
         for kind in PATHS:
+            profiler = spy(server, kind, seconds)
             before = run.cpu_ticks(server.proc.pid)
             fixed = run.dnsperf(server.port, qdir / f"{server.name}-{kind}.txt", seconds,
                                 client_cpu, qps=rate, verbose=True)
             used = run.cpu_ticks(server.proc.pid) - before
+            if profiler is not None:
+                profiler.wait(30)
             res[kind] = {"cpu_us_per_query": round(used / run.TICK * 1e6
                                                    / max(1, fixed["completed"]), 1),
                          "p99_ms": fixed.get("p99_ms"), "qps": round(fixed["qps"]),
@@ -102,7 +122,13 @@ def main() -> int:
     ap.add_argument("--servers", default="filterd,unbound,dnsmasq",
                     help="any of filterd, filterd-pure, filterd-w2, unbound, dnsmasq")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="record py-spy stacks (collapsed, native frames too) of each "
+                    "filterd path into this directory; the CPU figures then include "
+                    "py-spy's sampling")
     args = ap.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     os.sched_setaffinity(0, {args.client_cpu})   # as run.py: off the server's core
 
     work = Path(tempfile.mkdtemp(prefix="filterd-paths-"))
