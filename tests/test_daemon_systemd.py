@@ -138,7 +138,7 @@ def test_notify_watchdog_reload_and_metrics(tmp_path: Path, unbound, workers: in
         up = (("upstream", f"{unbound.address[0]}:{unbound.address[1]}"),)
         assert m[("filterd_upstream_latency_seconds_count", up)] >= 1
         assert ("filterd_event_queue_depth", ()) in m
-        from filterd.dns import fastpath   # native, or pure when FILTERD_PUREPYTHON=1
+        from filterd.dns import fastpath  # native, or pure when FILTERD_PUREPYTHON=1
 
         assert m[("filterd_dns_fastpath_info",
                   (("implementation", fastpath.IMPLEMENTATION),))] == 1
