@@ -158,26 +158,16 @@ def restart(config_path: str | None, wait: float) -> None:
 
 
 def _lists_setup(config_path: str | None, data_dir: str | None,
-                 sources_file: str | None) -> tuple[Path, Path, Path | None]:
+                 sources_file: str | None) -> tuple[Path, Path, Path]:
     """(data_dir, sources_file, categories_file) from --config / the embedded defaults,
-    with --data-dir and --sources taking precedence."""
-    from filterd.lists.seed import BLOCKLISTS_DIR
+    with --data-dir and --sources taking precedence. The categories are always the
+    configured ones: --sources names another sources file, not another category map."""
+    from filterd.config import load_config
 
-    cfg = None
-    if config_path is not None or data_dir is None or sources_file is None:
-        try:
-            from filterd.config import load_config
-        except ImportError:
-            if config_path is not None:
-                raise click.ClickException("--config needs filterd.config (not installed)") \
-                    from None
-        else:
-            cfg = load_config(config_path)
-    data = Path(data_dir) if data_dir else (cfg.data_dir if cfg else Path("var"))
-    sources = Path(sources_file) if sources_file else (
-        cfg.sources_file if cfg else BLOCKLISTS_DIR / "sources.yaml")
-    categories = getattr(cfg, "categories_file", None) if cfg and not sources_file else None
-    return data, sources, categories
+    cfg = load_config(config_path)
+    data = Path(data_dir) if data_dir else cfg.data_dir
+    sources = Path(sources_file) if sources_file else cfg.sources_file
+    return data, sources, cfg.categories_file
 
 
 def _lists_updater(config_path: str | None, data_dir: str | None, sources_file: str | None):
@@ -185,8 +175,32 @@ def _lists_updater(config_path: str | None, data_dir: str | None, sources_file: 
     from filterd.lists.updater import Updater
 
     data, sources, categories = _lists_setup(config_path, data_dir, sources_file)
-    known = load_categories(categories) if categories else None
-    return Updater(data, load_sources(sources, known))
+    return Updater(data, load_sources(sources, load_categories(categories)))
+
+
+def _reload_lists(data_dir: Path, version: str | None, wait: float) -> None:
+    """Ask the running filter to load the index just compiled, and say whether it did."""
+    from filterd.state.control import request_reload
+
+    reply = request_reload(data_dir, timeout=wait)
+    o = reply.outcome
+    if reply.status == "not_running":
+        click.echo(f"the filter is not running: it uses list index {version} when it starts")
+        return
+    if reply.ok and o is not None:
+        if o.index_version == version:
+            click.echo(f"the running filter loaded list index {version} "
+                       f"(pid {o.pid}, generation {o.generation})")
+            return
+        raise click.ClickException(
+            f"the running filter reloaded but serves list index {o.index_version}, "
+            f"not {version} (another update may have run meanwhile)")
+    raise click.ClickException(f"{reply.message}; it keeps answering from list index "
+                               f"{o.index_version if o else 'it had'}")
+
+
+_reload_option = click.option("--no-reload", is_flag=True,
+                               help="Only compile; do not ask the running filter to load it.")
 
 
 _config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
@@ -222,14 +236,18 @@ def lists_group() -> None:
 @click.option("--force", is_flag=True,
               help="Recompile even if nothing changed; accept a suspicious shrink.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any source failed.")
+@_reload_option
+@_wait_option
 def lists_update(config_path: str | None, data_dir: str | None, sources_file: str | None,
-                 only: tuple[str, ...], force: bool, strict: bool) -> None:
+                 only: tuple[str, ...], force: bool, strict: bool, no_reload: bool,
+                 wait: float) -> None:
     """Fetch the list sources, compile the index and swap it in atomically.
 
     A source that fails (unreachable, truncated, corrupt, or shrinking suspiciously)
     keeps its last good data; the command says why (also on stderr) and still exits 0,
-    since the index it leaves is good and the daemon should reload it (`--strict`
-    exits 1 instead). `filterd lists status` keeps showing the error.
+    since the index it leaves is good (`--strict` exits 1 instead). `filterd lists
+    status` keeps showing the error. A new index is then loaded by the running filter,
+    and the command says whether it was (exit 1 when the filter refused it).
 
     Example: filterd lists update --config /etc/filterd/filterd.yaml
     """
@@ -247,6 +265,8 @@ def lists_update(config_path: str | None, data_dir: str | None, sources_file: st
             click.echo(f"{o.name}: {o.error} (last good data kept)", err=True)
     if report.compiled:
         click.echo(f"index compiled: version {report.index_version}")
+        if not no_reload:
+            _reload_lists(updater.dir.parent, report.index_version, wait)
     else:
         click.echo(f"index unchanged: version {report.index_version}")
     if report.failed and strict:
@@ -258,21 +278,24 @@ def lists_update(config_path: str | None, data_dir: str | None, sources_file: st
 @_data_dir_option
 @_sources_option
 @click.option("--force", is_flag=True, help="Accept a suspicious shrink.")
+@_reload_option
+@_wait_option
 @click.argument("source")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def lists_import(config_path: str | None, data_dir: str | None, sources_file: str | None,
-                 force: bool, source: str, file: str) -> None:
+                 force: bool, no_reload: bool, wait: float, source: str, file: str) -> None:
     """Use a local FILE as the data of SOURCE (for schools without a good connection).
 
-    The file is checked like a download; if good, the index is recompiled with it.
+    The file is checked like a download; if good, the index is recompiled with it and
+    the running filter asked to load it (the command says whether it did).
 
     Example: filterd lists import ut1-adult /media/usb/adult.tar.gz
     """
     from filterd.errors import FilterdError
 
     try:
-        report = _lists_updater(config_path, data_dir, sources_file).import_file(
-            source, file, force=force)
+        updater = _lists_updater(config_path, data_dir, sources_file)
+        report = updater.import_file(source, file, force=force)
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from None
     (o,) = report.outcomes
@@ -280,27 +303,35 @@ def lists_import(config_path: str | None, data_dir: str | None, sources_file: st
         raise click.ClickException(f"{o.error} (last good data kept)")
     click.echo(f"{o.name}: imported, {o.count} entries")
     click.echo(f"index compiled: version {report.index_version}")
+    if not no_reload:
+        _reload_lists(updater.dir.parent, report.index_version, wait)
 
 
 @lists_group.command("compile")
 @_config_option
 @_data_dir_option
 @_sources_option
+@_reload_option
+@_wait_option
 def lists_compile(config_path: str | None, data_dir: str | None,
-                  sources_file: str | None) -> None:
+                  sources_file: str | None, no_reload: bool, wait: float) -> None:
     """Recompile the index from the last good downloads and the seed lists (no network).
 
-    Useful after enabling or disabling a source in sources.yaml.
+    Useful after enabling or disabling a source in sources.yaml. The running filter is
+    asked to load the new index (the command says whether it did).
 
     Example: filterd lists compile --data-dir /var/lib/filterd
     """
     from filterd.errors import FilterdError
 
     try:
-        version = _lists_updater(config_path, data_dir, sources_file).compile()
+        updater = _lists_updater(config_path, data_dir, sources_file)
+        version = updater.compile()
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"index compiled: version {version}")
+    if not no_reload:
+        _reload_lists(updater.dir.parent, version, wait)
 
 
 @lists_group.command("status")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext
 
+from admin_ui.blueprints import control
 from admin_ui.security import roles_required
 from admin_ui.web import backend, log_change
 
@@ -14,7 +15,8 @@ bp = Blueprint("lists", __name__)
 @bp.route("/lists")
 @roles_required("admin", "viewer")
 def index():
-    return render_template("lists.html", status=backend().lists_status())
+    return render_template("lists.html", status=backend().lists_status(),
+                           control=control.state())
 
 
 @bp.route("/lists/update", methods=["POST"])
