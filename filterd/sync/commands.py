@@ -271,6 +271,34 @@ def office_revoke(config_path, database_url, school_id) -> None:
                f"'filterd office enrol --id {school_id} --rekey'")
 
 
+@office_group.command("settings")
+@_office_options
+@click.option("--parent-agency", help="Governing body, e.g. 'UBND thành phố Hà Nội'.")
+@click.option("--agency", help="Issuing agency, e.g. 'Sở Giáo dục và Đào tạo Hà Nội'.")
+@click.option("--symbol", help="Document symbol after the number, e.g. BC-SGDĐT.")
+@click.option("--place", help="Place in the date line, e.g. 'Hà Nội'.")
+@click.option("--signer-title", help="e.g. 'Giám đốc' or 'KT. Giám đốc / Phó Giám đốc'.")
+@click.option("--signer-name", help="The signer's full name.")
+@click.option("--recipients", help="'Kính gửi' line.")
+def office_settings_cmd(config_path, database_url, **values) -> None:
+    """Show or set what the office's reports say about it (Decree 30 header and signature).
+
+    Example: filterd office settings --agency "Sở Giáo dục và Đào tạo Hà Nội" --place "Hà Nội"
+    """
+    from filterd.sync.office.document import OfficeSettings
+
+    try:
+        storage, _ = _storage(config_path, database_url)
+        changed = {k: v.strip() for k, v in values.items() if v is not None}
+        if changed:
+            storage.set_settings(changed)
+        current = OfficeSettings.load(storage)
+    except (FilterdError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for k in OfficeSettings.FIELDS:
+        click.echo(f"{k}: {getattr(current, k)}")
+
+
 @office_group.command("user")
 @_office_options
 @click.argument("username")

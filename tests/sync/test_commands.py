@@ -157,3 +157,11 @@ def test_office_user_and_duplicate_enrolment(tmp_path):
                        ).stdout.strip()) == 24
     r = filterd("office", "enrol", "--database-url", db, "--id", "s2", check=False)
     assert r.returncode == 2 and "required to enrol" in r.stderr
+
+
+def test_office_settings_command(tmp_path):
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    out = filterd("office", "settings", "--database-url", db, "--agency",
+                  "Phòng Giáo dục và Đào tạo quận Ba Đình", "--place", "Hà Nội").stdout
+    assert "agency: Phòng Giáo dục và Đào tạo quận Ba Đình" in out and "place: Hà Nội" in out
+    assert "agency: Phòng Giáo dục" in filterd("office", "settings", "--database-url", db).stdout

@@ -26,6 +26,7 @@ VI: dict[str, str] = {
     "Bypass": "Vượt lọc",
     "List freshness": "Độ mới danh sách",
     "Yearly report": "Báo cáo năm",
+    "Reports": "Báo cáo định kỳ",
     "Schools": "Trường học",
     "Reports for": "Báo cáo ngày",
     "Reported": "Đã gửi báo cáo",
@@ -84,10 +85,73 @@ VI: dict[str, str] = {
     "All fields are required.": "Cần điền đầy đủ các trường.",
     "The office database is unavailable; please try again in a minute.":
         "Cơ sở dữ liệu của văn phòng tạm thời không truy cập được; vui lòng thử lại sau một phút.",
+    'Report':
+        'Báo cáo',
+    'Year (1 Dec – 30 Nov)':
+        'Năm (1/12 – 30/11)',
+    'Quarter':
+        'Quý',
+    'Month':
+        'Tháng',
+    'Year':
+        'Năm',
+    'Quarter or month':
+        'Quý hoặc tháng',
+    'All districts':
+        'Tất cả quận/huyện',
+    'Document number':
+        'Số văn bản',
+    'Download PDF (to sign)':
+        'Tải PDF (để ký)',
+    'Download XLSX':
+        'Tải XLSX',
+    'Print preview':
+        'Xem bản in',
+    'Issued by':
+        'Cơ quan ban hành',
+    'Office settings':
+        'Thiết lập cơ quan',
+    'Schools reporting':
+        'Số trường có báo cáo',
+    'Previous period':
+        'Lượt chặn kỳ trước',
+    "What the reports say about the office (Decree 30/2020/NĐ-CP): the agency, the document "
+    "symbol, the place and the signer.":
+        "Thông tin cơ quan in trên báo cáo (Nghị định 30/2020/NĐ-CP): cơ quan ban hành, ký hiệu "
+        "văn bản, địa danh và người ký.",
+    'Saved.':
+        'Đã lưu.',
+    'Save':
+        'Lưu',
+    'setting:parent_agency':
+        'Cơ quan chủ quản',
+    'setting:agency':
+        'Cơ quan ban hành',
+    'setting:symbol':
+        'Ký hiệu văn bản (ví dụ BC-SGDĐT)',
+    'setting:place':
+        'Địa danh',
+    'setting:signer_title':
+        'Chức vụ người ký',
+    'setting:signer_name':
+        'Họ tên người ký',
+    'setting:recipients':
+        'Kính gửi',
+}
+
+# keys that are not English text themselves
+EN: dict[str, str] = {
+    'setting:parent_agency': 'Governing body',
+    'setting:agency': 'Issuing agency',
+    'setting:symbol': 'Document symbol (e.g. BC-SGDĐT)',
+    'setting:place': 'Place',
+    'setting:signer_title': "Signer's title",
+    'setting:signer_name': "Signer's name",
+    'setting:recipients': 'Addressed to',
 }
 
 
 def translate(text: str, lang: str) -> str:
     if lang == "vi":
         return VI.get(text, text)
-    return text
+    return EN.get(text, text)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, session
 
-from filterd.sync.office import queries
+from filterd.sync.office import document, queries, render
 from filterd.sync.office.auth import login_required
 from filterd.sync.office.enrol import enrol_school
 from filterd.sync.office.i18n import translate
@@ -115,21 +116,97 @@ def lists():
                    queries.freshness(_office()["storage"], datetime.now(UTC)))
 
 
+def _period() -> document.Period:
+    today = _today()
+    kind = request.args.get("kind") or "year"
+    try:
+        year = int(request.args.get("year") or (
+            (today.year if today.month == 12 else today.year - 1) if kind == "year"
+            else today.year))
+        default_n = {"quarter": (today.month - 1) // 3 + 1, "month": today.month}.get(kind, 0)
+        n = int(request.args.get("n") or default_n)
+        return document.Period(kind, year, n)
+    except ValueError as exc:
+        abort(400, f"period: {exc}")
+
+
+_NUMBER = re.compile(r"^[0-9A-Za-z./-]{0,20}$")
+
+
+@bp.get("/report")
 @bp.get("/yearly")
 @login_required
-def yearly():
-    today = _today()
-    try:
-        year = int(request.args.get("year") or (today.year if today.month == 12
-                                                else today.year - 1))
-    except ValueError:
-        abort(400, "year: not a number")
-    if not 2000 <= year <= 9999:
-        abort(400, f"year: out of range: {year}")
-    start, end = queries.yearly_period(year)
-    return _render("yearly", f"{translate('Yearly report', g.lang)} {year}",
-                   queries.yearly(_office()["storage"], start, end), start=start, end=end,
-                   year=year, stamp=str(year))
+def report():
+    """The periodic report: a page, and the document as PDF, XLSX, CSV or printable HTML."""
+    storage = _office()["storage"]
+    period = _period()
+    district = request.args.get("district") or None
+    number = request.args.get("number", "")
+    if not _NUMBER.match(number):
+        abort(400, "number: digits, letters, '.', '/' or '-' (at most 20)")
+    data = document.build(storage, period, district)
+    settings = document.OfficeSettings.load(storage)
+    issued = _today()
+    fmt = request.args.get("format", "")
+    stamp = period.stamp + (f"-{district}" if district else "")
+    fname = f"bao-cao-{stamp}"
+    if fmt == "csv":
+        try:
+            t = data.tables[int(request.args.get("table", "0"))]
+        except (ValueError, IndexError):
+            abort(400, "no such table")
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(t.columns)
+        w.writerows([[_cell(v) for v in row] for row in t.rows])
+        if t.total:
+            w.writerow([_cell(v) for v in t.total])
+        part = _ascii(f"{fname}-{request.args.get('table', '0')}")
+        return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f"attachment; filename={part}.csv"})
+    if fmt in ("html", "pdf"):
+        html = document.render_html(data, settings, issued=issued, number=number)
+        if fmt == "html":
+            return html
+        body = render.pdf(html, engine=_office().get("pdf_engine", "weasyprint"))
+        return Response(body, mimetype="application/pdf", headers={
+            "Content-Disposition": f"attachment; filename={_ascii(fname)}.pdf"})
+    if fmt == "xlsx":
+        body = render.xlsx(data, settings, issued=issued, number=number)
+        return Response(body, mimetype="application/vnd.openxmlformats-officedocument."
+                                        "spreadsheetml.sheet", headers={
+            "Content-Disposition": f"attachment; filename={_ascii(fname)}.xlsx"})
+    if fmt:
+        abort(400, "format: csv, html, pdf or xlsx")
+    districts = sorted({s.district for s in storage.schools()})
+    return render_template("office/report.html", d=data, period=period, district=district,
+                           districts=districts, args=request.args, num=document._num,
+                           pct=document._pct, settings=settings)
+
+
+def _ascii(name: str) -> str:
+    """A file name any browser accepts in Content-Disposition."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", plain.encode("ascii", "ignore").decode()).strip("-")
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+def office_settings():
+    """What the documents say about the office: agency, number symbol, place, signer."""
+    storage = _office()["storage"]
+    saved = False
+    if request.method == "POST":
+        if session.get("role") != "admin":
+            abort(403, translate("Only administrators can do this.", g.lang))
+        values = {k: request.form.get(k, "").strip()[:200]
+                  for k in document.OfficeSettings.FIELDS}
+        storage.set_settings(values)
+        saved = True
+    return render_template("office/settings.html", s=document.OfficeSettings.load(storage),
+                           fields=document.OfficeSettings.FIELDS, saved=saved)
 
 
 @bp.route("/schools", methods=["GET", "POST"])

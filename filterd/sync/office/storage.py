@@ -90,6 +90,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " expires_at TEXT NOT NULL, used_at TEXT)",
         "UPDATE schools SET key_b64 = ''",
     ),
+    (
+        # what the office's documents say about it: agency, place, signer (document.py)
+        "CREATE TABLE office_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
 )
 
 
@@ -303,6 +307,16 @@ class Storage:
         return [School(*r) for r in self.query(
             "SELECT id, name, district, province, key_b64, enrolled_at FROM schools"
             " ORDER BY province, district, name, id")]
+
+    # settings ------------------------------------------------------------------
+    def settings(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in self.query("SELECT key, value FROM office_settings")]
+
+    def set_settings(self, values: dict[str, str]) -> None:
+        with self.transaction() as tx:
+            for k, v in values.items():
+                tx.execute("DELETE FROM office_settings WHERE key = ?", [k])
+                tx.execute("INSERT INTO office_settings (key, value) VALUES (?, ?)", [k, v])
 
     # users -----------------------------------------------------------------------
     def set_user(self, username: str, pw_hash: str, role: str) -> None:

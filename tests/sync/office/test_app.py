@@ -77,15 +77,18 @@ def test_dashboard_in_chromium(office, tmp_path, artifacts_dir):
                 assert "thcs-ba-dinh-01" in page.content() or link != "List freshness"
 
             page.goto(office.url + "/yearly?year=2026")
-            assert "due 15 December" in page.content()
+            assert "01/12/2025" in page.content()
             tables = page.locator("table")
-            assert "Ba Đình" in tables.nth(0).inner_text()   # totals per district
-            assert "thcs-cau-giay-02" in tables.nth(1).inner_text()  # every school, even silent
+            assert "Ba Đình" in tables.nth(2).inner_text()   # totals per district
+            assert "THCS thcs-cau-giay-02" in tables.nth(3).inner_text()  # every school
+            with page.expect_download() as dl:
+                page.get_by_role("link", name="Download PDF (to sign)").click()
+            assert Path(dl.value.path()).read_bytes()[:5] == b"%PDF-"
             page.screenshot(path=str(artifacts_dir / "office-yearly-en.png"), full_page=True)
             # a wide table scrolls inside its box; the page itself fits a 1280-px screen
             assert page.evaluate("document.documentElement.scrollWidth") <= 1280
             with page.expect_download() as dl:
-                page.get_by_role("link", name="Download CSV").first.click()
+                page.get_by_role("link", name="Download CSV").nth(2).click()
             assert "Ba Đình" in Path(dl.value.path()).read_text(encoding="utf-8-sig")
 
             page.get_by_role("link", name="Schools").click()

@@ -114,20 +114,26 @@ def test_yearly_report_html_and_csv_totals(loaded):
     c = loaded.app.test_client()
     login(c, "viewer1", "viewer-pass")
     html = c.get("/yearly?year=2026").get_data(as_text=True)
-    assert "15/12" in html and "2025-12-01" in html and "2026-11-30" in html
-    rows = list(csv.reader(io.StringIO(
-        c.get("/yearly?year=2026&format=csv&table=0").get_data(as_text=True).lstrip("\ufeff"))))
-    by_district = {r[1]: r for r in rows[1:]}
-    assert by_district["Ba Đình"][2] == "2" and by_district["Cầu Giấy"][2] == "1"
-    queries = int(by_district["Ba Đình"][4])
-    stored = loaded.storage.query("SELECT SUM(n) FROM report_counts")[0][0]
-    assert queries == int(stored)
-    schools = list(csv.reader(io.StringIO(
-        c.get("/yearly?year=2026&format=csv&table=1").get_data(as_text=True).lstrip("\ufeff"))))
-    per_school = {r[2]: r for r in schools[1:]}
-    assert per_school["s1"][4] == "2" and per_school["s2"][4] == "1" and per_school["s3"][4] == "0"
-    assert sum(int(per_school[s][5]) for s in ("s1", "s2", "s3")) == queries
+    assert "01/12/2025" in html and "30/11/2026" in html
+    assert c.get("/report?kind=year&year=2026").get_data(as_text=True) == html
 
+    def table(n):
+        return list(csv.reader(io.StringIO(c.get(f"/report?kind=year&year=2026&format=csv"
+                                                 f"&table={n}").get_data(as_text=True)
+                                           .lstrip("\ufeff"))))
+    # tables: 0 tiers, 1 categories, 2 districts, 3 schools; each ends with its total row
+    rows = table(2)
+    by_district = {r[2]: r for r in rows[1:-1]}
+    assert by_district["Ba Đình"][3] == "2" and by_district["Cầu Giấy"][3] == "1"
+    queries = int(by_district["Ba Đình"][6])
+    stored = loaded.storage.query("SELECT SUM(n) FROM report_counts")[0][0]
+    assert queries == int(stored) == int(rows[-1][6])
+    schools = table(3)
+    per_school = {r[1]: r for r in schools[1:-1]}
+    assert per_school["THCS s1"][4] == "2" and per_school["THCS s2"][4] == "1"
+    assert per_school["THCS s3"][4] == "0"
+    assert sum(int(r[5]) for r in schools[1:-1]) == queries == int(schools[-1][5])
+    assert int(table(0)[-1][2]) == queries
 
 def test_viewer_cannot_enrol_admin_can_and_sees_the_credential_once(loaded):
     v = loaded.app.test_client()
