@@ -85,6 +85,10 @@ ECH_STRIPPED = 4
 # RFC 8767 4: a stale answer's TTL; EDE 3 tells an EDNS client what it got.
 STALE_TTL = 30
 EDE_STALE_ANSWER = 3
+# RFC 8767 5 ("client response timer"): a name whose entry has expired is answered stale
+# after this long if the upstream has not answered yet; the query goes on and refreshes
+# the cache when the answer comes.
+STALE_ANSWER_AFTER = 1.8
 
 
 def _words_for(engine: Any) -> Words | None:
@@ -166,6 +170,9 @@ class Resolver:
         self._inflight: dict[Hashable, list[Fetched]] = {}
         # Groups whose HTTPS filterd does not filter by name: their SVCB/HTTPS keep `ech`.
         self.keep_ech_groups = frozenset(keep_ech_groups)
+        self.stale_answer_after = STALE_ANSWER_AFTER
+        self._stale_timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._late: set[Hashable] = set()   # in flight past stale_answer_after
         # Whole UDP answers for repeated queries (see memo.py); never longer than a decision.
         self.memo = AnswerMemo(decision_ttl, MEMO_MAX)
         # replay(hit, client_ip): a memo hit's answer without its ID, counted and logged;
@@ -317,10 +324,17 @@ class Resolver:
         """
         waiters = self._inflight.get(key)
         if waiters is not None:
+            if key in self._late:   # already slower than stale_answer_after: no more waiting
+                stale = self.cache.get_stale(key)
+                if stale is not None:
+                    done(stale, Stale("upstream slow"))
+                    return
             waiters.append(done)
             return
         self._inflight[key] = [done]
         self.stats["forwarded"] += 1
+        if self.cache.stale_for:
+            self._arm_stale(key)
         try:
             self.upstreams.query(q, lambda data, lay, exc: self._fetched(key, data, lay, exc))
         except Exception as exc:   # never leave the key in flight: its name would hang for good
@@ -328,9 +342,41 @@ class Resolver:
             if key in self._inflight:
                 self._fetched(key, None, None, exc)
 
+    def _arm_stale(self, key: Hashable) -> None:
+        """If `key` has an expired entry to fall back on, answer from it should the
+        upstream take longer than stale_answer_after."""
+        old = self.cache.get_stale(key)
+        if old is None or old.expires > self.cache.clock():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._stale_timers[key] = loop.call_later(self.stale_answer_after,
+                                                  self._answer_stale, key)
+
+    def _answer_stale(self, key: Hashable) -> None:
+        self._stale_timers.pop(key, None)
+        waiters = self._inflight.get(key)
+        entry = self.cache.get_stale(key)
+        if not waiters or entry is None:
+            return
+        self._late.add(key)
+        answered = waiters[:]
+        waiters.clear()   # the upstream's answer, when it comes, only fills the cache
+        for done in answered:
+            try:
+                done(entry, Stale("upstream slow"))
+            except Exception:
+                _errors.exception("answering a forwarded query failed")
+
     def _fetched(self, key: Hashable, data: bytes | None, lay: wire.Layout | None,
                  exc: BaseException | None) -> None:
         waiters = self._inflight.pop(key, ())
+        timer = self._stale_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._late.discard(key)
         entry = None
         if exc is None:
             try:

@@ -330,3 +330,32 @@ def test_ech_stripped_in_a_safe_search_rewrite_chain_too():
         cached = DNSRecord.parse(r.handle(pkt("www.google.com", "HTTPS", qid=9), "10.0.0.5"))
         assert "ech" not in https_text(cached)[0]
     with_resolver(t, reply_https)
+
+
+def test_stale_answer_when_the_upstream_is_slow_not_only_when_it_fails():
+    import time
+
+    from filterd.dns.cache import AnswerCache
+
+    clock = Clock()
+    state = {"up": True}
+
+    async def t(r, up, engine, events):
+        r.stale_answer_after = 0.1   # the pool's timeout here is 0.3 s
+        await answer(r.handle(pkt("a.test"), "10.0.0.5"))
+        state["up"] = False          # silent: the query hangs until the timeout
+        clock.t += 301
+        started = time.monotonic()
+        first, second = await asyncio.gather(answer(r.handle(pkt("a.test", qid=2), "10.0.0.5")),
+                                             answer(r.handle(pkt("a.test", qid=3), "10.0.0.6")))
+        assert time.monotonic() - started < 0.25
+        assert first.rr[0].ttl == second.rr[0].ttl == 30 and r.stats["stale"] == 2
+        late = await answer(r.handle(pkt("a.test", qid=4), "10.0.0.7"))   # joins, no wait
+        assert late.rr[0].ttl == 30 and time.monotonic() - started < 0.3
+        assert len(up.received) == 2   # one upstream query for all three
+        await asyncio.sleep(0.4)       # the upstream query timed out meanwhile
+        assert not r._inflight and not r._late and not r._stale_timers
+        state["up"] = True
+        assert (await answer(r.handle(pkt("a.test", qid=5), "10.0.0.5"))).rr[0].ttl == 300
+    with_resolver(t, lambda d, tcp: reply_a(d) if state["up"] else None,
+                  cache=AnswerCache(clock=clock, stale_for=600))
