@@ -205,6 +205,19 @@ class UpstreamSpec(tuple):
     def __repr__(self) -> str:
         return f"UpstreamSpec({self.url!r})"
 
+    # Equal to a plain (host, port) only as plain DNS; between specs the transport, the
+    # certificate name and the path count too (a reload must see "tls://" become plain).
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, UpstreamSpec):
+            return (tuple.__eq__(self, other) and self.transport == other.transport
+                    and self.tls_name == other.tls_name and self.path == other.path)
+        return self.transport == "udp" and tuple.__eq__(self, other) is True
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = tuple.__hash__
+
     @property
     def url(self) -> str:
         host = f"[{self[0]}]" if ":" in self[0] else self[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from filterd.config import REPO_ROOT, load_config, parse_endpoint
+from filterd.config import REPO_ROOT, load_config, parse_endpoint, parse_upstream
 from filterd.errors import ConfigError, ConfigErrors
 
 
@@ -195,13 +195,17 @@ def test_upstreams_plain_tls_and_https(tmp_path):
             - "https://[2606:4700:4700::1111]:8443/resolve"
     """)
     ups = load_config(p).dns.upstreams
-    assert ups == (("9.9.9.9", 53), ("9.9.9.9", 853), ("2620:fe::fe", 8853), ("1.1.1.1", 443),
-                   ("2606:4700:4700::1111", 8443))
+    assert [tuple(u) for u in ups] == [("9.9.9.9", 53), ("9.9.9.9", 853), ("2620:fe::fe", 8853),
+                                       ("1.1.1.1", 443), ("2606:4700:4700::1111", 8443)]
     assert [u.transport for u in ups] == ["udp", "tls", "tls", "https", "https"]
     assert [u.tls_name for u in ups] == [None, "dns.quad9.net", None, "cloudflare-dns.com",
                                          None]
     assert [u.path for u in ups][3:] == ["/dns-query", "/resolve"]
     assert ups[1].url == "tls://9.9.9.9:853#dns.quad9.net"
+    # A change of transport or certificate name is a change (the reload reports it).
+    assert ups[1] != parse_upstream("9.9.9.9:853")
+    assert ups[1] != parse_upstream("tls://9.9.9.9#other.example")
+    assert ups[1] == parse_upstream("tls://9.9.9.9:853#DNS.quad9.net")
 
 
 def test_bad_upstream_names_the_item_and_line(tmp_path):
