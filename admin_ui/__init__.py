@@ -16,10 +16,11 @@ from flask import Flask, g, redirect, request, session, url_for
 from flask_babel import Babel
 
 from admin_ui import i18n
-from admin_ui.accounts import get_user, password_stamp, user_count
+from admin_ui.accounts import get_user, user_count
 from admin_ui.backend import Backend
 from admin_ui.security import csrf_protect, csrf_token, load_or_create_secret
 from admin_ui.store import open_admin_db
+from filterd.state import sessions
 
 # Endpoints reachable before the first admin exists.
 _FIRST_RUN_OK = frozenset({"auth.setup", "auth.set_lang", "static"})
@@ -82,12 +83,19 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     def _load_user() -> Any:
         csrf_protect()
         g.user = None
-        uid = session.get("uid")
-        if uid is not None:
-            user = get_user(db(), uid)
-            if user is None or user.disabled or \
-                    session.get("stamp") != password_stamp(db(), uid):
-                session.clear()  # gone, disabled, or its password changed since sign-in
+        sid = session.get("sid")
+        if sid is not None:
+            # Valid only while its server-side record lives: sign-out, a password or role
+            # change and disabling the account delete it (filterd.state.sessions).
+            uid = sessions.lookup(db(), sid)
+            user = get_user(db(), uid) if uid is not None else None
+            if user is None or user.disabled:
+                if uid is not None:
+                    sessions.end(db(), sid)
+                lang = session.get("lang")
+                session.clear()
+                if lang:
+                    session["lang"] = lang
             else:
                 g.user = user
         if request.endpoint not in _FIRST_RUN_OK and user_count(db()) == 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -109,13 +108,6 @@ def get_user(db: sqlite_utils.Database, user_id: int | None) -> User | None:
     cols = [c[0] for c in cur.description]
     row = cur.fetchone()
     return _row_to_user(dict(zip(cols, row, strict=True))) if row else None
-
-
-def password_stamp(db: sqlite_utils.Database, user_id: int) -> str:
-    """A short digest of the account's password hash: sessions made before a password
-    change carry the old stamp and are ended."""
-    row = db.execute("SELECT password_hash FROM users WHERE id = ?", [user_id]).fetchone()
-    return hashlib.sha256((row[0] if row else "").encode()).hexdigest()[:16]
 
 
 def list_users(db: sqlite_utils.Database) -> list[User]:

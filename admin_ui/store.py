@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from filterd.state import sessions
 from filterd.state.db import db_path, migrate, open_db, table_exists
 
 MODULE = "admin"
@@ -55,6 +56,7 @@ def open_admin_db(data_dir: str | Path) -> sqlite_utils.Database:
     """Open the shared database and bring the admin tables up to date."""
     db = open_db(db_path(data_dir))
     migrate(db, MODULE, MIGRATIONS)
+    sessions.init(db)   # sign-ins are server-side records (filterd.state.sessions)
     return db
 
 __all__ = ["MIGRATIONS", "MODULE", "open_admin_db", "table_exists"]

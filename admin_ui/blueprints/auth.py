@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext
 
 from admin_ui import accounts, audit
@@ -10,17 +21,20 @@ from admin_ui.errors import AccountError, translated
 from admin_ui.i18n import LANGUAGES
 from admin_ui.security import ALL_ROLES, csrf_token, public, roles_required
 from admin_ui.web import backend, db, form_reason, log_change, safe_next
+from filterd.state import sessions
 
 bp = Blueprint("auth", __name__)
 
 
 def _start_session(user: accounts.User) -> None:
     lang = session.get("lang")
+    sessions.end(db(), session.get("sid"))
     session.clear()  # a fresh session on sign-in: no fixation
     if lang:
         session["lang"] = lang
-    session["uid"] = user.id
-    session["stamp"] = accounts.password_stamp(db(), user.id)
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    session["sid"] = sessions.create(db(), user.id, lifetime=lifetime,
+                                     remote=request.remote_addr or "")
     session.permanent = True
     csrf_token()
 
@@ -75,6 +89,7 @@ def login():
 @public
 def logout():
     lang = session.get("lang")
+    sessions.end(db(), session.get("sid"))   # this cookie, and every copy of it, is dead
     session.clear()
     if lang:
         session["lang"] = lang
@@ -138,6 +153,10 @@ def update_user(user_id: int):
     except AccountError as exc:
         flash(translated(exc), "error")
         return redirect(url_for("auth.users"))
+    if before != after or password:
+        # New rights or none: the account signs in again (the admin's own session too,
+        # when they changed themselves).
+        sessions.end_user(db(), user_id)
     if password:
         after["password"] = "changed"
     log_change("account.update", target=target.name, diff=audit.value_diff(before, after),
@@ -168,7 +187,8 @@ def password():
             except AccountError as exc:
                 error = translated(exc)
             else:
-                session["stamp"] = accounts.password_stamp(db(), user.id)  # stay signed in
+                # every other sign-in of this account ends; this one stays
+                sessions.end_user(db(), user.id, keep=session.get("sid"))
                 log_change("account.password", target=user.name)
                 flash(gettext("Password changed."), "ok")
                 return redirect(url_for("dashboard.index"))
