@@ -56,13 +56,17 @@ PROFILE: Path | None = None   # --profile: py-spy stacks of each filterd path go
 
 
 def spy(server: run.Server, kind: str, seconds: float) -> subprocess.Popen | None:
-    """py-spy (the filterd process, native frames included) during one path, if asked."""
+    """py-spy (the filterd process, native frames included) during one path, if asked.
+
+    --native pauses the process for each sample: the CPU figures of a profiled run
+    include that, so take them from a run without --profile.
+    """
     if PROFILE is None or not isinstance(server, run.Filterd):
         return None
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     PROFILE.mkdir(parents=True, exist_ok=True)
     out = PROFILE / f"{server.name}-{kind}.txt"
-    return subprocess.Popen([exe, "record", "--native", "--nonblocking", "-r", "200",
+    return subprocess.Popen([exe, "record", "--native", "-r", "200",
                              "-d", str(max(1, int(seconds) - 1)), "-f", "raw", "-o", str(out),
                              "-p", str(server.proc.pid)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
