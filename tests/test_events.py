@@ -240,3 +240,27 @@ def test_count_devices_records_who_stands_behind_each_count(tmp_path):
     log.purge(30, now=time.time() + 9 * 86400)
     assert db.execute("SELECT COUNT(*) FROM count_devices").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM counts").fetchone()[0] > 0
+
+
+def test_a_clock_far_in_the_future_does_not_empty_the_event_log(tmp_path):
+    """A Pi whose clock says 2036 at start-up: the purge keeps the events it has."""
+    log = EventLog(tmp_path / "f.db")
+    log.record(decision(), query())
+    log.flush()
+    assert log.purge(30, now=time.time() + 10 * 365 * 86400) == 0
+    assert len(list(recent(tmp_path / "f.db"))) == 1
+    # A real gap is still honoured: events older than retention before the newest go.
+    db = open_db(tmp_path / "f.db")
+    db.execute("UPDATE events SET ts = ts - 40 * 86400")
+    log.record(decision(name="new.test"), query("new.test"))
+    log.flush()
+    assert log.purge(30) == 1
+
+
+def test_the_purge_waits_a_day_after_the_wall_clock_jumps(tmp_path, caplog):
+    log = EventLog(tmp_path / "f.db")
+    wall, mono = time.time(), time.monotonic()
+    assert log._purge_allowed(wall, mono)                         # no jump
+    assert not log._purge_allowed(wall + 86400 * 3650, mono + 1)  # +10 years: skipped
+    assert "purge waits a day" in caplog.records[-1].getMessage()
+    assert log._purge_allowed(wall + 86400 * 3650 + 86400, mono + 86401)   # a day on

@@ -56,6 +56,9 @@ STARVED_AFTER = 1.0
 # While writing fails (disk full, read-only, locked) or events are dropped: one line when it
 # starts, one when it ends, and a summary this often in between.
 FAULT_SUMMARY_EVERY = 300.0
+# A wall-clock step larger than this (NTP after a boot without a real-time clock, or a
+# wrong time source) postpones the retention purge by a day (see EventLog._purge_allowed).
+CLOCK_JUMP = 3600.0
 # count_devices only serves the next daily reports (built each morning; a few days of
 # catch-up after an outage), so it is kept much shorter than the event log.
 DEVICE_DAYS = 8
@@ -175,6 +178,7 @@ class EventLog:
         self.on_batch: Callable[[Any, list[tuple]], None] | None = None
         self._thread: threading.Thread | None = None
         self._tid: int | None = None
+        self._clock_offset = time.time() - time.monotonic()
         self.priority = "unchanged"
         self.progress = time.monotonic()   # when the writer last finished a cycle
         # Fault state, for the log and the metrics (see _note_failure / _note_written).
@@ -252,13 +256,17 @@ class EventLog:
         self.priority = lower_priority()
         db = open_db(self.db_path)
         next_purge = 0.0
+        # Wall clock minus monotonic: it changes only when the wall clock is set (NTP, a
+        # Pi without a real-time clock). See _purge_allowed.
+        self._clock_offset = time.time() - time.monotonic()
         try:
             while not self._stop.is_set():
                 self._stop.wait(self.flush_interval)
                 try:
                     self._write(db)
                     if time.monotonic() >= next_purge:
-                        self.purge(self.retention_days, db=db)
+                        if self._purge_allowed():
+                            self.purge(self.retention_days, db=db)
                         next_purge = time.monotonic() + PURGE_EVERY
                 except Exception as exc:
                     self._note_failure(exc)
@@ -457,14 +465,35 @@ class EventLog:
 
     # -- maintenance ------------------------------------------------------------
 
+    def _purge_allowed(self, wall: float | None = None, mono: float | None = None) -> bool:
+        """False once after the wall clock jumped (by more than CLOCK_JUMP) since the last
+        check: a clock set wrong into the future would have the purge delete every event.
+        The next daily purge runs on the new clock (NTP has had a day to correct it)."""
+        wall = time.time() if wall is None else wall
+        mono = time.monotonic() if mono is None else mono
+        jumped = (wall - mono) - self._clock_offset
+        self._clock_offset = wall - mono
+        if abs(jumped) > CLOCK_JUMP:
+            log.warning("the wall clock moved %+.0f s since the last check; the daily "
+                        "retention purge waits a day (a wrong clock would delete the event "
+                        "log)", jumped)
+            return False
+        return True
+
     def purge(self, retention_days: int | None = None, *,
               db: sqlite_utils.Database | None = None, now: float | None = None) -> int:
         """Delete events and counts older than the retention; return events deleted."""
         days = retention_days if retention_days is not None else self.retention_days
-        cutoff = (now if now is not None else time.time()) - days * 86400
+        base = now if now is not None else time.time()
         own = db is None
         db = db or open_db(self.db_path)
         try:
+            # Never more than a day past the newest event: a clock far in the future at
+            # start-up (a bad real-time clock, a wrong NTP answer) must not empty the log.
+            newest = db.conn.execute("SELECT MAX(ts) FROM events").fetchone()[0]
+            if newest is not None and base > newest + 86400:
+                base = newest + 86400
+            cutoff = base - days * 86400
             with db.conn:
                 db.conn.execute("BEGIN IMMEDIATE")
                 n = db.conn.execute("DELETE FROM events WHERE ts < ?", [cutoff]).rowcount
