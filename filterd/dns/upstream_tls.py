@@ -195,6 +195,10 @@ class TlsChannel:
         if again and not self.closed:
             self._resent.update(again)
             frames = [self._sent[q] for q in again]
+            if self._writer is not None and not self._writer.is_closing():
+                for frame in frames:   # a newer connection is already up: use it
+                    self._writer.write(frame)
+                return
             self._queue.extend(frames)
             if self._connecting is None:
                 self._connecting = self.loop.create_task(self._connect())
