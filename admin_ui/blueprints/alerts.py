@@ -18,7 +18,7 @@ from admin_ui.security import roles_required
 from admin_ui.web import backend, db, lang, log_change, page_args
 from filterd.alerts.recipients import Recipient, RecipientError
 from filterd.alerts.render import Words, alert_dict
-from filterd.policy.alert_rules import NO_ALERTS, ROLE_WORDS, ROLES
+from filterd.policy.alert_rules import NO_ALERTS, ROLES
 from filterd.state import alerts as store
 
 bp = Blueprint("alerts", __name__)
@@ -52,8 +52,13 @@ def _words() -> Words:
     code = lang()
     groups = {grp.id: grp.label(code) for grp in b.groups()}
     cats = {cid: str(c.get(code) or c.get("vi") or cid) for cid, c in b.categories().items()}
+    catalog_words = None
+    if engine is not None and getattr(engine, "policy", None) is not None:
+        from filterd.words.explain import Words as CatalogWords
+
+        catalog_words = CatalogWords.for_engine(engine)
     return Words(config.school_name, config.school_id, config.timezone, "", rules, groups,
-                 cats, lang=code)
+                 cats, lang=code, words=catalog_words)
 
 
 def _visible(alert: dict[str, Any]) -> bool:
@@ -169,7 +174,7 @@ def _recipients_page(error: RecipientError | None = None, form: dict | None = No
     d = _db()
     rows = store.recipients(d)
     return render_template(
-        "alert_recipients.html", rows=rows, roles=ROLES, role_words=ROLE_WORDS,
+        "alert_recipients.html", rows=rows, roles=ROLES,
         groups=backend().groups(), error=error,
         error_text=gettext(error.message) if error else "", form=form or edit or {},
         editing=edit, mask=_mask), status
@@ -212,7 +217,7 @@ def save_recipient():
     from admin_ui import audit
 
     old = {k: before[k] for k in values} if before else None
-    log_change("alert.recipient." + ("update" if rid else "create"),
+    log_change("alert.recipient.update" if rid else "alert.recipient.create",
                target=f"{values['name']} ({values['role']})",
                diff=audit.value_diff(old, values))
     flash(gettext("Recipient saved."), "ok")

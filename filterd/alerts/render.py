@@ -16,30 +16,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from filterd.policy.alert_rules import NO_ALERTS, AlertRules
+from filterd.words import format_datetime, term
 
-WEEKDAYS_VI = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
 NAMES_SHOWN = 5
 SCHEMA_VERSION = 1
-
-HEALTH_WORDS = {
-    "upstreams": "Máy chủ DNS phía trên không trả lời",
-    "lists_stale": "Danh sách chặn lâu chưa được cập nhật",
-    "disk": "Ổ đĩa của thiết bị lọc sắp đầy",
-    "events_dropped": "Có sự kiện không ghi kịp và bị bỏ",
-    "reload_refused": "Chính sách mới bị từ chối khi nạp lại (chính sách cũ vẫn chạy)",
-    "delivery": "Không gửi được cảnh báo",
-    "test": "Thử gửi cảnh báo (filterd alerts test)",
-}
-HEALTH_WORDS_EN = {
-    "upstreams": "Upstream DNS servers do not answer",
-    "lists_stale": "The block lists have not been updated for long",
-    "disk": "The appliance's disk is nearly full",
-    "events_dropped": "Events were dropped (not written in time)",
-    "reload_refused": "A new policy was refused on reload (the old one still runs)",
-    "delivery": "Alerts could not be delivered",
-    "test": "Test alert (filterd alerts test)",
-}
-
 
 @dataclass(frozen=True)
 class Words:
@@ -50,37 +30,46 @@ class Words:
     tz: tzinfo
     admin_url: str = ""
     rules: AlertRules = NO_ALERTS
-    groups: Mapping[str, str] = field(default_factory=dict)      # id -> Vietnamese label
-    categories: Mapping[str, str] = field(default_factory=dict)  # id -> Vietnamese label
+    groups: Mapping[str, str] = field(default_factory=dict)      # id -> label (fallback)
+    categories: Mapping[str, str] = field(default_factory=dict)  # id -> label (fallback)
     lang: str = "vi"   # messages are Vietnamese; the admin page may show English
+    words: Any = None  # filterd.words.explain.Words of the running engine: the one catalog
 
     def when(self, ts: float) -> str:
-        d = datetime.fromtimestamp(ts, self.tz)
-        return f"{d:%H:%M} {WEEKDAYS_VI[d.weekday()]} {d:%d/%m/%Y}"
+        return format_datetime(ts, self.lang, self.tz, weekday=True)
 
     def local_input(self, ts: float) -> str:
         """The admin page's datetime-local form value, in the school's zone."""
         return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%dT%H:%M")
 
     def group(self, gid: str | None) -> str:
-        return self.groups.get(gid or "", "") or "Nhóm chưa xác định"
+        if self.words is not None and gid:
+            return self.words.group(gid, self.lang)
+        return self.groups.get(gid or "", "") or gid or ""
 
     def category(self, cid: str | None) -> str:
-        return self.categories.get(cid or "", "") if cid else ""
+        if not cid:
+            return ""
+        if self.words is not None:
+            return self.words.category(cid, self.lang)
+        return self.categories.get(cid, "") or cid
 
     def device(self, alert: Mapping[str, Any]) -> str:
         named = self.rules.device_name(alert.get("client_ip"), alert.get("client_mac"))
         if named:
             return named
+        en = self.lang == "en"
         if alert.get("client_mac"):
-            return (f"thiết bị chưa đặt tên (MAC {alert['client_mac']}, "
-                    f"địa chỉ {alert['client_ip']})")
-        return f"thiết bị chưa đặt tên (địa chỉ {alert.get('client_ip')})"
+            return (f"unnamed device (MAC {alert['client_mac']}, address {alert['client_ip']})"
+                    if en else f"thiết bị chưa đặt tên (MAC {alert['client_mac']}, "
+                               f"địa chỉ {alert['client_ip']})")
+        return (f"unnamed device (address {alert.get('client_ip')})" if en
+                else f"thiết bị chưa đặt tên (địa chỉ {alert.get('client_ip')})")
 
     def rule_label(self, alert: Mapping[str, Any]) -> str:
         en = self.lang == "en"
         if alert.get("kind") == "health":
-            return (HEALTH_WORDS_EN if en else HEALTH_WORDS).get(alert["rule"], alert["rule"])
+            return term("alert_problem", alert["rule"], self.lang)
         r = self.rules.by_id(alert["rule"])
         if r is not None:
             return r.label(self.lang)

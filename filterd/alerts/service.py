@@ -41,6 +41,9 @@ def words_for(config: Any, engine: Any) -> Words:
     rules: AlertRules = getattr(policy, "alerts", NO_ALERTS) if policy is not None else NO_ALERTS
     groups = {gid: g.label_vi for gid, g in (policy.groups.items() if policy else ())}
     cats = {cid: c.vi for cid, c in catalog.items()}
+    from filterd.words.explain import Words as CatalogWords
+
+    words = CatalogWords.for_engine(engine) if engine is not None else None
     a = config.alerts
     admin_url = a.admin_url
     if not admin_url:
@@ -49,7 +52,7 @@ def words_for(config: Any, engine: Any) -> Words:
         admin_url = f"http://{host}:{port}"
     return Words(school_name=config.school_name, school_id=config.school_id,
                  tz=config.timezone, admin_url=admin_url, rules=rules, groups=groups,
-                 categories=cats)
+                 categories=cats, words=words)
 
 
 def email_channel(config: Any) -> EmailChannel | None:

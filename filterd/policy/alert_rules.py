@@ -35,14 +35,9 @@ from filterd.policy.catalog import Catalog
 from filterd.yamlsrc import Problems, YList, YMap, type_name
 
 WHEN = ("protected", "category", "bypass")
-# Who receives alerts: the school's own staff, by role (the people are set on the admin page).
+# Who receives alerts: the school's own staff, by role (the people are set on the admin page;
+# the words are filterd.words' kind alert_role).
 ROLES = ("principal", "counsellor", "class_teacher", "it")
-ROLE_WORDS = {
-    "principal": ("Ban giám hiệu", "School leadership"),
-    "counsellor": ("Giáo viên tư vấn tâm lý", "Counsellor"),
-    "class_teacher": ("Giáo viên chủ nhiệm", "Class teacher"),
-    "it": ("Cán bộ phụ trách CNTT", "IT staff"),
-}
 # Categories that are an attempt to get around the filter (besides the bypass monitor).
 BYPASS_CATEGORIES = frozenset(("doh", "vpn", "redirector"))
 RULE_KEYS = ("label_vi", "label_en", "when", "categories", "groups", "to", "attempts",

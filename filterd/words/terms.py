@@ -80,6 +80,10 @@ AUDIT: _T = {
     "session.logout": ("Đăng xuất", "Signed out"),
     "alerts.save": ("Lưu cài đặt cảnh báo", "Alert settings saved"),
     "alerts.test": ("Gửi thử cảnh báo", "Test alert sent"),
+    "alert.handle": ("Đánh dấu cảnh báo đã xử lý", "Alert marked handled"),
+    "alert.recipient.create": ("Thêm người nhận cảnh báo", "Alert recipient added"),
+    "alert.recipient.update": ("Sửa người nhận cảnh báo", "Alert recipient changed"),
+    "alert.recipient.delete": ("Xoá người nhận cảnh báo", "Alert recipient removed"),
 }
 
 OUTCOME: _T = {
@@ -133,11 +137,44 @@ BUILTIN_SOURCE: _T = {   # RuleSource("builtin", name)
     "policy": ("chính sách có sẵn", "built-in policy"),
 }
 
+ALERT_ROLE: _T = {   # who receives alerts (filterd/policy/alert_rules.py ROLES)
+    "principal": ("Ban giám hiệu", "School leadership"),
+    "counsellor": ("Giáo viên tư vấn tâm lý", "Counsellor"),
+    "class_teacher": ("Giáo viên chủ nhiệm", "Class teacher"),
+    "it": ("Cán bộ phụ trách CNTT", "IT staff"),
+}
+
+ALERT_PROBLEM: _T = {   # appliance health alerts (filterd/alerts/health.py)
+    "upstreams": ("Máy chủ DNS phía trên không trả lời", "Upstream DNS servers do not answer"),
+    "lists_stale": ("Danh sách chặn lâu chưa được cập nhật",
+                    "The block lists have not been updated for long"),
+    "disk": ("Ổ đĩa của thiết bị lọc sắp đầy", "The appliance's disk is nearly full"),
+    "events_dropped": ("Có sự kiện không ghi kịp và bị bỏ",
+                       "Events were dropped (not written in time)"),
+    "reload_refused": ("Chính sách mới bị từ chối khi nạp lại (chính sách cũ vẫn chạy)",
+                       "A new policy was refused on reload (the old one still runs)"),
+    "test": ("Thử gửi cảnh báo (filterd alerts test)", "Test alert (filterd alerts test)"),
+}
+
+ALERT_DELIVERY: _T = {   # a message's state in the alert queue (filterd/state/alerts.py)
+    "pending": ("đang chờ gửi", "waiting to be sent"),
+    "sending": ("đang gửi", "being sent"),
+    "sent": ("đã gửi đến", "delivered"),
+    "failed": ("không gửi được (đã ngừng thử)", "not delivered (given up)"),
+}
+
+ALERT_CHANNEL: _T = {
+    "email": ("thư điện tử", "e-mail"),
+    "webhook": ("webhook (Zalo, Telegram…)", "webhook (Zalo, Telegram…)"),
+}
+
 KINDS: Mapping[str, _T] = MappingProxyType({
     "reason": REASON, "action": ACTION, "block_mode": BLOCK_MODE, "level": LEVEL,
     "role": ROLE, "audit": AUDIT, "outcome": OUTCOME, "review_status": REVIEW_STATUS,
     "account_state": ACCOUNT_STATE, "list_state": LIST_STATE, "list_format": LIST_FORMAT,
-    "path": PATH, "builtin_source": BUILTIN_SOURCE,
+    "path": PATH, "builtin_source": BUILTIN_SOURCE, "alert_role": ALERT_ROLE,
+    "alert_problem": ALERT_PROBLEM, "alert_delivery": ALERT_DELIVERY,
+    "alert_channel": ALERT_CHANNEL,
 })
 
 
