@@ -80,6 +80,8 @@ AUDIT: _T = {
     "session.logout": ("Đăng xuất", "Signed out"),
     "alerts.save": ("Lưu cài đặt cảnh báo", "Alert settings saved"),
     "alerts.test": ("Gửi thử cảnh báo", "Test alert sent"),
+    "filter.reload": ("Nạp lại bộ lọc", "Filter reloaded"),
+    "filter.restart": ("Khởi động lại bộ lọc", "Filter restarted"),
     "alert.handle": ("Đánh dấu cảnh báo đã xử lý", "Alert marked handled"),
     "alert.recipient.create": ("Thêm người nhận cảnh báo", "Alert recipient added"),
     "alert.recipient.update": ("Sửa người nhận cảnh báo", "Alert recipient changed"),
