@@ -185,12 +185,14 @@ class AlertDaemon:
         finally:
             db.conn.close()
 
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(REPO)}
+
     def start(self) -> AlertDaemon:
         self.log = open(self.tmp / "daemon.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "filterd", "run", "--config", str(self.config)],
-            stdout=self.log, stderr=self.log, env={**os.environ, "PYTHONPATH": str(REPO)},
-            cwd=self.tmp)
+            stdout=self.log, stderr=self.log, env=self.env(), cwd=self.tmp)
         wait_dns(("127.0.0.1", self.port), "allowed.test", timeout=60, proc=self.proc)
         return self
 

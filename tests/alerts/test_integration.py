@@ -217,3 +217,26 @@ def test_a_new_mail_server_in_filterd_yaml_applies_on_reload(running):
         d.config.write_text(text)
         d.proc.send_signal(signal.SIGHUP)
         other.stop()
+
+
+def test_filterd_alerts_test_reaches_everyone_and_status_shows_it(running):
+    import subprocess
+    import sys
+
+    d, smtp, hook = running
+    n, h = len(smtp.messages), len(hook.bodies)
+    env = d.env()
+    run = subprocess.run([sys.executable, "-m", "filterd", "alerts", "test", "--config",
+                          str(d.config)], capture_output=True, text=True, timeout=60, env=env,
+                         cwd=str(d.tmp))
+    assert run.returncode == 0, run.stderr
+    assert "queued for 5 recipient(s)" in run.stdout
+    smtp.wait(n + 4, timeout=10)      # four by e-mail, one by webhook
+    hook.wait(h + 1)
+    assert all("Thử gửi cảnh báo" in m["Subject"] for m in smtp.messages[n:])
+    assert hook.bodies[-1]["type"] == "health" and hook.bodies[-1]["alerts"][0]["rule"] == "test"
+    time.sleep(1)
+    status = subprocess.run([sys.executable, "-m", "filterd", "alerts", "status", "--config",
+                             str(d.config)], capture_output=True, text=True, timeout=60,
+                            env=env, cwd=str(d.tmp))
+    assert status.returncode == 0 and "sent" in status.stdout, status
