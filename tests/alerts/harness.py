@@ -145,7 +145,7 @@ class AlertDaemon:
     """`python -m filterd run` with alerts going to `smtp_port` (plain SMTP on loopback)."""
 
     def __init__(self, tmp: Path, upstream: tuple[str, int], smtp_port: int, *,
-                 hold: float = 2.0, alerts: str = ALERTS) -> None:
+                 hold: float = 2.0, alerts: str = ALERTS, workers: int = 1) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.policy_dir = tmp / "policies"
@@ -160,6 +160,7 @@ class AlertDaemon:
             "school_name: Trường THPT Thử Nghiệm\nappliance_ipv4: 10.0.0.1\n"
             f"dns:\n  listen: ['127.0.0.1:{self.port}']\n"
             f"  upstreams: ['{upstream[0]}:{upstream[1]}']\n  upstream_timeout: 0.5\n"
+            f"  workers: {workers}\n"
             "events:\n  flush_interval: 0.5\n"
             "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n"
             f"alerts:\n  smtp_host: 127.0.0.1\n  smtp_port: {smtp_port}\n"

@@ -124,14 +124,16 @@ def test_staff_and_other_groups_do_not_alert(running):
     assert len(smtp.messages) == n
 
 
-def test_smtp_down_then_up_delivers_once(tmp_path, unbound):
+def test_smtp_down_then_up_delivers_once_with_two_workers(tmp_path, unbound):
+    """Two DNS worker processes count into the same alert; only one of them delivers."""
     port = free_port()
-    d = AlertDaemon(tmp_path, unbound.address, port)
+    d = AlertDaemon(tmp_path, unbound.address, port, workers=2)
     d.add_recipient("Cô Lan", "principal", email="hieutruong@truong.test")
     d.start()
     smtp = None
     try:
-        d.dig("protected.test", "127.0.0.7")
+        for _ in range(10):   # dig's random source ports spread these over both workers
+            d.dig("protected.test", "127.0.0.7")
         # the mail server refuses: tried, failed, tried again with backoff
         d.wait_for("SELECT 1 FROM alert_messages WHERE tries >= 2 AND state = 'pending'"
                    " AND last_error LIKE 'cannot reach the mail server%'", timeout=20)
@@ -139,7 +141,11 @@ def test_smtp_down_then_up_delivers_once(tmp_path, unbound):
         smtp.wait(1, timeout=10)
         time.sleep(2)
         assert len(smtp.messages) == 1
+        assert "(10 lần)" in smtp.messages[0]["Subject"]
         assert d.query("SELECT state, last_error FROM alert_messages") == [("sent", "")]
+        pids = {int(line.split("[")[1].split("]")[0]) for line in d.logtext().splitlines()
+                if "filterd DNS serving" in line}
+        assert len(pids) == 2, d.logtext()[-2000:]
     finally:
         d.stop()
         if smtp:
