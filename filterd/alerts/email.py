@@ -69,7 +69,8 @@ class EmailChannel:
         m = EmailMessage()
         m["From"] = self.s.mail_from or self.s.user or f"filterd@{self.school_id}.invalid"
         m["To"] = to
-        m["Subject"] = rendered.subject
+        # A device name from the policy may hold a line break: never a header injection.
+        m["Subject"] = " ".join(rendered.subject.split())
         m["Date"] = formatdate(localtime=True)
         m["Message-ID"] = f"<{key}@{self.school_id}.filterd>"
         m["X-Filterd-Alert"] = key

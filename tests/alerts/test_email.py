@@ -155,3 +155,17 @@ def test_mail_server_down_is_temporary_refused_recipient_permanent(tmp_path):
         assert exc.value.permanent
     finally:
         sink.stop()
+
+
+def test_a_line_break_in_a_device_name_stays_in_the_subject(tmp_path):
+    sink = SmtpSink().start()
+    try:
+        ch = EmailChannel(SmtpSettings(host="127.0.0.1", port=sink.port, security="none",
+                                       mail_from="a@truong.test"), "s")
+        ch.send("b@truong.test", Rendered("Máy 1\r\nBcc: x@evil.test", "x\n", {}), "k")
+        sink.wait(1)
+        assert sink.envelopes[0][1] == ["b@truong.test"]
+        assert sink.messages[0]["Subject"] == "Máy 1 Bcc: x@evil.test"
+        assert sink.messages[0]["Bcc"] is None
+    finally:
+        sink.stop()
