@@ -76,7 +76,7 @@ def test_disk_full_dns_answers_events_counted_and_writing_resumes(tmp_path, smal
         log_start = len(d.logtext())
 
         filler = fill(small_disk)
-        load = flood(d.address, 4.0, 300, "blocked.test")
+        load = flood(d.address, 3.0, 300, "blocked.test")
         assert load.unanswered == 0 and load.rcodes == {NXDOMAIN: load.sent}, load
         d.wait_for(lambda: metric(scrape(mport), "filterd_event_log_writable") == 0,
                    "disk full not shown in the metrics")
@@ -84,7 +84,8 @@ def test_disk_full_dns_answers_events_counted_and_writing_resumes(tmp_path, smal
         text = scrape(mport)
         dropped = metric(text, "filterd_events_dropped_total")
         assert dropped >= load.sent - QUEUE - 50, (dropped, load.sent)
-        assert dashboard(d)["writable"] is False and dashboard(d)["dropped"] == dropped
+        shown = dashboard(d)   # a moment later: the count may only have grown
+        assert shown["writable"] is False and shown["dropped"] >= dropped
 
         filler.unlink()   # the school's IT frees space
         d.wait_for(lambda: metric(scrape(mport), "filterd_event_log_writable") == 1,

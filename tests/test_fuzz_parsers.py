@@ -5,7 +5,7 @@ naming the file, ListError): never another exception, which would be a crash in
 `filterd reload`, `filterd lists update` or the admin page's validation. A few of the
 policy mutants also go to the running daemon by SIGHUP: it refuses them, keeps
 serving the last good policy, and logs no traceback. Seeded (FILTERD_FUZZ_SEED),
-bounded by count and by a few seconds each (FILTERD_FUZZ_SCALE for longer runs).
+bounded by count and by a second or two each (FILTERD_FUZZ_SCALE for longer runs).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.faults import TRACEBACK
 from tests.fuzz import SCALE, SEED, mutate, mutate_text
 
 REPO = Path(__file__).resolve().parent.parent
-BUDGET = 4.0 * SCALE   # seconds per target
+BUDGET = 2.0 * SCALE   # seconds per list parser; the policy loader is bounded by count
 
 
 def policy_dir(tmp: Path, text: str) -> Path:
@@ -50,8 +50,8 @@ def test_policy_loader_mutants(tmp_path):
     good = (REPO / "policies" / "policy.yaml").read_text(encoding="utf-8")
     load_policy(policy_dir(tmp_path, good), catalog)   # the seed itself loads
     cases = refused = 0
-    end = time.monotonic() + BUDGET
-    while time.monotonic() < end and cases < 2000 * SCALE:
+    end = time.monotonic() + 4 * BUDGET   # a cap for a loaded machine; the count bounds it
+    while time.monotonic() < end and cases < 150 * SCALE:
         text = mutate_text(rng, good)
         cases += 1
         d = policy_dir(tmp_path, text)
@@ -64,7 +64,7 @@ def test_policy_loader_mutants(tmp_path):
         except Exception as exc:
             pytest.fail(f"load_policy raised {type(exc).__name__}: {exc}\n--- mutant ---\n"
                         f"{text}")
-    assert cases >= 50 and refused > 0, (cases, refused)
+    assert cases >= 20 and refused > 0, (cases, refused)
 
 
 def _ut1(files: dict[str, bytes]) -> bytes:
@@ -96,7 +96,7 @@ def test_list_parser_mutants(fmt):
     for seed in pool:
         parse(fmt, seed, category="adult")   # the seeds parse
     cases = 0
-    end = time.monotonic() + BUDGET / 2
+    end = time.monotonic() + BUDGET
     while time.monotonic() < end and cases < 3000 * SCALE:
         data = mutate(rng, rng.choice(pool), pool)
         cases += 1
@@ -110,7 +110,7 @@ def test_list_parser_mutants(fmt):
         for name in (*result.subtree, *result.exact):
             assert name == name.lower() and name.isascii() and " " not in name \
                 and 0 < len(name) <= 253 and ".." not in name, (fmt, name, data[:200])
-    assert cases >= 50
+    assert cases >= 20
 
 
 @pytest.mark.integration
