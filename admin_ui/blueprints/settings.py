@@ -8,6 +8,7 @@ daemon reloads. Without a config file (embedded defaults) the page is read-only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import tempfile
@@ -59,7 +60,8 @@ def validate_config_text(path: Path, text: str) -> Any:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         try:
-            return load_config(tmp)
+            # The candidate stands for `path`: the running config must name the real file.
+            return dataclasses.replace(load_config(tmp), source_file=path)
         except ConfigError as exc:
             raise ConfigError(exc.message, file=str(path), line=exc.line, key=exc.key) from exc
     finally:
