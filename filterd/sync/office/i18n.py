@@ -137,10 +137,69 @@ VI: dict[str, str] = {
         'Họ tên người ký',
     'setting:recipients':
         'Kính gửi',
+    'Blocked per day':
+        'Lượt chặn theo ngày',
+    'Blocked per category, against the previous period':
+        'Lượt chặn theo nhóm nội dung, so với kỳ trước (vạch mảnh)',
+    'previous period':
+        'kỳ trước',
+    'No such school.':
+        'Không có trường này.',
+    'Reporting days':
+        'Số ngày đã báo cáo',
+    'received':
+        'nhận lúc',
+    'Health':
+        'Tình trạng thiết bị',
+    'Uptime (hours)':
+        'Thời gian chạy liên tục (giờ)',
+    'No report in this period.':
+        'Không có báo cáo trong kỳ.',
+    'Feed versions':
+        'Phiên bản dữ liệu cấp từ văn phòng',
+    'Feed':
+        'Dữ liệu',
+    'Version':
+        'Phiên bản',
+    'Fetched':
+        'Nhận lúc',
+    'No feed fetched yet.':
+        'Chưa nhận dữ liệu nào.',
+    'Device coverage':
+        'Số thiết bị theo nhóm tuổi (ngày gần nhất)',
+    'fewer than k':
+        'ít hơn k thiết bị',
+    'Signing keys':
+        'Khóa ký của trường',
+    'Key':
+        'Khóa',
+    'State':
+        'Trạng thái',
+    'revoked':
+        'đã thu hồi',
+    'in use':
+        'đang dùng',
+    'Not enrolled yet: give the school its one-time code.':
+        'Chưa đăng ký khóa: hãy trao cho trường mã đăng ký dùng một lần.',
+    'feed:protected':
+        'Danh sách bảo vệ',
+    'feed:deny':
+        'Bổ sung danh sách chặn',
+    'feed:allow':
+        'Bổ sung danh sách cho phép',
+    'feed:education':
+        'Trang giáo dục',
+    'feed:notices':
+        'Thông báo',
 }
 
 # keys that are not English text themselves
 EN: dict[str, str] = {
+    'feed:protected': 'Protected list',
+    'feed:deny': 'Deny additions',
+    'feed:allow': 'Allow additions',
+    'feed:education': 'Education sites',
+    'feed:notices': 'Notices',
     'setting:parent_agency': 'Governing body',
     'setting:agency': 'Issuing agency',
     'setting:symbol': 'Document symbol (e.g. BC-SGDĐT)',

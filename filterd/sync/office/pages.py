@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, session
 
-from filterd.sync.office import document, queries, render
+from filterd.sync.office import charts, document, queries, render, words
 from filterd.sync.office.auth import login_required
 from filterd.sync.office.enrol import enrol_school
 from filterd.sync.office.i18n import translate
@@ -54,7 +54,41 @@ def _cell(value):
     return value
 
 
+_WORD_COLUMNS = {"Category": words.category, "Age group": words.tier}
+_TIME_COLUMNS = ("Received at", "List updated", "Enrolled")
+
+
+def _local(value):
+    """An ISO UTC time as the office reads it: its own zone, day/month/year."""
+    if not isinstance(value, str) or not value.endswith("Z"):
+        return value
+    try:
+        t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return value
+    return t.astimezone(_office()["tz"]).strftime("%d/%m/%Y %H:%M")
+
+
+def _in_words(tables: list[queries.Table]) -> list[queries.Table]:
+    """Category and tier ids become words, times the office's zone (pages and CSV alike)."""
+    for t in tables:
+        for i, col in enumerate(t.columns):
+            if col in _WORD_COLUMNS:
+                fn = _WORD_COLUMNS[col]
+                for row in t.rows:
+                    row[i] = fn(row[i], g.lang)
+            elif col in _TIME_COLUMNS:
+                for row in t.rows:
+                    row[i] = _local(row[i])
+            elif col == "Day":
+                for row in t.rows:
+                    if isinstance(row[i], str) and len(row[i]) == 10:
+                        row[i] = f"{row[i][8:10]}/{row[i][5:7]}/{row[i][:4]}"
+    return tables
+
+
 def _render(name: str, title: str, tables: list[queries.Table], **extra):
+    tables = _in_words(tables)
     if request.args.get("format") == "csv":
         try:
             table = tables[int(request.args.get("table", "0"))]
@@ -86,9 +120,48 @@ def today():
 def blocks():
     start, end = _range()
     district = request.args.get("district") or None
+    st = _office()["storage"]
+    extra = {}
+    if request.args.get("format") != "csv":
+        # the same length of time just before: the trend the office asks about
+        length = end - start
+        p_end = start - timedelta(days=1)
+        p_start = p_end - length
+        now_ = queries.blocks_by_category(st, start, end, district)
+        prev = queries.blocks_by_category(st, p_start, p_end, district)
+        cats = sorted(set(now_) | set(prev), key=lambda c: (-now_.get(c, 0), c))
+        label = {c: words.category(c, g.lang) for c in cats}
+        per_day = queries.blocks_per_day(st, start, end, district)
+        extra = {
+            "chart_days": charts.columns(
+                [(f"{d[8:10]}/{d[5:7]}", n) for d, n in per_day],
+                title=translate("Blocked per day", g.lang)),
+            "chart_categories": charts.bars(
+                [(label[c], now_.get(c, 0)) for c in cats[:12]],
+                previous={label[c]: prev.get(c, 0) for c in cats[:12]},
+                title=translate("Blocked per category, against the previous period", g.lang)),
+            "trend": {"now": sum(now_.values()), "prev": sum(prev.values()),
+                      "p_start": p_start, "p_end": p_end},
+        }
     return _render("blocks", translate("Blocks", g.lang),
-                   queries.blocks(_office()["storage"], start, end, district),
-                   start=start, end=end, stamp=f"{start}_{end}")
+                   queries.blocks(st, start, end, district),
+                   start=start, end=end, stamp=f"{start}_{end}", district=district,
+                   districts=sorted({s.district for s in st.schools()}), **extra)
+
+
+@bp.get("/school/<school_id>")
+@login_required
+def school(school_id: str):
+    st = _office()["storage"]
+    s = st.school(school_id)
+    if s is None:
+        abort(404, translate("No such school.", g.lang))
+    start, end = _range()
+    detail = queries.school_detail(st, school_id, start, end)
+    keys = st.keys(school_id)
+    return render_template("office/school.html", s=s, d=detail, start=start, end=end,
+                           keys=keys, local=_local, tier=lambda gid: words.tier(gid, g.lang),
+                           args=request.args)
 
 
 @bp.get("/top")

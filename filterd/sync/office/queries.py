@@ -151,3 +151,53 @@ def yearly(st: Storage, start: date, end: date) -> list[Table]:
                                          *categories])
     dist.rows = [[prov, d, *nums] for (prov, d), nums in sorted(districts.items())]
     return [dist, schools]
+
+
+def blocks_per_day(st: Storage, start: date, end: date, district: str | None = None
+                   ) -> list[tuple[str, int]]:
+    """Blocked queries per day over [start, end], every day present (0 when none)."""
+    where, params = "c.action = 'block' AND c.day >= ? AND c.day <= ?", [start.isoformat(),
+                                                                         end.isoformat()]
+    if district:
+        where += " AND s.district = ?"
+        params.append(district)
+    got = {d: int(n) for d, n in st.query(
+        "SELECT c.day, SUM(c.n) FROM report_counts c JOIN schools s ON s.id = c.school_id"
+        f" WHERE {where} GROUP BY c.day", params)}
+    out, d = [], start
+    while d <= end:
+        out.append((d.isoformat(), got.get(d.isoformat(), 0)))
+        d += timedelta(days=1)
+    return out
+
+
+def blocks_by_category(st: Storage, start: date, end: date, district: str | None = None
+                       ) -> dict[str, int]:
+    where, params = "c.action = 'block' AND c.day >= ? AND c.day <= ?", [start.isoformat(),
+                                                                         end.isoformat()]
+    if district:
+        where += " AND s.district = ?"
+        params.append(district)
+    return {c: int(n) for c, n in st.query(
+        "SELECT c.category, SUM(c.n) FROM report_counts c JOIN schools s ON s.id = c.school_id"
+        f" WHERE {where} GROUP BY c.category", params)}
+
+
+def school_detail(st: Storage, school_id: str, start: date, end: date) -> dict[str, Any]:
+    """One school: reporting days, health and versions of its latest report, device coverage
+    (devices per tier on its latest day, as k-anonymously reported), feed versions."""
+    p = [school_id, start.isoformat(), end.isoformat()]
+    reports = st.query(
+        "SELECT day, received_at, app_version, list_version, list_updated_at, uptime_s,"
+        " events_dropped, upstream_failures FROM reports WHERE school_id = ? AND day >= ?"
+        " AND day <= ? ORDER BY day DESC", p)
+    latest = reports[0] if reports else None
+    devices = st.query("SELECT grp, devices, below_k FROM report_devices WHERE school_id = ?"
+                       " AND day = ? ORDER BY grp", [school_id, latest[0]]) if latest else []
+    try:
+        feeds = st.query("SELECT kind, version, pulled_at FROM feed_pulls WHERE school_id = ?"
+                         " ORDER BY kind", [school_id])
+    except Exception:   # the feeds part (issue 16) not installed on this office
+        feeds = []
+    return {"reports": reports, "latest": latest, "devices": devices, "feeds": feeds,
+            "days": len(reports), "period_days": (end - start).days + 1}

@@ -93,7 +93,8 @@ def test_blocks_by_district_match_the_stored_counts(loaded):
     assert {r[1] for r in rows[1:]} == {"Ba Đình"}
     per_day = c.get("/blocks?from=2026-11-01&to=2026-11-30&format=csv&table=1").get_data(
         as_text=True)
-    assert "2026-11-20" in per_day and "2026-11-21" in per_day
+    assert "20/11/2026" in per_day and "21/11/2026" in per_day   # in words and local dates
+    assert "Nội dung người lớn" in per_day and ",adult," not in per_day
 
 
 def test_top_bypass_lists_and_english(loaded):
@@ -101,11 +102,11 @@ def test_top_bypass_lists_and_english(loaded):
     login(c, "viewer1", "viewer-pass")
     c.get("/lang/en")
     html = c.get("/top?from=2026-11-01&to=2026-11-30").get_data(as_text=True)
-    assert "Top categories" in html and "adult" in html
+    assert "Top categories" in html and "Adult content" in html
     names = c.get("/top?from=2026-11-01&to=2026-11-30&format=csv&table=1").get_data(as_text=True)
     assert ".adult.example" in names
     bypass = c.get("/bypass?from=2026-11-01&to=2026-11-30&format=csv").get_data(as_text=True)
-    assert "2026-11-20" in bypass
+    assert "20/11/2026" in bypass
     lists = c.get("/lists?format=csv").get_data(as_text=True)
     assert "never" in lists and "2026-11-21" in lists
 
