@@ -139,7 +139,8 @@ GET_MATRIX = {
 
 POST_ADMIN_ONLY = ("/groups/thcs", "/policies/groups.yaml", "/lists/update", "/settings", "/users",
                    "/users/1", "/reviews/1/approve", "/alerts/recipients",
-                   "/alerts/recipients/1/delete", "/control/reload", "/control/restart")
+                   "/alerts/recipients/1/delete", "/control/reload", "/control/restart",
+                   "/alerts/test")
 
 
 def test_get_routes_by_role(as_role):

@@ -122,3 +122,18 @@ def test_only_admins_manage_recipients_and_viewers_only_read(as_role, alerts_db)
     assert "Đánh dấu đã xử lý" not in c.get(f"/alerts/{aid}").get_data(as_text=True)
     assert post(c, f"/alerts/{aid}/handle", note="x").status_code == 403
     assert c.get("/alerts/999").status_code == 404
+
+
+def test_send_a_test_alert_from_the_page(as_role, alerts_db):
+    c = as_role("admin")
+    assert post(c, "/alerts/test").status_code == 302          # nobody yet: nothing queued
+    assert store.list_alerts(alerts_db) == []
+    post(c, "/alerts/recipients", name="Cô Lan", role="principal", email="lan@truong.vn",
+         enabled="1")
+    r = post(c, "/alerts/test")
+    assert r.status_code == 302 and "/alerts" in r.headers["Location"]
+    (a,) = store.list_alerts(alerts_db)
+    assert (a["kind"], a["rule"], a["state"]) == ("health", "test", "due")
+    assert alerts_db.conn.execute("SELECT COUNT(*) FROM audit WHERE action = 'alerts.test'"
+                                  ).fetchone()[0] == 1
+    assert "Thử gửi cảnh báo" in c.get("/alerts?view=all").get_data(as_text=True)
