@@ -17,6 +17,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from filterd.dns.edns import DO_BIT, OPT, OUR_UDP_SIZE, EdnsFormatError, parse_opt
@@ -398,6 +399,10 @@ class UdpLoop:
         self.replay = replay
         self.later = later
         self.failed = failed if failed is not None else _log_failure
+
+    def readable(self) -> None:
+        """The event loop's reader callback: drain with one clock read for the batch."""
+        self.drain(monotonic())
 
     def drain(self, now: float) -> int:
         """Read up to UDP_BATCH datagrams (one clock read for the batch); the count read."""

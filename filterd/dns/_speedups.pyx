@@ -651,6 +651,14 @@ cdef extern from "<netinet/in.h>" nogil:
     unsigned short ntohs(unsigned short)
     unsigned int ntohl(unsigned int)
 
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk_id, timespec* tp)
+    int CLOCK_MONOTONIC
+
 cdef extern from "<netdb.h>" nogil:
     int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostlen,
                     char* serv, socklen_t servlen, int flags)
@@ -750,6 +758,13 @@ cdef class UdpLoop:
             v6 = <sockaddr_in6*>sa
             return (ip, ntohs(v6.sin6_port), ntohl(v6.sin6_flowinfo), v6.sin6_scope_id)
         return (ip, ntohs((<sockaddr_in*>sa).sin_port))
+
+    def readable(self):
+        """The event loop's reader callback: drain with one clock read for the batch
+        (CLOCK_MONOTONIC, the clock of time.monotonic())."""
+        cdef timespec ts
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        self.drain(ts.tv_sec + ts.tv_nsec * 1e-9)
 
     def drain(self, double now):
         """Read up to UDP_BATCH datagrams (one clock read for the batch); the count read."""

@@ -477,11 +477,12 @@ DAEMON_ON_THE_TWIN = ("not test_fastpath.py and (not test_daemon.py "
 
 @pytest.mark.skipif(FORCED_PURE, reason="this run is the twin's")
 def test_pure_twin_passes_the_dns_suite():
-    """Every DNS test again with FILTERD_PUREPYTHON=1 (CI runs both implementations)."""
+    """Every DNS test again with FILTERD_PUREPYTHON=1 (CI runs both implementations): the
+    DNS suite, the daemon's DNS listener fuzz and the daemon tests of the query path."""
     env = {**os.environ, "FILTERD_PUREPYTHON": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/dns",
-         "tests/test_daemon.py", "-k", DAEMON_ON_THE_TWIN],
+         "tests/test_fuzz_daemon.py", "tests/test_daemon.py", "-k", DAEMON_ON_THE_TWIN],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     tail = "\n".join(out.stdout.splitlines()[-25:])
     assert out.returncode == 0, tail + out.stderr[-2000:]
@@ -519,3 +520,31 @@ def test_replay_counts_and_logs_the_same():
         assert replay((9.0, b"t", 0, "d", "q"), "10.0.0.1") == b"t"
     assert got[0] == got[1]
     assert got[0][0][2] is None and got[0][1]["rate_limited"] == 2
+
+
+def test_readable_reads_the_clock_the_memo_is_kept_in():
+    """readable() (the event loop's callback) drains with time.monotonic()'s clock: an
+    entry alive now is answered, one that just expired is not."""
+    for impl in (native(), _pure):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(2)
+        memo = impl.AnswerMemo(60.0, 100)
+        handled = []
+        loop = impl.UdpLoop(sock, memo, lambda d, ip, tcp, seen=handled: seen.append(d),
+                            lambda h, ip: h[1], None)
+        alive = hdr(qid=1) + b"\x01a\x00\x00\x01\x00\x01"
+        dead = hdr(qid=2) + b"\x01b\x00\x00\x01\x00\x01"
+        now = time.monotonic()
+        memo.put(("127.0.0.1", alive[2:]), (now + 30, b"ALIVE", 0, None, None), now)
+        memo.put(("127.0.0.1", dead[2:]), (now - 0.001, b"DEAD", 0, None, None), now)
+        client.sendto(alive, sock.getsockname())
+        client.sendto(dead, sock.getsockname())
+        loop.readable()
+        assert client.recv(100) == alive[:2] + b"ALIVE"
+        assert handled == [dead]   # expired: handed on, not answered from the memo
+        sock.close()
+        client.close()
