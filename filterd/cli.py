@@ -516,8 +516,8 @@ def validate(path: str | None, config_path: str | None) -> None:
     groups = [g for g in pol.groups.values() if not g.abstract]
     click.echo(f"OK: {len(pol.files)} file(s), {len(groups)} groups, "
                f"{len(pol.schedules)} schedules, {len(pol.clients.rules)} client entries, "
-               f"{len(pol.education)} education entries, {len(pol.protected)} protected entries; "
-               f"unknown clients -> {pol.default_group}")
+               f"{len(pol.education)} education entries, {len(pol.protected)} protected entries, "
+               f"{len(pol.alerts.rules)} alert rules; unknown clients -> {pol.default_group}")
 
 
 @policy.command("show")
