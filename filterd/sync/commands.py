@@ -191,7 +191,10 @@ def _storage(config_path: str | None, database_url: str | None):
               help="Mark session cookies Secure (behind an HTTPS reverse proxy).")
 @click.option("--k", "k", type=int, default=5, show_default=True,
               help="The office's k: reports built with a smaller one are refused (>= 3).")
-def office_serve(config_path, database_url, listen, tz, https_cookies, k) -> None:
+@click.option("--pdf-engine", type=click.Choice(["auto", "chromium", "weasyprint"]),
+              default="auto", show_default=True,
+              help="What prints the reports: auto = chromium when installed, else weasyprint.")
+def office_serve(config_path, database_url, listen, tz, https_cookies, k, pdf_engine) -> None:
     """Serve the receiver (uploads API and dashboard) with waitress, in the foreground.
 
     Put it behind an HTTPS reverse proxy; appliances refuse plain http except on loopback.
@@ -212,7 +215,7 @@ def office_serve(config_path, database_url, listen, tz, https_cookies, k) -> Non
             host, port = host.strip("[]") or "127.0.0.1", int(p)
         app = create_app(storage, secret=secret_key(data_dir / "office_secret"),
                          timezone=ZoneInfo(tz), https=https_cookies, data_dir=data_dir,
-                         limits=limits)
+                         limits=limits, pdf_engine=pdf_engine)
     except (FilterdError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"office receiver on http://{host}:{port}/ ({storage.backend})", err=True)

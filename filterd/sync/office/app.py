@@ -33,7 +33,7 @@ def secret_key(path: Path) -> bytes:
 
 def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = None,
                limits: Limits | None = None, https: bool = False,
-               data_dir: Path | None = None) -> Flask:
+               data_dir: Path | None = None, pdf_engine: str = "auto") -> Flask:
     from filterd.sync.office import api, auth, pages
 
     app = Flask(__name__)
@@ -43,7 +43,8 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
     app.extensions["office"] = {"storage": storage,
                                 "tz": timezone or ZoneInfo("Asia/Ho_Chi_Minh"),
                                 "limits": limits or Limits(),
-                                "data_dir": Path(data_dir) if data_dir else None}
+                                "data_dir": Path(data_dir) if data_dir else None,
+                                "pdf_engine": pdf_engine}
     storage.migrate()
 
     @app.before_request

@@ -241,7 +241,7 @@ def report():
         html = document.render_html(data, settings, issued=issued, number=number)
         if fmt == "html":
             return html
-        body = render.pdf(html, engine=_office().get("pdf_engine", "weasyprint"))
+        body = render.pdf(html, engine=_office().get("pdf_engine", "auto"))
         return Response(body, mimetype="application/pdf", headers={
             "Content-Disposition": f"attachment; filename={_ascii(fname)}.pdf"})
     if fmt == "xlsx":

@@ -164,3 +164,25 @@ def test_monthly_and_quarterly_and_bad_periods(loaded):
     assert c.get("/report?format=doc").status_code == 400
     only = _csv(c, 3, "kind=year&year=2026&district=C%E1%BA%A7u+Gi%E1%BA%A5y")
     assert [r[2] for r in only[1:-1]] == ["Cầu Giấy"]
+
+
+def test_weasyprint_prints_the_same_document():
+    """The fallback engine (no browser on the server): same header, landscape appendix."""
+    from filterd.sync.office import render
+
+    data = document.ReportData(document.Period("month", 2026, 11), 1, 1, 30, 100, 10, 0, 8, [
+        document.Table("Bảng", ["STT", "Nhóm nội dung", "Lượt bị chặn"],
+                       [[1, words.category("adult"), 10]], ["", "Tổng cộng", 10]),
+        document.Table("Rộng", ["STT", "Tên trường", "Lượt bị chặn"],
+                       [[1, "Trường A", 10]], ["", "Tổng cộng", 10], wide=True)])
+    html = document.render_html_standalone(data, document.OfficeSettings(),
+                                           issued=date(2026, 12, 1))
+    out = render.pdf(html, engine="weasyprint")
+    text = subprocess.run(["pdftotext", "-", "-"], input=out, capture_output=True,
+                          check=True).stdout.decode()
+    assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in text and "Nội dung người lớn" in text
+    assert "tháng 11 năm 2026" in text and "PHỤ LỤC 1" in text
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "9", "-"], input=out,
+                          capture_output=True, check=True).stdout.decode()
+    sizes = re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+)", info)
+    assert any(float(w) > float(h) for w, h in sizes)   # the appendix is landscape
