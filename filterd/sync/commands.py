@@ -302,6 +302,72 @@ def office_settings_cmd(config_path, database_url, **values) -> None:
         click.echo(f"{k}: {getattr(current, k)}")
 
 
+@office_group.group("token")
+def office_token() -> None:
+    """Tokens for the read-only export API (docs/export-api.md).
+
+    Example: filterd office token create --name "Sở KH&CN Hà Nội"
+    """
+
+
+@office_token.command("create")
+@_office_options
+@click.option("--name", required=True, help="Who uses it (one token per name).")
+def office_token_create(config_path, database_url, name) -> None:
+    """Make a token and print it once (the office keeps only its SHA-256).
+
+    Example: filterd office token create --name "Sở KH&CN Hà Nội"
+    """
+    from filterd.sync.office.export import create_token
+
+    try:
+        storage, _ = _storage(config_path, database_url)
+        click.echo(create_token(storage, name))
+    except (FilterdError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"# export API token for {name}: shown once; send it as "
+               "'Authorization: Bearer <token>'", err=True)
+
+
+@office_token.command("revoke")
+@_office_options
+@click.option("--name", required=True)
+def office_token_revoke(config_path, database_url, name) -> None:
+    """Refuse the named token from now on.
+
+    Example: filterd office token revoke --name "Sở KH&CN Hà Nội"
+    """
+    from filterd.sync.office.export import revoke_token
+
+    try:
+        storage, _ = _storage(config_path, database_url)
+        n = revoke_token(storage, name)
+    except (FilterdError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not n:
+        raise click.ClickException(f"no token in use named {name!r}")
+    click.echo(f"revoked the token of {name}")
+
+
+@office_token.command("list")
+@_office_options
+def office_token_list(config_path, database_url) -> None:
+    """Every token's name, creation, revocation and last use (never the token).
+
+    Example: filterd office token list
+    """
+    from filterd.sync.office.export import list_tokens
+
+    try:
+        storage, _ = _storage(config_path, database_url)
+        rows = list_tokens(storage)
+    except (FilterdError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, created, revoked, used in rows:
+        click.echo(f"{name}\tcreated {created}\t"
+                   f"{'revoked ' + revoked if revoked else 'in use'}\tlast used {used or '-'}")
+
+
 @office_group.command("user")
 @_office_options
 @click.argument("username")

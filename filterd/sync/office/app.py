@@ -34,7 +34,7 @@ def secret_key(path: Path) -> bytes:
 def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = None,
                limits: Limits | None = None, https: bool = False,
                data_dir: Path | None = None, pdf_engine: str = "auto") -> Flask:
-    from filterd.sync.office import api, auth, pages
+    from filterd.sync.office import api, auth, export, pages
 
     app = Flask(__name__)
     app.config.update(SECRET_KEY=secret, PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
@@ -51,7 +51,7 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
     def _lang_and_csrf() -> None:
         lang = session.get("lang") or DEFAULT
         g.lang = lang if lang in LANGUAGES else DEFAULT
-        if request.method == "POST" and request.blueprint != "api" \
+        if request.method == "POST" and request.blueprint not in ("api", "export") \
                 and not webauth.csrf_valid(session, request):
             abort(400, translate("The form expired; please try again.", g.lang))
 
@@ -60,7 +60,7 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
         # The database went away (restart, network): say so, and when to come back.
         app.logger.warning("office database unavailable (%s %s): %s", request.method,
                            request.path, exc)
-        if request.blueprint == "api":
+        if request.blueprint in ("api", "export"):
             resp = jsonify({"status": "refused", "error": "office database unavailable"})
         else:
             resp = make_response(translate(
@@ -79,6 +79,7 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
                 "user": session.get("user"), "role": session.get("role")}
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(export.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -94,6 +94,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # what the office's documents say about it: agency, place, signer (document.py)
         "CREATE TABLE office_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (
+        # read-only export API tokens for authorities (export.py): only their SHA-256
+        "CREATE TABLE export_tokens (token_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT)",
+    ),
 )
 
 
