@@ -75,7 +75,7 @@ class GroupInfo:
 
 
 def _default_factory(config: Any, **kwargs: Any) -> Any:
-    from filterd.policy.build import build_engine
+    from filterd.build import build_engine
 
     return build_engine(config, **kwargs)
 

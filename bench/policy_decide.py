@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's filterd
 
+from filterd.build import build_engine
 from filterd.config import default_config
 from filterd.lists.index import CompileSource, ListIndex, compile_index
 from filterd.lists.model import SourceInfo
 from filterd.lists.parsers import domains
 from filterd.lists.seed import seed_sources
-from filterd.policy.build import build_engine
 from filterd.policy.decision import Query
 
 REPO = Path(__file__).resolve().parent.parent

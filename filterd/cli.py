@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,7 +36,30 @@ def _parse_at(text: str | None, tz) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=tz)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+PLUGIN_GROUP = "filterd.commands"
+
+
+class _Commands(click.Group):
+    """filterd's own commands, plus those other packages register under the
+    `filterd.commands` entry point (the admin page's `filterd admin`), loaded only when
+    named: filterd never imports them."""
+
+    def _plugins(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is None and (ep := self._plugins().get(name)) is not None:
+            cmd = ep.load()
+        return cmd
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="filterd")
 def main() -> None:
     """filterd: an age-tiered DNS and HTTP content filter for school networks.
@@ -450,8 +474,8 @@ def check(name: str, client_ip: str | None, group_id: str | None, client_mac: st
 
     Example: filterd check tiktok.com --client 10.10.41.7 --at 2026-11-25T09:30
     """
+    from filterd.build import build_engine
     from filterd.config import load_config
-    from filterd.policy.build import build_engine
     from filterd.policy.decision import Query, QueryError
     from filterd.words.explain import Words
 
@@ -501,8 +525,8 @@ def validate(path: str | None, config_path: str | None) -> None:
 
     Example: filterd policy validate /etc/filterd/policies
     """
+    from filterd.build import build_engine
     from filterd.config import load_config
-    from filterd.policy.build import build_engine
     from filterd.policy.engine import EmptyIndex
 
     try:
@@ -532,8 +556,8 @@ def policy_show(group_id: str | None, config_path: str | None, as_json: bool) ->
     """
     import json
 
+    from filterd.build import build_policy
     from filterd.config import load_config
-    from filterd.policy.build import build_policy
     from filterd.policy.summary import group_summary
 
     try:
@@ -599,67 +623,3 @@ def _register_alerts() -> None:
 
 
 _register_alerts()
-# --- admin web page (imported lazily: the daemon's library never imports admin_ui) ------------
-
-def _admin_listen(value: str | None) -> tuple[str, int] | None:
-    if not value:
-        return None
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter("write HOST:PORT, e.g. 127.0.0.1:8081")
-    return host.strip("[]"), int(port)
-
-
-@main.group("admin")
-def admin_group() -> None:
-    """The admin web page: serve it, and create accounts.
-
-    Example: filterd admin create-user thu.ha --role admin
-    """
-
-
-@admin_group.command("serve")
-@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
-              envvar="FILTERD_CONFIG",
-              help="filterd.yaml (default: the embedded defaults).")
-@click.option("--listen", help="HOST:PORT to listen on (default: admin.listen from the config).")
-@click.option("--insecure-cookies", is_flag=True,
-              help="Send the session cookie over plain HTTP (only on a trusted LAN without TLS).")
-def admin_serve(config_path: str | None, listen: str | None, insecure_cookies: bool) -> None:
-    """Serve the admin page with waitress.
-
-    Example: filterd admin serve --config /etc/filterd/filterd.yaml
-    """
-    from admin_ui.serve import serve
-
-    serve(config_path, listen=_admin_listen(listen), secure_cookies=not insecure_cookies)
-
-
-@admin_group.command("create-user")
-@click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "teacher", "viewer"]), required=True,
-              help="admin: everything; teacher: why-blocked, reviews, overrides; "
-                   "viewer: read-only.")
-@click.option("--groups", default="", help="Comma-separated group ids a teacher acts for.")
-@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
-              envvar="FILTERD_CONFIG",
-              help="filterd.yaml (default: the embedded defaults).")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def admin_create_user(name: str, role: str, groups: str, config_path: str | None,
-                      password_stdin: bool) -> None:
-    """Create an account for the admin page (there is no default password).
-
-    Example: filterd admin create-user co.lan --role teacher --groups thcs
-    """
-    from admin_ui.errors import AdminError
-    from admin_ui.serve import add_user
-
-    if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        created = add_user(config_path, name, password, role, groups)
-    except AdminError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"created {role} {created}")

@@ -88,7 +88,7 @@ def kernel_neighbours() -> Any:
 
 
 def default_engine_factory(config: Any) -> DecisionEngine:
-    from filterd.policy.build import build_engine
+    from filterd.build import build_engine
 
     return build_engine(config, neighbours=kernel_neighbours())
 

@@ -207,8 +207,8 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
 
 def _group_lookup(config):  # type: ignore[no-untyped-def]
     """client -> group id from the policy; clients only (no list index needed)."""
+    from filterd.build import build_engine
     from filterd.lists.index import MemoryIndex
-    from filterd.policy.build import build_engine
 
     engine = build_engine(config, index=MemoryIndex.from_entries({}))
     return lambda ip, mac: engine.group_for(ip, mac).id

@@ -227,8 +227,8 @@ def run_forever(config_path: str | None) -> None:
     import logging
     import signal
 
+    from filterd.build import build_engine
     from filterd.config import load_config  # core: lands with the engine
-    from filterd.policy.build import build_engine
 
     config = load_config(config_path)
     state = {"engine": build_engine(config)}

@@ -13,7 +13,7 @@ import yaml
 from admin_ui import create_app
 from tests.admin_ui.conftest import REPO, https_client, login, post
 
-pytest.importorskip("filterd.policy.build")
+pytest.importorskip("filterd.build")
 
 
 @pytest.fixture

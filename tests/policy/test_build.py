@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from filterd.build import build_engine
 from filterd.config import default_config
 from filterd.errors import ConfigError
-from filterd.policy.build import build_engine
 from filterd.policy.decision import Query, Reason
 from filterd.policy.overrides import Override, OverrideSet, save_overrides
 
