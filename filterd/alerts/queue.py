@@ -99,7 +99,7 @@ class Deliverer:
         return self._db
 
     def _run(self) -> None:
-        from filterd.events import lower_priority
+        from filterd.state.events import lower_priority
 
         lower_priority()   # never ahead of the query path
         while not self._stop.is_set():
