@@ -8,6 +8,8 @@ over DoT with a self-signed test certificate, pinned with the client to --client
 - filterd, upstream `tls://127.0.0.1:TLSPORT#dns.bench` (certificate verified)
 - unbound, `forward-addr: 127.0.0.1@PORT`
 - unbound, `forward-tls-upstream: yes`, `forward-addr: 127.0.0.1@TLSPORT#dns.bench`
+- and filterd with `https://127.0.0.1:HTTPSPORT/dns-query#dns.bench` (DoH over HTTP/2;
+  unbound cannot forward over DoH, so this column has no unbound twin)
 
 Every query is a name never asked before (a cache miss, forwarded), replayed by
 dnsperf at --rate for --seconds after a short warm-up (which opens the TLS
@@ -45,14 +47,18 @@ def test_cert(work: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def upstream(work: Path, cpu: int, cert: Path, key: Path) -> tuple[subprocess.Popen, int, int]:
-    port, tls_port = run.free_port(), run.free_port()
+def upstream(work: Path, cpu: int, cert: Path, key: Path
+             ) -> tuple[subprocess.Popen, int, int, int]:
+    port, tls_port, https_port = run.free_port(), run.free_port(), run.free_port()
     d = work / "upstream"
     d.mkdir(parents=True, exist_ok=True)
     (d / "unbound.conf").write_text(f"""server:
   interface: 127.0.0.1@{port}
   interface: 127.0.0.1@{tls_port}
+  interface: 127.0.0.1@{https_port}
   tls-port: {tls_port}
+  https-port: {https_port}
+  http-endpoint: "/dns-query"
   tls-service-key: "{key}"
   tls-service-pem: "{cert}"
   incoming-num-tcp: 100
@@ -78,7 +84,7 @@ remote-control:
                              str(d / "unbound.conf")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     run.wait_up(proc, port, "w1.miss.bench")
-    return proc, port, tls_port
+    return proc, port, tls_port, https_port
 
 
 class Filterd(run.Filterd):
@@ -140,11 +146,14 @@ def table(r: dict) -> str:
     rows = [("CPU µs per miss", "cpu_us_per_query"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
             ("answered", "answered")]
     fp, ft, up, ut = r["filterd-plain"], r["filterd-dot"], r["unbound-plain"], r["unbound-dot"]
+    fh = r["filterd-doh"]
     out = ["| per cache miss | filterd plain | filterd DoT | DoT/plain | unbound plain | "
-           "unbound DoT | DoT/plain | filterd/unbound DoT |", "|---|" + "---:|" * 7]
+           "unbound DoT | DoT/plain | filterd/unbound DoT | filterd DoH | DoH/plain |",
+           "|---|" + "---:|" * 9]
     for label, k in rows:
         out.append(f"| {label} | {fp[k]} | {ft[k]} | {run.ratio(ft[k], fp[k])} | {up[k]} | "
-                   f"{ut[k]} | {run.ratio(ut[k], up[k])} | {run.ratio(ft[k], ut[k])} |")
+                   f"{ut[k]} | {run.ratio(ut[k], up[k])} | {run.ratio(ft[k], ut[k])} | "
+                   f"{fh[k]} | {run.ratio(fh[k], fp[k])} |")
     return "\n".join(out)
 
 
@@ -162,7 +171,7 @@ def main() -> int:
     qdir = work / "queries"
     qdir.mkdir()
     cert, key = test_cert(work)
-    up, port, tls_port = upstream(work, args.client_cpu, cert, key)
+    up, port, tls_port, https_port = upstream(work, args.client_cpu, cert, key)
     results: dict = {"seconds": args.seconds, "rate": args.rate,
                      "load_average_at_start": os.getloadavg()}
     servers = [
@@ -172,6 +181,8 @@ def main() -> int:
         Unbound(work, f"127.0.0.1@{port}", False, cert, args.server_cpu, "unbound-plain"),
         Unbound(work, f"127.0.0.1@{tls_port}#dns.bench", True, cert, args.server_cpu,
                 "unbound-dot"),
+        Filterd(work, f"https://127.0.0.1:{https_port}/dns-query#dns.bench", cert,
+                args.server_cpu, "filterd-doh"),
     ]
     try:
         for i, server in enumerate(servers):
