@@ -161,17 +161,6 @@ class Engine:
                                                                      version=version))
         return out
 
-    # -- building variants ----------------------------------------------------------------------
-
-    def with_overrides(self, overrides: OverrideSet) -> Engine:
-        """A copy sharing everything compiled, with another set of overrides."""
-        clone = object.__new__(Engine)
-        clone.__dict__.update(self.__dict__)
-        clone.overrides = overrides
-        clone._has_overrides = bool(overrides)
-        clone._client_cache = {}
-        return clone
-
     # -- clients --------------------------------------------------------------------------------
 
     def _runtime_for(self, ip: str, mac: str | None) -> _GroupRuntime:
