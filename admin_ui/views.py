@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Flask, g, render_template, request
 from flask_babel import format_decimal, gettext
@@ -19,6 +19,7 @@ from admin_ui.blueprints import (
     overrides,
     reviews,
     settings,
+    site_reports,
     why,
 )
 from admin_ui.web import backend, lang
@@ -34,7 +35,8 @@ def _words():  # type: ignore[no-untyped-def]
 
 def register(app: Flask) -> None:
     for bp in (auth.bp, dashboard.bp, groups.bp, why.bp, reviews.bp, overrides.bp, events.bp,
-               lists.bp, settings.bp, audit_log.bp, alerts.bp, control.bp):
+               lists.bp, settings.bp, audit_log.bp, alerts.bp, control.bp,
+               site_reports.bp):
         app.register_blueprint(bp)
 
     @app.context_processor
@@ -63,6 +65,17 @@ def register(app: Flask) -> None:
         return _words().group(gid, lang())
 
     app.jinja_env.globals.update(words=_words)
+
+    @app.template_filter("isots")
+    def _isots(value: str | None) -> str:
+        """An ISO 8601 UTC stamp ("...Z") in the school's zone and the reader's format."""
+        if not value:
+            return "—"
+        try:
+            at = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return value
+        return words.format_datetime(at, lang(), _words().tz)
 
     @app.template_filter("num")
     def _num(value: float | int | None) -> str:

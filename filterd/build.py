@@ -9,6 +9,7 @@ file leaves the previous snapshot serving.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from filterd.config import Config
@@ -17,6 +18,7 @@ from filterd.policy import builtin
 from filterd.policy.catalog import Catalog, load_catalog
 from filterd.policy.clients import NeighbourTable
 from filterd.policy.engine import CategoryIndex, Engine
+from filterd.policy.feeds import FeedTables, reported_table
 from filterd.policy.loader import Policy, load_policy
 from filterd.policy.overrides import OverrideSet, load_overrides
 
@@ -42,7 +44,8 @@ def build_policy(config: Config, *, policy_dir: Path | None = None,
 def build_engine(config: Config, *, index: CategoryIndex | None = None,
                  overrides: OverrideSet | None = None,
                  neighbours: NeighbourTable | None = None,
-                 policy_dir: Path | None = None) -> Engine:
+                 policy_dir: Path | None = None,
+                 feeds: FeedTables | None = None) -> Engine:
     """Load and validate everything; return a new Engine or raise ConfigError/ListError."""
     catalog, policy = build_policy(config, policy_dir=policy_dir)
     for section, key in (("http", "intercept_groups"), ("dns", "keep_ech_groups")):
@@ -62,6 +65,29 @@ def build_engine(config: Config, *, index: CategoryIndex | None = None,
                                   file=str(config.overrides_file))
     if index is None:
         index = open_default_index(config)
+    if feeds is None:
+        from filterd.sync.feedpull import load_feed_tables
+
+        feeds = load_feed_tables(config.feeds_dir, config.sync.office_key_file)
+        reported = reported_sites(config.data_dir)
+        if reported:
+            feeds = dataclasses.replace(feeds, reported=reported_table(reported))
     return Engine(policy, catalog, timezone=config.timezone, index=index, overrides=overrides,
                   neighbours=neighbours, bypass=builtin.bypass_table(),
-                  safe_search=builtin.safe_search_table(), youtube=builtin.youtube_table())
+                  safe_search=builtin.safe_search_table(), youtube=builtin.youtube_table(),
+                  feeds=feeds)
+
+
+def reported_sites(data_dir: Path) -> list[tuple[str, str]]:
+    """Sites the school blocked from its report queue (none before the first report)."""
+    from filterd.state.db import db_path
+
+    if not db_path(data_dir).exists():
+        return []
+    from filterd.state.site_reports import SiteReportStore
+
+    store = SiteReportStore(data_dir)
+    try:
+        return store.blocked_sites()
+    finally:
+        store.close()

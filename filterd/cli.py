@@ -607,9 +607,12 @@ _register_gateway()
 
 def _register_sync() -> None:
     from filterd.sync.commands import enrol_cmd, office_group, sync_cmd
+    from filterd.sync.feed_commands import feeds_group, office_feed_group
 
     main.add_command(sync_cmd)
     main.add_command(enrol_cmd)
+    main.add_command(feeds_group)
+    office_group.add_command(office_feed_group)
     main.add_command(office_group)
 
 

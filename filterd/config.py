@@ -406,6 +406,13 @@ class SyncConfig:
     office_url: str = field(default="", metadata=_k(_url(empty=True)))
     k_anonymity: int = field(default=5, metadata=_k(_int(3, 1000)))
     token_file: Path = field(default=None, metadata=_k(_path))  # type: ignore[assignment]
+    # The office's Ed25519 public key (64 hex), saved at enrolment; signs every feed.
+    office_key_file: Path = field(default=None, metadata=_k(_path))  # type: ignore[assignment]
+    # Send every report of a harmful site to the office at the next sync (false: only
+    # those the IT staff choose to forward on the admin page).
+    forward_reports: bool = field(default=False, metadata=_k(_bool))
+    # How often `filterd feeds pull` (its timer) asks the office for new feed versions.
+    feed_interval: int = field(default=900, metadata=_k(_int(60, 86400)))
 
 
 @dataclass(frozen=True)
@@ -514,6 +521,10 @@ class Config:
         return self.data_dir / "overrides.json"
 
     @property
+    def feeds_dir(self) -> Path:
+        return self.data_dir / "feeds"
+
+    @property
     def lists_dir(self) -> Path:
         return self.data_dir / "lists"
 
@@ -568,6 +579,8 @@ def _defaults_fill(cfg: Config) -> Config:
         cfg.http, intercept_ca_dir=data / "ca")
     sync = cfg.sync if cfg.sync.token_file else dataclasses.replace(
         cfg.sync, token_file=data / "sync-token")
+    if sync.office_key_file is None:
+        sync = dataclasses.replace(sync, office_key_file=data / "office-key.pub")
     office = cfg.office if cfg.office.database_url else dataclasses.replace(
         cfg.office, database_url=f"sqlite:///{data / 'office.db'}")
     return dataclasses.replace(cfg, http=http, sync=sync, office=office)

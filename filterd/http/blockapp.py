@@ -22,6 +22,7 @@ from filterd.http.blockpage import (
 from filterd.http.ca import SchoolCA
 from filterd.http.decider import Decider, is_ip
 from filterd.http.http11 import Request, normalize_host
+from filterd.http.reportform import REPORT_PATH
 from filterd.policy.decision import Decision
 from filterd.state.reviews import (
     MAX_MESSAGE,
@@ -32,6 +33,11 @@ from filterd.state.reviews import (
     clean_message,
 )
 from filterd.words.explain import Words
+
+# What a child can say is wrong with a site, most serious first (catalog ids; the words
+# come from the category catalog). "self_harm" is shown only where the catalog has it.
+REPORT_CATEGORIES = ("illegal", "adult", "violence", "self_harm", "drugs", "gambling",
+                     "scam", "phishing", "malware")
 
 MAX_FORM = 8 * 1024
 SECURITY_HEADERS = [
@@ -78,8 +84,10 @@ class BlockApp:
         reviews: ReviewStore | None = None,
         ca: SchoolCA | None = None,
         proxy: ProxyInfo | None = None,
+        site_reports=None,
     ) -> None:
         self.renderer = renderer
+        self.site_reports = site_reports  # filterd.state.site_reports.SiteReportStore
         self.decider = decider
         self.csrf = csrf
         self.reviews = reviews
@@ -103,6 +111,9 @@ class BlockApp:
         lang = choose_lang(_first(parse_qs(parts.query).get("lang")), req.header("accept-language"))
         if path == REVIEW_PATH:
             return self.review(req, body, client_ip=client_ip, host=host, scheme=scheme, lang=lang)
+        if path == REPORT_PATH:
+            return self.report(req, body, client_ip=client_ip, host=host, scheme=scheme,
+                               lang=lang)
         if path in ("/proxy.pac", "/wpad.dat"):
             return self.pac(host)
         if path == "/ca" or path.startswith("/ca/"):
@@ -188,6 +199,69 @@ class BlockApp:
         except ReviewError:
             return self._notice(400, lang, "review_refused")
         return self._notice(200, lang, "thanks")
+
+    # -- report of a harmful site ---------------------------------------------------------
+    def report_categories(self, lang: str) -> list[tuple[str, str]]:
+        cats = self.renderer.categories
+        return [(c, cats[c].label(lang)) for c in REPORT_CATEGORIES if c in cats]
+
+    def report(self, req: Request, body: bytes, *, client_ip: str, host: str | None,
+               scheme: str, lang: str) -> Response:
+        from filterd.http.reportform import TEXT, csrf_name, parse_form
+        from filterd.state.site_reports import ReportRateLimited, SiteReportError
+
+        if self.site_reports is None:
+            return Response(404, b"404 Not Found\n", "text/plain; charset=utf-8")
+        t = TEXT[lang if lang in TEXT else "vi"]
+        now = time.time()
+        values = {"site": "", "note": "", "chosen": (), "error": None, "error_field": None}
+        status = 200
+        if req.method == "POST":
+            if not _same_origin(req, host, scheme):
+                return self._report_notice(403, lang, "bad_form")
+            if len(body) > MAX_FORM:
+                return self._report_notice(413, lang, "bad_form")
+            form = parse_form(body)
+            token = _first(form.get("csrf")) or ""
+            if not self.csrf.check(token, client_ip, csrf_name(), now):
+                return self._report_notice(403, lang, "bad_form")
+            site = (_first(form.get("site")) or "")[:2000]
+            note = (_first(form.get("note")) or "")[:2000]
+            chosen = tuple(form.get("category", [])[:20])
+            try:
+                self.site_reports.add(site, list(chosen), note, client_ip=client_ip,
+                                      known_categories={c for c, _ in
+                                                        self.report_categories(lang)},
+                                      now=now)
+            except ReportRateLimited:
+                return self._report_notice(429, lang, "too_many")
+            except SiteReportError as exc:
+                status = 400
+                values.update(site=site, note=note[:500], chosen=chosen,
+                              error_field=exc.field,
+                              error=t["err_categories"] if exc.field == "categories"
+                              else t["err_site"])
+            else:
+                return self._report_notice(200, lang, "thanks")
+        elif req.method != "GET":
+            return Response(405, b"405 Method Not Allowed\n", "text/plain; charset=utf-8",
+                            (("Allow", "GET, POST"),))
+        html = self.renderer.render_template(
+            "report.html", t=t, lang=lang, other="en" if lang == "vi" else "vi",
+            report_path=REPORT_PATH, csrf=self.csrf.token(client_ip, csrf_name(), now),
+            categories=self.report_categories(lang), school_name=self.renderer.school_name,
+            **values)
+        return Response(status, html.encode())
+
+    def _report_notice(self, status: int, lang: str, key: str) -> Response:
+        from filterd.http.blockpage import TEXT as PAGE_TEXT
+        from filterd.http.reportform import TEXT
+
+        lang = lang if lang in TEXT else "vi"
+        html = self.renderer.render_template(
+            "notice.html", t=PAGE_TEXT[lang], lang=lang, message=TEXT[lang][key],
+            ok=status == 200, school_name=self.renderer.school_name)
+        return Response(status, html.encode())
 
     def _notice(self, status: int, lang: str, key: str) -> Response:
         return Response(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from filterd.http.categories import CategoryWords
+from filterd.http.reportform import REPORT_PATH
 from filterd.policy.decision import Decision, Reason
 from filterd.words.dates import format_datetime
 from filterd.words.explain import Words
@@ -57,6 +58,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "bad_form": "Biểu mẫu đã hết hạn. Hãy tải lại trang và gửi lại.",
         "back": "Quay lại",
         "not_blocked": "Trang này hiện không bị chặn. Hãy tải lại trang.",
+        "report_link": "Báo cáo một trang web có hại",
     },
     "en": {
         "title": "This page is blocked",
@@ -86,6 +88,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "bad_form": "The form has expired. Reload the page and send it again.",
         "back": "Back",
         "not_blocked": "This page is not blocked now. Please reload it.",
+        "report_link": "Report a harmful website",
     },
 }
 
@@ -194,6 +197,7 @@ class BlockPageRenderer:
             rule=rule,
             source=w.source(decision.source, lang, decision.category) if rule else "",
             review_path=REVIEW_PATH,
+            report_path=REPORT_PATH,
             csrf=ctx.csrf_token,
             school_name=self.school_name,
         )

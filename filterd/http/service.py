@@ -125,12 +125,16 @@ class HttpService:
         )
         self.ca = ensure_ca(settings.ca_directory, settings.school_name)
         self.reviews = ReviewStore(settings.data_dir)
+        from filterd.state.site_reports import SiteReportStore
+
+        self.site_reports = SiteReportStore(settings.data_dir)
         proxy_host = settings.proxy_listen[0]
         self.app = BlockApp(
             renderer,
             self.decider,
             csrf=CsrfSigner(secrets.token_bytes(32)),
             reviews=self.reviews,
+            site_reports=self.site_reports,
             ca=self.ca,
             proxy=ProxyInfo(
                 "" if ipaddress.ip_address(proxy_host).is_unspecified else proxy_host,
@@ -207,6 +211,7 @@ class HttpService:
         if self.mitm is not None:
             await asyncio.to_thread(self.mitm.stop)
         self.reviews.close()
+        self.site_reports.close()
 
 
 async def start(

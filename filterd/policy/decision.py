@@ -34,6 +34,9 @@ class Reason(StrEnum):
     EDUCATION = "education"            # the national education allowlist
     GROUP_ALLOW = "group_allow"        # the group's allow entries
     GROUP_DENY = "group_deny"          # the group's deny entries
+    FEED_ALLOW = "feed_allow"          # the office's district/province allow additions
+    REPORTED = "reported"              # reported as harmful; blocked by the school's IT staff
+    FEED_DENY = "feed_deny"            # the office's district/province deny additions
     CATEGORY = "category"              # an always-blocked category
     SCHEDULED_CATEGORY = "scheduled_category"  # a category blocked inside a schedule
     SAFE_SEARCH = "safe_search"        # search engine forced to its safe variant

@@ -8,6 +8,7 @@ Precedence (the one table is docs/precedence.md; keep both in step):
   4 education allowlist                                                    -> ALLOW
   5 group allow                                                            -> ALLOW
   6 group deny                                                             -> BLOCK
+ 6b the office's district/province allow and deny feeds                     -> ALLOW/BLOCK
   7 category blocked always / inside an active schedule                    -> BLOCK
     (the name's list entries first, then, on HTTP paths, the URL's entries)
   8 safe search / YouTube restriction                                      -> REWRITE/ENFORCE
@@ -32,6 +33,7 @@ from filterd.policy.catalog import Catalog
 from filterd.policy.clients import ClientMap, NeighbourTable
 from filterd.policy.decision import Action, Decision, Query, Reason, RuleSource
 from filterd.policy.domains import DomainTable, LayeredTable
+from filterd.policy.feeds import NO_FEEDS, FeedTables
 from filterd.policy.loader import Group, Policy
 from filterd.policy.names import InvalidName, normalize_name, parents
 from filterd.policy.overrides import EMPTY, OverrideSet
@@ -127,18 +129,24 @@ class Engine:
     def __init__(self, policy: Policy, catalog: Catalog, *, timezone: tzinfo,
                  index: CategoryIndex | None = None, overrides: OverrideSet = EMPTY,
                  neighbours: NeighbourTable | None = None,
-                 bypass: DomainTable, safe_search: DomainTable, youtube: DomainTable) -> None:
+                 bypass: DomainTable, safe_search: DomainTable, youtube: DomainTable,
+                 feeds: FeedTables = NO_FEEDS) -> None:
         self.policy = policy
+        self.feeds = feeds
         self.catalog = catalog
         self.timezone = timezone
         self.index: CategoryIndex = index if index is not None else EmptyIndex()
         self.overrides = overrides
         self._has_overrides = bool(overrides)
+        self._has_feed_lists = bool(feeds.allow or feeds.deny or feeds.reported)
         self.neighbours = neighbours
         self.groups: Mapping[str, Group] = policy.groups
         self.schedules = policy.schedules
-        self._global = LayeredTable([(_PROTECTED, policy.protected), (_BYPASS, bypass),
+        # The office's protected and education feeds join the school's own rows 1 and 4.
+        self._global = LayeredTable([(_PROTECTED, policy.protected),
+                                     (_PROTECTED, feeds.protected), (_BYPASS, bypass),
                                      (_EDUCATION, policy.education),
+                                     (_EDUCATION, feeds.education),
                                      (_SAFE_SEARCH, safe_search), (_YOUTUBE, youtube)])
         self._sorted_cats: dict[frozenset[str], tuple[str, ...]] = {}
         self._url_match = getattr(self.index, "url_match", None)
@@ -319,6 +327,19 @@ class Engine:
                                     e.rule, e.source, None, rt.label_vi, None, None,
                                     self._categories(hits), rt.label_en)
                 return Decision(Action.BLOCK, Reason.GROUP_DENY, name, rt.group_id, at, e.rule,
+                                e.source, None, rt.label_vi, rt.block_mode, None,
+                                self._categories(hits), rt.label_en)
+        # 6b the office's allow/deny additions (after the school's own lists)
+        if self._has_feed_lists:
+            add = self.feeds.match_additions(chain)
+            if add is not None:
+                allowed, e = add
+                if allowed:
+                    return Decision(Action.ALLOW, Reason.FEED_ALLOW, name, rt.group_id, at,
+                                    e.rule, e.source, None, rt.label_vi, None, None,
+                                    self._categories(hits), rt.label_en)
+                reason = Reason.REPORTED if e.source.kind == "report" else Reason.FEED_DENY
+                return Decision(Action.BLOCK, reason, name, rt.group_id, at, e.rule,
                                 e.source, None, rt.label_vi, rt.block_mode, None,
                                 self._categories(hits), rt.label_en)
         # 7 categories: the most specific list entry first; within it, the most serious

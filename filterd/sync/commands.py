@@ -91,6 +91,8 @@ def sync_cmd(config_path: str | None, dry_run: bool, ignore_backoff: bool) -> No
             uploader = Uploader(settings.office_url, cred)
         result = run_sync(settings, uploader, now=now, lists=lists,
                           respect_backoff=not ignore_backoff)
+        if uploader is not None and not result.error:
+            _exchange_with_office(cfg, uploader.credential, config_path)
     except FilterdError as exc:
         raise click.ClickException(str(exc)) from exc
     if result.clock:
@@ -115,6 +117,29 @@ def sync_cmd(config_path: str | None, dry_run: bool, ignore_backoff: bool) -> No
     if result.error and result.pending:
         click.echo(f"error: {result.error}", err=True)
         sys.exit(EX_TEMPFAIL)
+
+
+def _exchange_with_office(cfg: Any, credential: Any, config_path: str | None) -> None:
+    """With the daily sync: forward reports of harmful sites, then pull the feeds."""
+    from filterd.state.site_reports import SiteReportStore
+    from filterd.sync.site_forward import forward_reports
+    from filterd.sync.uploader import UploadError
+
+    store = SiteReportStore(cfg.data_dir)
+    try:
+        fr = forward_reports(store, cfg.sync.office_url, credential, tz=cfg.timezone,
+                             automatic=cfg.sync.forward_reports)
+        if fr.sent:
+            click.echo(f"forwarded {fr.sent} report(s) of harmful sites to the office")
+    except UploadError as exc:
+        click.echo(f"reports of harmful sites not forwarded (kept for the next sync): {exc}",
+                   err=True)
+    finally:
+        store.close()
+    if Path(cfg.sync.office_key_file).exists():
+        from filterd.sync.feed_commands import pull_and_apply
+
+        pull_and_apply(cfg, config_path)
 
 
 @click.command("enrol")

@@ -27,7 +27,9 @@ def __getattr__(name: str) -> Any:
     # explain imports the policy package, which imports filterd.errors -> this package's
     # messages: loaded on first use so that chain never meets a half-initialised module.
     if name in ("Words", "explain"):
-        from filterd.words import explain as _explain
+        import importlib
 
-        return getattr(_explain, name)
+        # import_module, not `from filterd.words import explain`: the latter asks this very
+        # __getattr__ for "explain" before the submodule exists, and recurses.
+        return getattr(importlib.import_module("filterd.words.explain"), name)
     raise AttributeError(name)

@@ -186,6 +186,14 @@ class Words:
             return "a teacher's temporary opening" if en else "lệnh mở tạm thời của giáo viên"
         if src.kind == "builtin":
             return term("builtin_source", src.name, lang)
+        if src.kind == "feed":
+            what = term("feed", src.name, lang)
+            if src.version:
+                return f"{what}, version {src.version}" if en else f"{what}, bản {src.version}"
+            return what
+        if src.kind == "report":
+            return ("a report of a harmful site, blocked by the school's IT staff" if en
+                    else "báo cáo trang có hại, cán bộ CNTT của trường đã chặn")
         return str(src)
 
     def rule(self, d: Decision, lang: str = "vi") -> str:
@@ -284,6 +292,13 @@ def _headline_vi(w: Words, d: Decision) -> str:
         return f"Cho phép {d.name}: trang nằm trong danh sách cho phép của nhóm {group}."
     if r is Reason.GROUP_DENY:
         return f"Đã chặn {d.name}: trang nằm trong danh sách chặn của nhóm {group}."
+    if r is Reason.FEED_ALLOW:
+        return f"Cho phép {d.name}: cơ quan quản lý giáo dục đã đưa trang vào danh sách cho phép."
+    if r is Reason.FEED_DENY:
+        return f"Đã chặn {d.name}: cơ quan quản lý giáo dục đã đưa trang vào danh sách chặn."
+    if r is Reason.REPORTED:
+        return (f"Đã chặn {d.name}: trang bị báo cáo là có hại và nhà trường đã chặn trang "
+                "cho toàn trường.")
     if r is Reason.CATEGORY:
         return f"Đã chặn {d.name}: thuộc loại «{label_}», luôn bị chặn với nhóm {group}."
     if r is Reason.SCHEDULED_CATEGORY:
@@ -318,6 +333,13 @@ def _headline_en(w: Words, d: Decision) -> str:
         return f"Allowed {d.name}: it is on the allowlist of the group {group}."
     if r is Reason.GROUP_DENY:
         return f"Blocked {d.name}: it is on the blocklist of the group {group}."
+    if r is Reason.FEED_ALLOW:
+        return f"Allowed {d.name}: the education office added it to its allowlist."
+    if r is Reason.FEED_DENY:
+        return f"Blocked {d.name}: the education office added it to its blocklist."
+    if r is Reason.REPORTED:
+        return (f"Blocked {d.name}: it was reported as harmful and the school blocked it "
+                "for everyone.")
     if r is Reason.CATEGORY:
         return f"Blocked {d.name}: it is in the category “{label_}”, always blocked for {group}."
     if r is Reason.SCHEDULED_CATEGORY:

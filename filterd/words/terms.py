@@ -27,6 +27,12 @@ REASON: _T = {
     "education": ("Trang giáo dục được cho phép", "Allowed education site"),
     "group_allow": ("Danh sách cho phép của nhóm", "The group's allowlist"),
     "group_deny": ("Danh sách chặn của nhóm", "The group's blocklist"),
+    "feed_allow": ("Danh sách cho phép của cơ quan quản lý giáo dục",
+                   "The education office's allowlist"),
+    "feed_deny": ("Danh sách chặn của cơ quan quản lý giáo dục",
+                  "The education office's blocklist"),
+    "reported": ("Trang bị báo cáo có hại, nhà trường đã chặn",
+                 "Reported as harmful, blocked by the school"),
     "category": ("Loại nội dung luôn bị chặn", "Kind of content always blocked"),
     "scheduled_category": ("Loại nội dung bị chặn trong khung giờ",
                            "Kind of content blocked at this time"),
@@ -78,6 +84,11 @@ AUDIT: _T = {
     "reload": ("Nạp lại bộ lọc", "Filter reloaded"),
     "restart": ("Khởi động lại bộ lọc", "Filter restarted"),
     "session.logout": ("Đăng xuất", "Signed out"),
+    "site_report.block": ("Chặn trang bị báo cáo cho toàn trường",
+                          "Reported site blocked for the school"),
+    "site_report.dismiss": ("Bỏ qua báo cáo trang có hại", "Harmful-site report dismissed"),
+    "site_report.forward": ("Gửi báo cáo trang có hại lên Phòng/Sở",
+                            "Harmful-site report sent to the office"),
     "alerts.save": ("Lưu cài đặt cảnh báo", "Alert settings saved"),
     "alerts.test": ("Gửi thử cảnh báo", "Test alert sent"),
     "filter.reload": ("Nạp lại bộ lọc", "Filter reloaded"),
@@ -170,6 +181,28 @@ ALERT_CHANNEL: _T = {
     "webhook": ("webhook (Zalo, Telegram…)", "webhook (Zalo, Telegram…)"),
 }
 
+FEED: _T = {   # the education office's signed feeds (filterd/sync/feed.py)
+    "protected": ("Danh sách nội dung vi phạm pháp luật của cơ quan quản lý",
+                  "The authorities' list of illegal content"),
+    "deny": ("Danh sách chặn bổ sung của Phòng/Sở", "The education office's deny additions"),
+    "allow": ("Danh sách cho phép bổ sung của Phòng/Sở",
+              "The education office's allow additions"),
+    "education": ("Danh sách trang giáo dục bổ sung của Phòng/Sở",
+                  "The education office's education allowlist additions"),
+    "notices": ("Thông báo của Phòng/Sở cho cán bộ CNTT",
+                "The education office's notices for IT staff"),
+}
+
+SITE_REPORT_STATUS: _T = {   # filterd/state/site_reports.py
+    "new": ("mới", "new"),
+    "blocked": ("đã chặn cho toàn trường", "blocked for the school"),
+    "dismissed": ("đã bỏ qua", "dismissed"),
+    "pending": ("đã gửi, chờ Phòng/Sở", "sent, waiting for the office"),
+    "accepted": ("Phòng/Sở đã chấp nhận: chặn ở mọi trường",
+                 "accepted by the office: blocked in every school"),
+    "rejected": ("Phòng/Sở đã từ chối", "rejected by the office"),
+}
+
 KINDS: Mapping[str, _T] = MappingProxyType({
     "reason": REASON, "action": ACTION, "block_mode": BLOCK_MODE, "level": LEVEL,
     "role": ROLE, "audit": AUDIT, "outcome": OUTCOME, "review_status": REVIEW_STATUS,
@@ -177,6 +210,7 @@ KINDS: Mapping[str, _T] = MappingProxyType({
     "path": PATH, "builtin_source": BUILTIN_SOURCE, "alert_role": ALERT_ROLE,
     "alert_problem": ALERT_PROBLEM, "alert_delivery": ALERT_DELIVERY,
     "alert_channel": ALERT_CHANNEL,
+    "feed": FEED, "site_report_status": SITE_REPORT_STATUS,
 })
 
 

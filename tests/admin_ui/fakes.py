@@ -32,6 +32,12 @@ class FakeAdmin:
 
 
 @dataclass(frozen=True)
+class FakeSync:
+    office_key_file: Path | None = None    # not enrolled with an office
+    forward_reports: bool = False
+
+
+@dataclass(frozen=True)
 class FakeConfig:
     data_dir: Path
     policy_dir: Path
@@ -41,7 +47,12 @@ class FakeConfig:
     school_name: str = "Trường thử"
     timezone: ZoneInfo = HCM
     admin: FakeAdmin = field(default_factory=FakeAdmin)
+    sync: FakeSync = field(default_factory=FakeSync)
     source_file: Path | None = None
+
+    @property
+    def feeds_dir(self) -> Path:
+        return self.data_dir / "feeds"
 
 
 @dataclass(frozen=True)

@@ -135,12 +135,14 @@ GET_MATRIX = {
     "/audit.csv": {"admin"},
     "/alerts": {"admin", "teacher", "viewer"},
     "/alerts/recipients": {"admin"},
+    "/site-reports": {"admin"},
 }
 
 POST_ADMIN_ONLY = ("/groups/thcs", "/policies/groups.yaml", "/lists/update", "/settings", "/users",
                    "/users/1", "/reviews/1/approve", "/alerts/recipients",
                    "/alerts/recipients/1/delete", "/control/reload", "/control/restart",
-                   "/alerts/test")
+                   "/alerts/test", "/site-reports/1/block", "/site-reports/1/dismiss",
+                   "/site-reports/1/forward")
 
 
 def test_get_routes_by_role(as_role):

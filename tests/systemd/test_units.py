@@ -109,6 +109,12 @@ def test_timers_catch_up_and_spread(name: str) -> None:
     assert (UNITS / name.replace(".timer", ".service")).exists()
 
 
+def test_feeds_timer_pulls_every_quarter_hour_spread() -> None:
+    t = _unit("filterd-feeds.timer")["Timer"]
+    assert t["OnUnitActiveSec"] == "15min" and t["OnBootSec"] and t["RandomizedDelaySec"]
+    assert (UNITS / "filterd-feeds.service").exists()
+
+
 def _filterd_commands() -> list[tuple[str, list[str]]]:
     found = []
     for unit in sorted(UNITS.glob("*.service")):

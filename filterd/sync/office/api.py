@@ -3,10 +3,11 @@ where an appliance brings its public key with a one-time code (JSON answers only
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from filterd.sync.feed import KINDS
 from filterd.sync.office.enrol import EnrolmentError, complete_enrolment
-from filterd.sync.office.ingest import IngestError, receive
+from filterd.sync.office.ingest import IngestError, authenticate, receive, use_nonce
 from filterd.sync.office.storage import StorageError
 from filterd.sync.signing import SCHOOL_RE, b64d
 
@@ -85,3 +86,69 @@ def enrol():
 @bp.get("/health")
 def health():
     return jsonify({"status": "ok"})
+
+
+def _office_dir():
+    """Where the office keeps its own files; feeds need it (set by `filterd office serve`)."""
+    data_dir = current_app.extensions["office"].get("data_dir")
+    if data_dir is None:
+        raise StorageError("the office has no data directory for its feed key "
+                           "(start it with filterd office serve --config)")
+    return data_dir
+
+
+@bp.get("/feeds/<kind>")
+def feed(kind: str):
+    """The latest signed version of a feed; `If-None-Match: "v<n>"` answers 304 if current."""
+    from filterd.sync.office.feeds import FeedPublisher
+
+    office = current_app.extensions["office"]
+    if kind not in KINDS:
+        return jsonify({"status": "refused", "error": f"no feed {kind!r}"}), 404
+    publisher = FeedPublisher(office["storage"], _office_dir())
+    latest = publisher.latest(kind)
+    if latest is None:
+        return jsonify({"status": "none", "error": f"the office has published no {kind} feed"
+                        }), 404
+    school = request.headers.get("X-Filterd-School", "")
+    if school and SCHOOL_RE.match(school):
+        publisher.record_pull(school, kind, latest.version)
+    etag = f'"v{latest.version}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("If-None-Match", "") == etag:
+        return Response(status=304, headers=headers)
+    return Response(latest.envelope, status=200, mimetype="application/json", headers=headers)
+
+
+@bp.post("/site-reports")
+def site_reports():
+    """Reports of harmful sites forwarded by a school (signed like the daily report).
+
+    Answers the outcome of every report this school forwarded so far, so the school
+    sees what the office decided.
+    """
+    import json
+    from datetime import UTC, datetime
+
+    from filterd.sync.office.site_reports import SiteReportQueue, SiteReportRefused
+
+    office = current_app.extensions["office"]
+    body = request.stream.read(256 * 1024 + 1)
+    if len(body) > 256 * 1024:
+        return _error(413, "too many reports in one request")
+    now = datetime.now(UTC)
+    try:
+        school_id, nonce, ts = authenticate(office["storage"], request.headers, body, now)
+        doc = json.loads(body)
+        answer = SiteReportQueue(office["storage"], _office_dir()).receive(
+            school_id, doc, first=lambda tx: use_nonce(tx, school_id, nonce, ts, now))
+    except IngestError as exc:
+        return _error(exc.status, exc.message)
+    except (ValueError, SiteReportRefused) as exc:
+        return _error(400, f"site reports refused: {exc}")
+    except StorageError as exc:
+        current_app.logger.warning("office database error during site reports: %s", exc)
+        resp, status = _error(503, "office database unavailable; send the reports again later")
+        resp.headers["Retry-After"] = "60"
+        return resp, status
+    return jsonify(answer), 200

@@ -34,7 +34,7 @@ def secret_key(path: Path) -> bytes:
 def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = None,
                limits: Limits | None = None, https: bool = False,
                data_dir: Path | None = None, pdf_engine: str = "auto") -> Flask:
-    from filterd.sync.office import api, auth, export, pages
+    from filterd.sync.office import api, auth, export, feed_pages, pages
 
     app = Flask(__name__)
     app.config.update(SECRET_KEY=secret, PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
@@ -43,7 +43,11 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
     app.extensions["office"] = {"storage": storage,
                                 "tz": timezone or ZoneInfo("Asia/Ho_Chi_Minh"),
                                 "limits": limits or Limits(),
-                                "data_dir": Path(data_dir) if data_dir else None,
+                                # the office's own files (its feed signing key): beside
+                                # a SQLite database unless told
+                                "data_dir": Path(data_dir) if data_dir else (
+                                    storage.path.parent if storage.backend == "sqlite"
+                                    else None),
                                 "pdf_engine": pdf_engine}
     storage.migrate()
 
@@ -82,6 +86,7 @@ def create_app(storage: Storage, *, secret: bytes, timezone: ZoneInfo | None = N
     app.register_blueprint(export.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(feed_pages.bp)
     return app
 
 

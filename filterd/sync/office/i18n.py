@@ -207,6 +207,67 @@ EN: dict[str, str] = {
     'setting:signer_title': "Signer's title",
     'setting:signer_name': "Signer's name",
     'setting:recipients': 'Addressed to',
+    # feeds to schools and reports of harmful sites (feed_pages.py)
+    "A notice for the schools' IT staff": "Thông báo cho cán bộ CNTT các trường",
+    "A notice needs a title.": "Thông báo cần có tiêu đề.",
+    "Accept: block in every school": "Chấp nhận: chặn ở mọi trường",
+    "Accepted": "Đã chấp nhận",
+    "Accepted: added to the deny feed for every school.":
+        "Đã chấp nhận: đã thêm vào danh sách chặn gửi mọi trường.",
+    "Add to the current version": "Thêm vào phiên bản hiện tại",
+    "Allow additions": "Bổ sung danh sách cho phép",
+    "Behind": "Chưa cập nhật",
+    "Decision": "Quyết định",
+    "Deny additions": "Bổ sung danh sách chặn",
+    "Domain names, one per line": "Tên miền, mỗi dòng một tên",
+    "Education allowlist additions": "Bổ sung danh sách trang giáo dục",
+    "Entries": "Số mục",
+    "Every school's appliance fetches these lists, signed with the office's key, every 15 "
+    "minutes and with its daily sync. The protected list is above every school's allow list "
+    "and every teacher's override.":
+        "Thiết bị của mỗi trường tải các danh sách này (có chữ ký số của Phòng/Sở) 15 phút một "
+        "lần và mỗi lần đồng bộ hằng ngày. Danh sách nội dung bị cấm đứng trên mọi danh sách "
+        "cho phép của trường và mọi lệnh mở tạm thời của giáo viên.",
+    "Feed": "Danh sách",
+    "Feeds": "Danh sách gửi trường",
+    "Feeds to schools": "Danh sách gửi các trường",
+    "For whom (e.g. Sở GD&ĐT Hà Nội)": "Áp dụng cho (ví dụ: Sở GD&ĐT Hà Nội)",
+    "No reports.": "Không có báo cáo.",
+    "No school enrolled yet.": "Chưa có trường nào đăng ký.",
+    "Not published": "Chưa phát hành",
+    "Notes": "Ghi chú",
+    "Notices for IT staff": "Thông báo cho cán bộ CNTT",
+    "Notices sent": "Thông báo đã gửi",
+    "Office key": "Khóa của Phòng/Sở",
+    "Other": "Khác",
+    "Protected list (illegal content)": "Danh sách nội dung vi phạm pháp luật",
+    "Publish the next version": "Phát hành phiên bản mới",
+    "Published": "Phát hành lúc",
+    "Published version": "Đã phát hành phiên bản",
+    "Reject": "Từ chối",
+    "Rejected": "Đã từ chối",
+    "Rejected.": "Đã từ chối.",
+    "Remove from the current version": "Bỏ khỏi phiên bản hiện tại",
+    "Replace the whole list": "Thay toàn bộ danh sách",
+    "Reports": "Số báo cáo",
+    "Reports made on the schools' report forms by students, teachers and parents. No "
+    "reporter, device or address reaches the office. Accepting a site adds it to the deny "
+    "feed: every school blocks it at its next pull.":
+        "Báo cáo do học sinh, giáo viên và phụ huynh gửi qua biểu mẫu của các trường. Văn phòng "
+        "không nhận được người báo cáo, thiết bị hay địa chỉ nào. Chấp nhận một trang sẽ thêm "
+        "trang vào danh sách chặn: mọi trường chặn trang ở lần tải danh sách tiếp theo.",
+    "Reported on": "Ngày báo cáo",
+    "Reports of harmful sites": "Báo cáo trang web có hại",
+    "Harmful sites": "Trang có hại",
+    "Schools and the versions they run": "Các trường và phiên bản đang dùng",
+    "Sign and publish": "Ký và phát hành",
+    "Site": "Trang web",
+    "Text": "Nội dung",
+    "Title": "Tiêu đề",
+    "Up to date": "Đã cập nhật",
+    "Version": "Phiên bản",
+    "Waiting for a decision": "Chờ quyết định",
+    "What is wrong": "Vấn đề của trang",
 }
 
 

@@ -99,6 +99,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE export_tokens (token_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL,"
         " created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT)",
     ),
+    (
+        # Signed feed versions the office publishes (filterd/sync/office/feeds.py): the
+        # envelope is kept as sent, so every appliance gets the same bytes.
+        "CREATE TABLE feeds (kind TEXT NOT NULL, version BIGINT NOT NULL,"
+        " issued_at TEXT NOT NULL, entries BIGINT NOT NULL, envelope TEXT NOT NULL,"
+        " PRIMARY KEY (kind, version))",
+        # Which feed version each school last fetched (the office's "who is behind" view).
+        "CREATE TABLE feed_pulls (school_id TEXT NOT NULL, kind TEXT NOT NULL,"
+        " version BIGINT NOT NULL, pulled_at TEXT NOT NULL, PRIMARY KEY (school_id, kind))",
+        # Reports of harmful sites forwarded by schools (no reporter identity: see docs).
+        "CREATE TABLE site_reports (id TEXT PRIMARY KEY, school_id TEXT NOT NULL,"
+        " site TEXT NOT NULL, categories TEXT NOT NULL, note TEXT NOT NULL,"
+        " reported_at TEXT NOT NULL, received_at TEXT NOT NULL, status TEXT NOT NULL,"
+        " decided_at TEXT, decided_by TEXT)",
+        "CREATE INDEX site_reports_site ON site_reports (site)",
+    ),
 )
 
 
