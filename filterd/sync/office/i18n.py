@@ -191,22 +191,6 @@ VI: dict[str, str] = {
         'Trang giáo dục',
     'feed:notices':
         'Thông báo',
-}
-
-# keys that are not English text themselves
-EN: dict[str, str] = {
-    'feed:protected': 'Protected list',
-    'feed:deny': 'Deny additions',
-    'feed:allow': 'Allow additions',
-    'feed:education': 'Education sites',
-    'feed:notices': 'Notices',
-    'setting:parent_agency': 'Governing body',
-    'setting:agency': 'Issuing agency',
-    'setting:symbol': 'Document symbol (e.g. BC-SGDĐT)',
-    'setting:place': 'Place',
-    'setting:signer_title': "Signer's title",
-    'setting:signer_name': "Signer's name",
-    'setting:recipients': 'Addressed to',
     # feeds to schools and reports of harmful sites (feed_pages.py)
     "A notice for the schools' IT staff": "Thông báo cho cán bộ CNTT các trường",
     "A notice needs a title.": "Thông báo cần có tiêu đề.",
@@ -249,7 +233,6 @@ EN: dict[str, str] = {
     "Rejected.": "Đã từ chối.",
     "Remove from the current version": "Bỏ khỏi phiên bản hiện tại",
     "Replace the whole list": "Thay toàn bộ danh sách",
-    "Reports": "Số báo cáo",
     "Reports made on the schools' report forms by students, teachers and parents. No "
     "reporter, device or address reaches the office. Accepting a site adds it to the deny "
     "feed: every school blocks it at its next pull.":
@@ -257,6 +240,7 @@ EN: dict[str, str] = {
         "không nhận được người báo cáo, thiết bị hay địa chỉ nào. Chấp nhận một trang sẽ thêm "
         "trang vào danh sách chặn: mọi trường chặn trang ở lần tải danh sách tiếp theo.",
     "Reported on": "Ngày báo cáo",
+    "Number of reports": "Số báo cáo",
     "Reports of harmful sites": "Báo cáo trang web có hại",
     "Harmful sites": "Trang có hại",
     "Schools and the versions they run": "Các trường và phiên bản đang dùng",
@@ -268,6 +252,22 @@ EN: dict[str, str] = {
     "Version": "Phiên bản",
     "Waiting for a decision": "Chờ quyết định",
     "What is wrong": "Vấn đề của trang",
+}
+
+# keys that are not English text themselves
+EN: dict[str, str] = {
+    'feed:protected': 'Protected list',
+    'feed:deny': 'Deny additions',
+    'feed:allow': 'Allow additions',
+    'feed:education': 'Education sites',
+    'feed:notices': 'Notices',
+    'setting:parent_agency': 'Governing body',
+    'setting:agency': 'Issuing agency',
+    'setting:symbol': 'Document symbol (e.g. BC-SGDĐT)',
+    'setting:place': 'Place',
+    'setting:signer_title': "Signer's title",
+    'setting:signer_name': "Signer's name",
+    'setting:recipients': 'Addressed to',
 }
 
 
