@@ -11,7 +11,7 @@ import time
 import pytest
 
 from filterd.http.clienthello import build
-from filterd.http.sni_relay import TLS_ALERT_ACCESS_DENIED
+from filterd.http.relay_conn import TLS_ALERT_ACCESS_DENIED
 
 pytestmark = pytest.mark.integration
 
