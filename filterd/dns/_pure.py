@@ -363,12 +363,21 @@ class Replay:
             stats["rate_limited"] += 1
             return None   # as handle() does on UDP: silence
         kind = hit[2]
+        out = hit[1]
         if kind == KIND_BLOCKED:
             stats["blocked"] += 1
         elif kind == KIND_CACHED:
-            r.cache.hits += 1
+            cache = r.cache
+            cache.hits += 1
+            if len(hit) > 5 and hit[7]:
+                # (..., entry, age, start, end): the records' TTLs aged to now, as
+                # Entry.render would give them (the memo keeps the answer a second).
+                entry = hit[5]
+                age = int(cache.clock() - entry.stored_at)
+                if age != hit[6]:
+                    out = out[:hit[7]] + body_at(entry, age) + out[hit[8]:]
         r.events.record(hit[3], hit[4])
-        return hit[1]
+        return out
 
 
 # ---------------------------------------------------------------------------

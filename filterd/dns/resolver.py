@@ -292,11 +292,15 @@ class Resolver:
             return entry.render(q, age, limit, body=entry.body_capped(age, self.ttl_cap(cap)))
         out = entry.render(q, age, limit)
         if memo is not None:
-            # Exact until the records' TTLs tick down by one more second (or expire).
-            cache_now = self.cache.clock()
-            left = min(entry.stored_at + age + 1, entry.expires) - cache_now
+            # Kept as long as the decision, or until the records expire: a replay ages
+            # the records' TTLs again (fastpath.Replay), so the bytes stay exact. `start`
+            # and `end` are where the records are in the answer without its ID (0, 0 for
+            # a truncated answer, which has none).
+            left = entry.expires - self.cache.clock()
+            start = 10 + len(q.question) if not out[2] & 0x02 else 0
+            end = start + len(entry.body) if start else 0
             self.memo.put(memo, (min(expires, now + left), out[2:], KIND_CACHED, decision,
-                                 query), now)
+                                 query, entry, age, start, end), now)
         return out
 
     def _answer(self, q: Question, key: Hashable, limit: int

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -548,3 +549,34 @@ def test_readable_reads_the_clock_the_memo_is_kept_in():
         assert handled == [dead]   # expired: handed on, not answered from the memo
         sock.close()
         client.close()
+
+
+def test_replay_ages_a_cached_answer_as_render_does():
+    """A memo hit on a cached answer ages its records' TTLs to now: the same bytes as
+    rendering the cache entry anew, in both implementations."""
+    q = _pure.parse_query(hdr(qid=7, ar=1) + b"\x07allowed\x04test\x00\x00\x01\x00\x01"
+                          + b"\x00" + struct.pack("!HHBBHH", 41, 1232, 0, 0, 0x8000, 0))
+    outs = []
+    for impl in (native(), _pure):
+        clock = [1000.0]
+        entry = entry_for(0)
+        entry.stored_at = 990.4   # 9 s old
+        entry.expires = 1290.4
+        first = impl.render(entry, q, 9, 1232)
+
+        resolver = types.SimpleNamespace(
+            stats={"queries": 0, "blocked": 0, "rate_limited": 0}, rate_limit=None,
+            cache=types.SimpleNamespace(hits=0, clock=lambda now=clock: now[0]),
+            events=types.SimpleNamespace(record=lambda d, q: None))
+
+        start = 10 + len(q.question)
+        hit = (9e9, first[2:], 2, "d", "q", entry, 9, start, start + len(entry.body))
+        replay = impl.Replay(resolver)
+        same = replay(hit, "10.0.0.1")
+        clock[0] += 2.0   # two seconds later: the TTLs are two lower
+        later = replay(hit, "10.0.0.1")
+        assert same == first[2:]
+        assert later == impl.render(entry_for(0), q, 11, 1232)[2:]
+        assert later != same
+        outs.append((same, later))
+    assert outs[0] == outs[1]
