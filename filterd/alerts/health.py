@@ -4,6 +4,8 @@ Checked once a minute from the deliverer's pass; each problem alerts at most onc
 `window` (default 6 h) while it lasts:
 - upstreams: every upstream resolver is marked down;
 - lists_stale: the compiled list index is older than `lists_max_age` hours;
+- feeds_stale: the education office's feeds were not pulled without a problem for
+  `lists_max_age` hours (an appliance that has feeds; the last good ones keep working);
 - disk: the data directory's file system has less than `disk_min_free` % free;
 - events_dropped: the event queue overflowed and events were not logged;
 - reload_refused: a reload was refused (raised at once by the daemon).
@@ -63,6 +65,16 @@ class HealthChecks:
             age = None
         if age is not None and age > self.lists_max_age:
             out.append(("lists_stale", f"cập nhật lần cuối {age:.0f} giờ trước "
+                                       f"(ngưỡng {self.lists_max_age:.0f} giờ)"))
+        from datetime import UTC, datetime
+
+        from filterd.sync.feedpull import hours_since_ok
+
+        feeds_age = hours_since_ok(self.data_dir / "feeds", datetime.fromtimestamp(now, UTC))
+        if feeds_age is not None and feeds_age > self.lists_max_age:
+            since = ("chưa lần nào" if feeds_age == float("inf")
+                     else f"lần cuối {feeds_age:.0f} giờ trước")
+            out.append(("feeds_stale", f"tải danh sách của Phòng/Sở thành công {since} "
                                        f"(ngưỡng {self.lists_max_age:.0f} giờ)"))
         try:
             du = shutil.disk_usage(self.data_dir)

@@ -84,6 +84,7 @@ class FeedStatus:
     issued_at: str | None = None
     checked_at: str | None = None     # last time the office was asked (UTC)
     changed_at: str | None = None     # when the running version arrived (UTC)
+    ok_at: str | None = None          # the last time the office answered and all was well
     error: str | None = None          # the last failure, in words; None when the last pull worked
 
 
@@ -199,6 +200,8 @@ def pull_feeds(store: FeedStore, office_url: str, school_id: str, *,
             headers["If-None-Match"] = f'"v{have.version}"'
         outcome = _pull_one(store, base + kind, kind, have, headers, fetch)
         st.checked_at = stamp
+        if outcome.result in ("updated", "unchanged"):
+            st.ok_at = stamp
         if outcome.result == "updated":
             st.version, st.changed_at, st.error = outcome.version, stamp, None
             st.issued_at = store.current(kind).issued_at  # type: ignore[union-attr]
@@ -287,3 +290,23 @@ def load_feed_tables(feeds_dir: Path, key_file: Path | None):
         if feed is not None:
             tables[kind] = feed_table(kind, feed.entries, feed.version)
     return FeedTables(**tables)
+
+
+def hours_since_ok(feeds_dir: Path, now: datetime | None = None) -> float | None:
+    """Hours since the office last answered a pull without a problem; None when this
+    appliance has no feed yet (not enrolled, or the office publishes none)."""
+    try:
+        raw = json.loads((Path(feeds_dir) / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    have = [v for v in raw.values() if isinstance(v, dict) and v.get("version") is not None]
+    if not have:
+        return None
+    stamps = [v.get("ok_at") for v in raw.values() if isinstance(v, dict) and v.get("ok_at")]
+    now = now or datetime.now(UTC)
+    if not stamps:
+        return float("inf")
+    last = max(datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) for t in stamps)
+    return (now - last).total_seconds() / 3600

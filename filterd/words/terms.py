@@ -161,6 +161,9 @@ ALERT_PROBLEM: _T = {   # appliance health alerts (filterd/alerts/health.py)
     "upstreams": ("Máy chủ DNS phía trên không trả lời", "Upstream DNS servers do not answer"),
     "lists_stale": ("Danh sách chặn lâu chưa được cập nhật",
                     "The block lists have not been updated for long"),
+    "feeds_stale": ("Lâu chưa tải được danh sách của Phòng/Sở (bản cũ vẫn dùng)",
+                    "The education office's feeds have not been pulled for long "
+                    "(the last good ones still apply)"),
     "disk": ("Ổ đĩa của thiết bị lọc sắp đầy", "The appliance's disk is nearly full"),
     "events_dropped": ("Có sự kiện không ghi kịp và bị bỏ",
                        "Events were dropped (not written in time)"),
