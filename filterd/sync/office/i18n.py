@@ -212,7 +212,7 @@ VI: dict[str, str] = {
         "Thiết bị của mỗi trường tải các danh sách này (có chữ ký số của Phòng/Sở) 15 phút một "
         "lần và mỗi lần đồng bộ hằng ngày. Danh sách nội dung bị cấm đứng trên mọi danh sách "
         "cho phép của trường và mọi lệnh mở tạm thời của giáo viên.",
-    "Feed": "Danh sách",
+    "Feed list": "Danh sách",
     "Feeds": "Danh sách gửi trường",
     "Feeds to schools": "Danh sách gửi các trường",
     "For whom (e.g. Sở GD&ĐT Hà Nội)": "Áp dụng cho (ví dụ: Sở GD&ĐT Hà Nội)",
@@ -249,7 +249,6 @@ VI: dict[str, str] = {
     "Text": "Nội dung",
     "Title": "Tiêu đề",
     "Up to date": "Đã cập nhật",
-    "Version": "Phiên bản",
     "Waiting for a decision": "Chờ quyết định",
     "What is wrong": "Vấn đề của trang",
 }
