@@ -1,7 +1,8 @@
 """Words for the office's pages and documents: categories and age tiers as people read them.
 
-Categories come from the one category catalog (blocklists/categories.yaml, through
-filterd.policy.catalog); tiers from the shipped policy's group labels. The ids the roll-up
+Categories come from the one category catalog (filterd.words, the shipped
+blocklists/categories.yaml: the office has no school's policy loaded); tiers from the
+shipped policy's group labels. The ids the roll-up
 adds (`other`, `none`, `all`) and any id the office does not know get words too, so no
 page or document shows an internal code.
 """
@@ -33,10 +34,9 @@ ACTIONS = {"allow": ("Cho phép", "Allowed"), "block": ("Chặn", "Blocked"),
 
 @cache
 def _categories() -> dict[str, tuple[str, str]]:
-    from filterd.policy.catalog import load_catalog
+    from filterd.words.explain import bundled_catalog
 
-    out = {cid: (c.vi, c.en) for cid, c in load_catalog(
-        REPO_ROOT / "blocklists" / "categories.yaml").items()}
+    out = {cid: (c.label("vi"), c.label("en")) for cid, c in bundled_catalog().items()}
     return {**out, **EXTRA_CATEGORIES}
 
 
