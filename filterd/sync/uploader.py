@@ -84,8 +84,7 @@ class Uploader:
             raise UploadRejected(f"office refused the report ({exc.code}): {msg}",
                                  exc.code) from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise OfficeUnreachable(f"office unreachable at {self.url}: {reason}") from exc
+            raise unreachable(self.url, exc) from exc
         if payload.get("status") not in ("stored", "duplicate"):
             raise OfficeUnreachable(f"office at {self.url} sent no acknowledgement: "
                                     f"{str(payload)[:200]}")
@@ -113,12 +112,26 @@ def enrol(office_url: str, credential: Credential, code: str, *, timeout: float 
         raise UploadRejected(f"office refused the enrolment ({exc.code}): {msg}",
                              exc.code) from exc
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        raise OfficeUnreachable(f"office unreachable at {url}: "
-                                f"{getattr(exc, 'reason', exc)}") from exc
+        raise unreachable(url, exc) from exc
     if payload.get("status") != "enrolled" or payload.get("key_id") != credential.key_id:
         raise UploadRejected(f"office sent no enrolment acknowledgement: {str(payload)[:200]}",
                              200)
     return payload
+
+
+def unreachable(url: str, exc: BaseException) -> OfficeUnreachable:
+    """The error for a failed connection, in words; a certificate refused as "not yet
+    valid" or "expired" usually means this appliance's clock is wrong (a Raspberry Pi has
+    no clock of its own until NTP answers), so say so and what the clock reads."""
+    reason = getattr(exc, "reason", exc)
+    text = str(reason)
+    if "not yet valid" in text or "has expired" in text:
+        now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        return OfficeUnreachable(
+            f"office at {url}: its certificate was refused ({text}); this appliance's clock "
+            f"reads {now}: if that is wrong, wait for NTP (timedatectl) and try again; "
+            "reports stay in the outbox")
+    return OfficeUnreachable(f"office unreachable at {url}: {reason}")
 
 
 def _json(data: bytes) -> dict[str, Any]:
