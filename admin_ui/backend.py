@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import fcntl
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -33,6 +32,7 @@ import yaml
 from admin_ui.errors import N_, AdminError
 from filterd.errors import ConfigError, FilterdError
 from filterd.state import control
+from filterd.state import overrides as overrides_file
 from filterd.state.atomic import atomic_write
 
 OVERRIDES_FILE = "overrides.json"
@@ -265,14 +265,10 @@ class Backend:
 
     def read_overrides(self) -> list[dict[str, Any]]:
         try:
-            data = json.loads(self.overrides_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except ValueError as exc:
+            return overrides_file.read_items(self.overrides_path)
+        except ConfigError as exc:
             raise AdminError(N_("%(path)s is not valid JSON: %(error)s"),
                              path=str(self.overrides_path), error=str(exc)) from exc
-        items = data.get("overrides", []) if isinstance(data, dict) else data
-        return [dict(o) for o in items]
 
     @contextlib.contextmanager
     def overrides_lock(self) -> Iterator[None]:
@@ -287,9 +283,7 @@ class Backend:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def write_overrides(self, items: list[dict[str, Any]]) -> None:
-        text = json.dumps({"version": 1, "overrides": items}, ensure_ascii=False, indent=1,
-                          sort_keys=True) + "\n"
-        atomic_write(self.overrides_path, text, mode=0o640, keep_previous=True)
+        overrides_file.write_items(self.overrides_path, items)
 
     # ---- the daemon ---------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ from filterd.policy.clients import NeighbourTable
 from filterd.policy.engine import CategoryIndex, Engine
 from filterd.policy.feeds import FeedTables, reported_table
 from filterd.policy.loader import Policy, load_policy
-from filterd.policy.overrides import OverrideSet, load_overrides
+from filterd.policy.overrides import OverrideSet
+from filterd.state.overrides import load as load_overrides
 
 
 def open_default_index(config: Config) -> CategoryIndex:

@@ -1,8 +1,8 @@
 """Teachers' temporary overrides: "allow this domain for my group until 10:45".
 
-The admin page writes them as JSON to `<data_dir>/overrides.json` (atomic
-replace); `build_engine` and every reload read the file into an immutable
-OverrideSet. An override covers the domain and its subdomains for one group,
+The admin page writes them as JSON to `<data_dir>/overrides.json`; the file's one
+codec is filterd.state.overrides, and `build_engine` and every reload read it into
+an immutable OverrideSet. An override covers the domain and its subdomains for one group,
 and never reaches above the protected list or the bypass names. Expired
 overrides stay in the file until the admin page prunes them; `decide()`
 ignores them by comparing `expires_at` with `query.at`, so no clock is read.
@@ -21,16 +21,12 @@ File format:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from filterd.errors import ConfigError
 from filterd.policy.names import normalize_name
 from filterd.policy.sites import site_domains
-from filterd.state.atomic import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -121,47 +117,6 @@ class OverrideSet:
     def removed(self, override_id: str) -> OverrideSet:
         return OverrideSet(o for o in self._items if o.id != override_id)
 
-    def to_json(self) -> str:
-        return json.dumps({"version": FORMAT_VERSION,
-                           "overrides": [o.to_dict() for o in self._items]},
-                          ensure_ascii=False, indent=2)
 
 
 EMPTY = OverrideSet()
-
-
-def load_overrides(path: str | Path, groups: Iterable[str] | None = None) -> OverrideSet:
-    """Read overrides.json; a missing file is an empty set, a broken one a ConfigError."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return EMPTY
-    except OSError as exc:
-        raise ConfigError(f"cannot read overrides: {exc}", file=str(path)) from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
-    if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION \
-            or not isinstance(doc.get("overrides"), list):
-        raise ConfigError(f'expected {{"version": {FORMAT_VERSION}, "overrides": [...]}}',
-                          file=str(path))
-    known = set(groups) if groups is not None else None
-    out = []
-    for i, d in enumerate(doc["overrides"]):
-        key = f"overrides[{i}]"
-        try:
-            o = Override.from_dict(d)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"invalid override: {exc}", file=str(path), key=key) from None
-        if known is not None and o.group not in known:
-            raise ConfigError(f"override {o.id!r} names an unknown group {o.group!r}",
-                              file=str(path), key=key)
-        out.append(o)
-    return OverrideSet(out)
-
-
-def save_overrides(path: str | Path, overrides: OverrideSet) -> None:
-    """Write atomically (filterd.state.atomic)."""
-    atomic_write(path, overrides.to_json(), mode=0o640)

@@ -65,7 +65,7 @@ def sample(shared_db, backend):
                                  "message": "for biology", "client_ip": "127.0.0.5",
                                  "status": "open"})
     overrides = backend.data_dir / "overrides.json"
-    overrides.write_text(json.dumps({"overrides": [{
+    overrides.write_text(json.dumps({"version": 1, "overrides": [{
         "id": "x1", "group": "thcs", "domain": "bad.example", "created_by": "teacher1",
         "expires_at": datetime.fromtimestamp(now + 1800, UTC).isoformat(timespec="seconds"),
         "created_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),

@@ -11,7 +11,8 @@ from filterd.build import build_engine
 from filterd.config import default_config
 from filterd.errors import ConfigError
 from filterd.policy.decision import Query, Reason
-from filterd.policy.overrides import Override, OverrideSet, save_overrides
+from filterd.policy.overrides import Override, OverrideSet
+from filterd.state.overrides import save as save_overrides
 
 from .conftest import BASE_POLICY, FakeIndex, local
 

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from filterd.errors import ConfigError
-from filterd.policy.overrides import Override, OverrideSet, load_overrides, save_overrides
+from filterd.policy.overrides import Override, OverrideSet
+from filterd.state.overrides import load as load_overrides
+from filterd.state.overrides import save as save_overrides
 
 T = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
