@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from admin_ui.errors import N_, AdminError
-from filterd.errors import ConfigError, FilterdError
+from filterd.errors import ConfigError, ConfigErrors, FilterdError
 from filterd.state import control
 from filterd.state import overrides as overrides_file
 from filterd.state.atomic import atomic_write
@@ -247,9 +247,11 @@ class Backend:
                 cfg = _Overlay(self.config, policy_dir=cand)
             try:
                 self._factory(cfg)
-            except ConfigError as exc:
-                raise ConfigError(exc.message, file=_unmap(exc.file, cand, self.policy_dir),
-                                  line=exc.line, key=exc.key) from exc
+            except ConfigError as exc:   # every problem, each with its code and real path
+                mapped = [ConfigError(e.message, file=_unmap(e.file, cand, self.policy_dir),
+                                      line=e.line, key=e.key, code=e.code, params=e.params)
+                          for e in (getattr(exc, "errors", None) or [exc])]
+                raise (mapped[0] if len(mapped) == 1 else ConfigErrors(mapped)) from exc
 
     def write_policies(self, changes: Mapping[str, str]) -> None:
         """Validate, then write each file atomically (previous version kept as .prev)."""

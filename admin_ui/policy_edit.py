@@ -3,23 +3,23 @@
 The form shows what the group really blocks (inheritance applied, as the engine
 resolved it); writing turns that back into the group's own `block`, `unblock`,
 `allow`, `deny`, `clients` and levels, leaving its parent alone. Files are edited
-round-trip (ruamel.yaml), so comments and order in the shipped policy survive.
+by splicing only the edited keys' lines into the file (admin_ui/yaml_splice.py): the
+rest of the file, comments included, stays byte for byte.
 The result is only written after the daemon's loader accepted it (Backend.write_policies).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
 
 from admin_ui.backend import Backend
 from admin_ui.errors import N_, AdminError
+from admin_ui.yaml_splice import Splicer, plain
 
 LEVELS = ("off", "moderate", "strict")
 BLOCK_MODES = ("address", "nxdomain", "null")
@@ -129,24 +129,6 @@ def form_from_request(data: Any, base: GroupForm) -> GroupForm:
         block_mode=data.get("block_mode", INHERIT))
 
 
-def _set(body: CommentedMap, key: str, value: Any) -> None:
-    """Set or (for empty values) remove a key, keeping its place when it exists."""
-    if value in (None, "", [], {}):
-        body.pop(key, None)
-    else:
-        body[key] = value
-
-
-def _set_list(body: CommentedMap, key: str, new: list[str], *, as_set: bool = False) -> None:
-    """Like _set for lists, but an unchanged list keeps its node (its comments and style)."""
-    old = body.get(key)
-    if isinstance(old, list):
-        same = (set(map(str, old)) == set(new)) if as_set else ([str(v) for v in old] == new)
-        if same and len(old) == len(new):
-            return
-    _set(body, key, new)
-
-
 def _ordered(cats: set[str] | frozenset[str], order: list[str]) -> list[str]:
     rank = {c: i for i, c in enumerate(order)}
     return sorted(cats, key=lambda c: (rank.get(c, len(rank)), c))
@@ -160,9 +142,7 @@ def apply_form(be: Backend, gid: str, form: GroupForm) -> tuple[str, str, str]:
         if value != INHERIT and value not in allowed:
             raise AdminError(N_("Bad value for %(key)s."), key=key)
     path, before, doc = find_group(be, gid)
-    body = doc["groups"][gid]
-    if body is None:
-        body = doc["groups"][gid] = CommentedMap()
+    body = doc["groups"][gid] or {}
     order = list(be.categories())
     # The parent's blocks the form unticked must be unblocked; own blocks are what the
     # parent (after unblocking) does not already give.
@@ -174,46 +154,43 @@ def apply_form(be: Backend, gid: str, form: GroupForm) -> tuple[str, str, str]:
                   for s, cats in form.during.items()}
     own_during = {s: c for s, c in own_during.items() if c}
 
-    block = body.get("block")
-    if not isinstance(block, dict):
-        block = CommentedMap()
-    _set_list(block, "always", _ordered(own_always, order), as_set=True)
-    during = block.get("during")
-    if not isinstance(during, dict):
-        during = CommentedMap()
-    for s in list(during):
-        if s not in own_during:
-            during.pop(s)
-    for s, cats in own_during.items():
-        _set_list(during, s, _ordered(cats, order), as_set=True)
-    _set(block, "during", during if during else None)
-    _set(body, "block", block if block else None)
-    _set_list(body, "unblock", _ordered(unblock, order), as_set=True)
-    _set(body, "label_vi", form.label_vi)
-    _set(body, "label_en", form.label_en)
-    _set_list(body, "allow", list(form.allow))
-    _set_list(body, "deny", list(form.deny))
-    _set_list(body, "clients", list(form.clients))
-    _set(body, "safe_search", form.safe_search)
-    _set(body, "youtube", form.youtube)
-    _set(body, "block_mode", form.block_mode)
-    buf = io.StringIO()
-    yaml_rt().dump(doc, buf)
-    return path.name, before, buf.getvalue()
+    old_block = plain(body.get("block")) if isinstance(body.get("block"), dict) else {}
+    block: dict[str, Any] = {}
+    if own_always:
+        block["always"] = _as_before(old_block.get("always"), _ordered(own_always, order))
+    if own_during:
+        old_during = old_block.get("during") if isinstance(old_block.get("during"), dict) else {}
+        block["during"] = {s: _as_before(old_during.get(s), _ordered(c, order))
+                           for s, c in own_during.items()}
+    edit = Splicer(before, gid)
+    edit.set("label_vi", form.label_vi)
+    edit.set("label_en", form.label_en)
+    edit.set("block", old_block if block == old_block else block)
+    edit.set("unblock", _as_before(plain(body.get("unblock")), _ordered(unblock, order)))
+    edit.set("allow", list(form.allow))
+    edit.set("deny", list(form.deny))
+    edit.set("clients", list(form.clients))
+    edit.set("safe_search", form.safe_search)
+    edit.set("youtube", form.youtube)
+    edit.set("block_mode", form.block_mode)
+    return path.name, before, edit.result()
+
+
+def _as_before(old: Any, new: list[str]) -> list[str]:
+    """`new`, or the old list when it holds the same categories (its order and lines kept)."""
+    if isinstance(old, list) and sorted(map(str, old)) == sorted(new):
+        return old
+    return new
 
 
 def add_allow(be: Backend, gid: str, domain: str) -> tuple[str, str, str]:
     """(file, before, after) with `domain` added to the group's own allow entries."""
     path, before, doc = find_group(be, gid)
-    body = doc["groups"][gid]
-    if body is None:
-        body = doc["groups"][gid] = CommentedMap()
-    allow = body.get("allow")
-    if not isinstance(allow, list):
-        allow = []
-    if domain not in [str(a) for a in allow]:
+    body = doc["groups"][gid] or {}
+    allow = [str(a) for a in body.get("allow") or []] if isinstance(body.get("allow"), list) \
+        else []
+    if domain not in allow:
         allow.append(domain)
-    body["allow"] = allow
-    buf = io.StringIO()
-    yaml_rt().dump(doc, buf)
-    return path.name, before, buf.getvalue()
+    edit = Splicer(before, gid)
+    edit.set("allow", allow)
+    return path.name, before, edit.result()

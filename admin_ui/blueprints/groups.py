@@ -15,8 +15,9 @@ from admin_ui import audit, policy_edit
 from admin_ui.blueprints.overrides import _flash_reload
 from admin_ui.errors import AdminError, translated
 from admin_ui.security import roles_required
-from admin_ui.web import backend, form_reason, log_change
+from admin_ui.web import backend, form_reason, group_label, lang, log_change
 from filterd.errors import ConfigError, FilterdError
+from filterd.words.messages import render_error
 
 bp = Blueprint("groups", __name__)
 
@@ -44,7 +45,28 @@ def edit(gid: str):
         flash(translated(exc), "error")
         return redirect(url_for("groups.index"))
     return render_template("group_edit.html", gid=gid, form=form, categories=be.categories(),
-                           error=None, levels=policy_edit.LEVELS)
+                           error=None, fields={}, levels=policy_edit.LEVELS)
+
+
+_FIELDS = ("label_vi", "label_en", "allow", "deny", "clients", "safe_search", "youtube",
+           "block_mode", "block", "unblock")
+
+
+def _problems(exc: ConfigError, gid: str) -> tuple[str, dict[str, list[str]]]:
+    """Every problem the loader found, in the page's language: those of this group's
+    fields beside the field, the rest (another file, another group) in the box on top."""
+    fields: dict[str, list[str]] = {}
+    general = []
+    for e in getattr(exc, "errors", None) or [exc]:
+        text = render_error(e, lang())
+        key = (e.key or "").split(".")
+        if len(key) >= 3 and key[:2] == ["groups", gid] and key[2] in _FIELDS:
+            fields.setdefault(key[2], []).append(text)
+        else:
+            general.append(text)
+    if not general:
+        general.append(gettext("Nothing was saved: correct the fields marked below."))
+    return "\n".join(general), fields
 
 
 @bp.route("/groups/<gid>", methods=["POST"])
@@ -59,8 +81,10 @@ def save(gid: str):
         return redirect(url_for("groups.index"))
     submitted = policy_edit.form_from_request(request.form, form)
     error = None
+    fields: dict[str, list[str]] = {}
     if not reason:
         error = gettext("Type a reason.")
+        fields["reason"] = [error]
     else:
         try:
             fname, before, after = policy_edit.apply_form(be, gid, submitted)
@@ -69,18 +93,20 @@ def save(gid: str):
                 return redirect(url_for("groups.edit", gid=gid))
             be.write_policies({fname: after})
         except ConfigError as exc:
-            error = str(exc)
+            error, fields = _problems(exc, gid)
         except AdminError as exc:
             error = translated(exc)
     if error:
-        log_change("policy.edit", target=gid, reason=reason, outcome=f"refused: {error}")
+        every = [error, *(t for texts in fields.values() for t in texts)]
+        log_change("policy.edit", target=gid, reason=reason,
+                   outcome="refused: " + "\n".join(dict.fromkeys(every)))
         return render_template("group_edit.html", gid=gid, form=submitted,
-                               categories=be.categories(), error=error,
+                               categories=be.categories(), error=error, fields=fields,
                                levels=policy_edit.LEVELS), 400
     result = be.reload()
     log_change("policy.edit", target=gid, diff=audit.text_diff(before, after, fname), reason=reason,
                outcome="ok" if result.ok else f"reload: {result.message}")
-    flash(gettext("Group %(group)s saved.", group=gid), "ok")
+    flash(gettext("Group %(group)s saved.", group=group_label(gid)), "ok")
     _flash_reload(result)
     return redirect(url_for("groups.edit", gid=gid))
 

@@ -114,7 +114,7 @@ def test_invalid_edit_refused_with_the_real_loaders_words(real):
                 label_vi="Khách", label_en="Guests", reason="typo")
     assert resp.status_code == 400
     page = resp.get_data(as_text=True)
-    assert "bad CIDR" in page and str(path) in page and "groups.khach.clients" in page
+    assert "dải CIDR sai" in page and str(path) in page and "groups.khach.clients" in page
     assert path.read_text() == before
 
 
