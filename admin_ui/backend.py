@@ -421,7 +421,9 @@ class Backend:
             return [{"name": str(path), "category": "", "enabled": True, "count": None,
                      "fetched": None, "checked": None, "error": str(exc)}]
         return [{"name": r.name, "category": r.category, "enabled": r.enabled, "count": r.count,
-                 "fetched": r.fetched, "checked": r.checked, "error": r.error} for r in rows]
+                 "fetched": r.fetched, "checked": r.checked, "error": r.error,
+                 "error_code": getattr(r, "error_code", None),
+                 "error_params": dict(getattr(r, "error_params", {}) or {})} for r in rows]
 
     def lists_update_running(self) -> bool:
         return self._update_proc is not None and self._update_proc.poll() is None

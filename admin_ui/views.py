@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask import Flask, g, render_template, request
 from flask_babel import format_decimal, gettext
+from jinja2 import pass_context
 
 from admin_ui.blueprints import (
     alerts,
@@ -24,6 +26,23 @@ from admin_ui.blueprints import (
 )
 from admin_ui.web import backend, lang
 from filterd import words
+from filterd.policy.decision import RuleSource
+
+_SOURCE = re.compile(r"^list (?P<name>\S+)(?: \(version (?P<version>[^)]*)\))?$"
+                     r"|^(?P<kind>builtin|override) (?P<bname>\S+)$"
+                     r"|^(?P<file>/\S+?)(?::(?P<line>\d+))?$")
+
+
+def parse_source(text: str) -> RuleSource | None:
+    """The RuleSource whose str() an event stored (filterd.policy.decision.RuleSource)."""
+    m = _SOURCE.match(text or "")
+    if m is None:
+        return None
+    if m["name"]:
+        return RuleSource("list", m["name"], version=m["version"])
+    if m["kind"]:
+        return RuleSource(m["kind"], m["bname"])
+    return RuleSource("policy", m["file"], line=int(m["line"]) if m["line"] else None)
 
 
 def _words():  # type: ignore[no-untyped-def]
@@ -52,7 +71,8 @@ def register(app: Flask) -> None:
                                      lang(), _words().tz)
 
     @app.template_filter("term")
-    def _term(code: object, kind: str) -> str:
+    @pass_context   # never folded at compile time: `'disabled'|term(...)` is per language
+    def _term(_ctx: object, code: object, kind: str) -> str:
         """`{{ r.action|term('audit') }}`: the catalog's word for a code."""
         return words.term(kind, code, lang())
 
@@ -64,7 +84,35 @@ def register(app: Flask) -> None:
     def _group(gid: str | None) -> str:
         return _words().group(gid, lang())
 
-    app.jinja_env.globals.update(words=_words)
+    @app.template_filter("error_words")
+    def _error_words(value: object) -> str:
+        """An error in the page's language: a list source's state (its code and parameters
+        are kept in state.json) or plain text (shown as it is)."""
+        if isinstance(value, dict) and value.get("error_code"):
+            from filterd.words.messages import message
+
+            return message(value["error_code"], lang(), **(value.get("error_params") or {}))
+        if isinstance(value, dict):
+            return str(value.get("error") or "")
+        return str(value or "")
+
+    @app.template_filter("source_words")
+    def _source_words(value: str, category: str | None = None) -> str:
+        """An event's stored source text ("list seed-games (version seed)") in words."""
+        src = parse_source(value)
+        return _words().source(src, lang(), category) if src is not None else value
+
+    @app.template_filter("audit_target")
+    def _audit_target(value: str) -> str:
+        """Audit targets start with a group id ("thcs facebook.com"): its name instead."""
+        head, _, rest = str(value or "").partition(" ")
+        known = {grp.id for grp in backend().groups(include_abstract=True)}
+        if head in known:
+            return f"{_words().group(head, lang())} {rest}".strip()
+        return str(value or "")
+
+    app.jinja_env.globals.update(words=_words,
+                                 all_terms=lambda kind: words.terms(kind, lang()))
 
     @app.template_filter("isots")
     def _isots(value: str | None) -> str:

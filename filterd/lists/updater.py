@@ -302,6 +302,8 @@ class SourceStatus:
     checked: float | None
     error: str | None
     rejects: Mapping[str, int]
+    error_code: str | None = None    # filterd.words.messages code of `error`, and its
+    error_params: Mapping[str, Any] = field(default_factory=dict)   # parameters
 
     def age(self, now: float) -> float | None:
         return None if self.fetched is None else max(0.0, now - self.fetched)
@@ -313,5 +315,6 @@ def status(data_dir: str | os.PathLike[str], sources: Iterable[Source]) -> list[
     for s in sources:
         st = state.get(s.name, SourceState())
         rows.append(SourceStatus(s.name, s.category, s.enabled, st.count, st.fetched, st.checked,
-                                 st.error, dict(st.rejects)))
+                                 st.error, dict(st.rejects), st.error_code,
+                                 dict(st.error_params or {})))
     return rows

@@ -58,6 +58,7 @@ _LABELS = {
     "rule": ("Quy tắc", "Rule"), "source": ("Nguồn", "Source"), "time": ("Thời điểm", "Time"),
     "schedule": ("Khung giờ", "Schedule"), "also": ("Tên miền thuộc các loại",
                                                     "Categories of this name"),
+    "until": ("Kết quả này đúng đến", "This answer holds until"),
 }
 
 
@@ -243,6 +244,9 @@ class Words:
         if d.categories:
             lines.append(label("also", lang) + ": "
                          + ", ".join(self.category(c, lang) for c in d.categories) + ".")
+        until = getattr(d, "valid_until", None)
+        if until is not None:
+            lines.append(f"{label('until', lang)}: {self.when(until, lang)}.")
         return "\n".join(lines)
 
     def fields(self, d: Decision, lang: str = "vi") -> list[Field]:
@@ -262,6 +266,8 @@ class Words:
         out.append(Field(label("group", lang), self.group(d.group, lang, d), d.group))
         if getattr(d, "at", None) is not None:
             out.append(Field(label("time", lang), self.when(d.at, lang, weekday=True)))
+        if getattr(d, "valid_until", None) is not None:
+            out.append(Field(label("until", lang), self.when(d.valid_until, lang)))
         return out
 
     def ede(self, d: Decision) -> str:

@@ -32,8 +32,12 @@ def test_every_enum_code_has_words(kind, codes):
 def test_every_audit_action_the_admin_page_writes_has_words():
     used = set()
     for path in (REPO / "admin_ui").rglob("*.py"):
-        used |= set(re.findall(r'log_change\(\s*"([a-z_.]+)"', path.read_text()))
-        used |= set(re.findall(r'action="([a-z_]+\.[a-z_]+)"', path.read_text()))
+        text = path.read_text()
+        used |= set(re.findall(r'log_change\(\s*"([a-z_.]+[a-z_])"', text))
+        used |= {f"{p}{s}" for p, a, b in re.findall(   # "x." + ("update" if … else "create")
+            r'log_change\(\s*"([a-z_.]+\.)"\s*\+\s*\("(\w+)" if \w+ else "(\w+)"\)', text)
+                 for s in (a, b)}
+        used |= set(re.findall(r'action="([a-z_]+\.[a-z_]+)"', text))
     assert used and used <= set(terms("audit")), used - set(terms("audit"))
 
 

@@ -22,7 +22,9 @@ def test_audit_page_filters_and_escapes(as_role, backend):
     c = as_role("admin")
     _seed(backend)
     page = c.get("/audit?actor=thu.ha").get_data(as_text=True)
-    assert "policy.edit" in page and "override.create" not in page
+    rows = page.split('<article class="card audit">')[1:]
+    assert len(rows) == 1 and "Sửa chính sách lọc" in rows[0]      # the action in words
+    assert 'data-code="policy.edit"' in rows[0] and "Mở tạm thời một trang" not in "".join(rows)
     assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt; reason" in page
 
 
