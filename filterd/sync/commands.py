@@ -28,13 +28,28 @@ def _load_config(path: str | None) -> Any:
     return load_config(path)
 
 
-def _list_info(data_dir: Path):
-    """The compiled list index's version and build time, if an index is installed."""
+def _feed_versions(data_dir: Path, key_file: Path | None) -> tuple[tuple[str, int], ...]:
+    """The office feeds this appliance runs (verified), for the daily report."""
+    from filterd.sync.feedpull import FeedStore, OfficeKeyError, read_office_key
+
+    if key_file is None or not Path(key_file).exists():
+        return ()
+    try:
+        store = FeedStore(data_dir / "feeds", read_office_key(Path(key_file)))
+    except OfficeKeyError:
+        return ()
+    return tuple(sorted(store.versions().items()))
+
+
+def _list_info(data_dir: Path, key_file: Path | None = None):
+    """The compiled list index's version and build time, if an index is installed, and
+    the versions of the office's feeds in use."""
     from filterd.sync.report import ListInfo
 
+    feeds = _feed_versions(data_dir, key_file)
     current = data_dir / "lists" / "current"
     if not current.exists():
-        return ListInfo()
+        return ListInfo(feeds=feeds)
     version = None
     try:
         from filterd.lists.index import ListIndex
@@ -43,7 +58,7 @@ def _list_info(data_dir: Path):
     except Exception:  # an unreadable index is reported as unknown, not fatal
         version = None
     updated = datetime.fromtimestamp(current.resolve().stat().st_mtime, UTC)
-    return ListInfo(version=version, updated_at=updated)
+    return ListInfo(version=version, updated_at=updated, feeds=feeds)
 
 
 @click.command("sync")
@@ -68,7 +83,7 @@ def sync_cmd(config_path: str | None, dry_run: bool, ignore_backoff: bool) -> No
     try:
         cfg = _load_config(config_path)
         settings = SyncSettings.from_config(cfg)
-        lists = lambda: _list_info(settings.data_dir)  # noqa: E731
+        lists = lambda: _list_info(settings.data_dir, cfg.sync.office_key_file)  # noqa: E731
         now = datetime.now(UTC)
         if dry_run:
             items = Outbox(settings, lists=lists).dry_run(now)

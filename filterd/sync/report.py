@@ -106,6 +106,8 @@ class ListInfo:
 
     version: str | None = None
     updated_at: datetime | None = None
+    # the office's signed feeds this appliance runs: kind -> version (filterd/sync/feedpull.py)
+    feeds: tuple[tuple[str, int], ...] = ()
 
 
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -239,6 +241,7 @@ def build(conn: sqlite3.Connection, *, school_id: str, day: date, tz: ZoneInfo,
             "updated_at": (lists.updated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                            if lists.updated_at else None),
             "versions_seen": sorted(versions),
+            "feeds": dict(lists.feeds),
         },
         "health": {
             "version": __version__,

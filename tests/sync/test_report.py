@@ -126,7 +126,7 @@ def test_devices_bypass_lists_and_health(appliance, tmp_path):
     assert r3["devices"] == {"thpt": 3, "tieu_hoc": "fewer_than_k", "all": 4}
     assert r["bypass"] == {}    # 3 devices < k = 5
     assert r["lists"] == {"current_version": "2026.11.24-1", "updated_at": "2026-11-24T01:00:00Z",
-                          "versions_seen": ["2026.11.20-1", "v7"]}
+                          "versions_seen": ["2026.11.20-1", "v7"], "feeds": {}}
     assert r["health"]["uptime_s"] == 3600
     assert r["health"]["events_dropped"] == 4 and r["health"]["upstream_failures"] == 2
     assert r["top_blocked"] == {}  # 3 devices < k = 5

@@ -192,6 +192,15 @@ def _store(storage: Storage, school_id: str, nonce: str, ts: int, report: dict[s
              len(body), hashlib.sha256(body).hexdigest()])
         if inserted == 0:
             return "duplicate"  # already have this day: acknowledged, never counted twice
+        # The feed versions the school runs (signed, in its report): the feeds page shows who
+        # is behind. An older day arriving late never moves a school back.
+        for kind, version in (lists.get("feeds") or {}).items():
+            tx.execute("INSERT INTO feed_pulls (school_id, kind, version, pulled_at)"
+                       " VALUES (?, ?, ?, ?) ON CONFLICT (school_id, kind) DO UPDATE SET"
+                       " version = excluded.version, pulled_at = excluded.pulled_at"
+                       " WHERE excluded.version > feed_pulls.version",
+                       [school_id, kind, version, now.astimezone(UTC).strftime(
+                           "%Y-%m-%dT%H:%M:%SZ")])
         tx.executemany(
             "INSERT INTO report_counts (school_id, day, grp, category, action, n, hours)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -18,9 +18,8 @@ def _tile(page: str) -> str:
 
 
 def _configure(backend, monkeypatch, url: str = "https://office.example") -> None:
-    cfg = SimpleNamespace(**{f.name: getattr(backend.config, f.name)
-                             for f in dataclasses.fields(backend.config)},
-                          sync=SimpleNamespace(office_url=url))
+    cfg = dataclasses.replace(backend.config, sync=SimpleNamespace(
+        office_url=url, office_key_file=None, forward_reports=False))
     monkeypatch.setattr(backend, "config", cfg)
 
 

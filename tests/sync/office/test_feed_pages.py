@@ -156,3 +156,31 @@ def test_admin_publishes_from_the_page(app, storage, tmp_path):
     r = c.post("/feeds/notices", data={"title": "Lịch cập nhật", "body": "Tối thứ Sáu.",
                                        "csrf_token": tok}, follow_redirects=True)
     assert "Lịch cập nhật" in r.get_data(as_text=True)
+
+
+def test_the_daily_report_says_which_feed_versions_a_school_runs(app, storage, tmp_path):
+    from datetime import date
+
+    from filterd.sync import schema
+    from filterd.sync.office.ingest import receive
+    from filterd.sync.report import ListInfo, build_report
+
+    from ..conftest import generate_days, make_event_db
+
+    cred = enrol_with_key(storage, "sa", "Ba Đình", "Hà Nội")
+    conn = make_event_db(tmp_path / "f.db")
+    days = [date(2026, 11, 20), date(2026, 11, 21)]
+    generate_days(conn, days)
+
+    def upload(day, feeds):
+        report = build_report(conn, school_id="sa", day=day, tz=TZ, secret=b"x" * 32, k=5,
+                              lists=ListInfo(feeds=feeds))
+        assert report["lists"]["feeds"] == dict(feeds)
+        body = schema.encode(report)
+        return receive(storage, sign(cred, body, datetime.now(UTC).timestamp()), body)
+
+    assert upload(days[1], (("deny", 2), ("protected", 5)))["status"] == "stored"
+    # a late upload of an older day does not move the school back
+    assert upload(days[0], (("protected", 4),))["status"] == "stored"
+    pulls = FeedPublisher(storage, tmp_path / "odir").pulls()["sa"]
+    assert pulls["protected"][0] == 5 and pulls["deny"][0] == 2
