@@ -48,16 +48,16 @@ from conftest import FakeEngine
 from filterd import daemon
 data = Path(sys.argv[1])
 def load():
-    dns = SimpleNamespace(listen=[("127.0.0.1", 0)], upstreams=[("127.0.0.1", 9)],
-                          upstream_timeout=0.5, block_ttl=10, workers=1, cache_size=100,
-                          cache_min_ttl=0, cache_max_ttl=60, negative_ttl_max=60,
-                          rate_limit_qps=0)
-    events = SimpleNamespace(retention_days=30, flush_interval=0.1, queue_max=1000,
-                             store_allowed=False)
-    http = SimpleNamespace(block_page_listen=("127.0.0.1", 0), proxy_listen=("127.0.0.1", 0),
-                           mode="explicit", intercept_ca_dir=None)
-    return SimpleNamespace(dns=dns, events=events, http=http, data_dir=data,
-                           appliance_ipv4="127.0.0.1", appliance_ipv6=None)
+    # a real filterd.yaml through the real loader: every section the daemon reads exists
+    from filterd.config import load_config
+    cfg = data / "filterd.yaml"
+    cfg.write_text(
+        f"data_dir: {data}\nappliance_ipv4: 127.0.0.1\n"
+        "dns:\n  listen: ['127.0.0.1:0']\n  upstreams: ['127.0.0.1:9']\n"
+        "  upstream_timeout: 0.5\n  cache_size: 100\n  cache_max_ttl: 60\n"
+        "events:\n  flush_interval: 0.1\n  queue_max: 1000\n"
+        "http:\n  block_page_listen: '127.0.0.1:0'\n  proxy_listen: '127.0.0.1:0'\n")
+    return load_config(cfg)
 daemon.configure_logging()
 raise SystemExit(daemon.run(load(), load_config=load, engine_factory=lambda c: FakeEngine()))
 """
