@@ -25,9 +25,11 @@ from filterd.sync.office.app import create_app
 from filterd.sync.office.feeds import FeedPublisher, office_public_hex
 from filterd.sync.office.storage import Storage
 from tests.sync.conftest import TZ, stop_waitress
-from tests.test_daemon import Daemon, Unbound
+from tests.test_daemon import Daemon
+from tests.test_daemon import unbound as _daemon_unbound
 
 pytestmark = pytest.mark.integration
+unbound = _daemon_unbound   # test_daemon's unbound fixture, one per module
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -50,13 +52,6 @@ class _Office:
     def stop(self):
         stop_waitress(self.server, self.thread)
         self.storage.close()
-
-
-@pytest.fixture(scope="module")
-def unbound(tmp_path_factory):
-    u = Unbound(tmp_path_factory.mktemp("unbound")).start()
-    yield u
-    u.stop()
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +219,8 @@ def test_bad_feed_refused_last_good_kept(schools, office, attack):
 
 def test_offline_school_catches_up_to_the_latest(schools, office):
     _, b = schools
-    before = office.publisher.latest("protected").version
+    latest = office.publisher.latest("protected")
+    before = latest.version if latest else 0
     office.publisher.publish("protected", ["other.test", "v2.allowed.test"])
     office.publisher.publish("protected", ["other.test", "www.allowed.test", "vnexpress.net"])
     out = pull(b)

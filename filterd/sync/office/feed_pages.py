@@ -89,13 +89,7 @@ def index():
         behind = [k for k, pub in latest.items() if pub is not None
                   and got.get(k, (0, ""))[0] < pub.version]
         rows.append((s, {k: got.get(k) for k in KINDS}, behind))
-    notices = ()
-    if latest["notices"] is not None:
-        from filterd.sync.feed import open_envelope
-        from filterd.sync.office.feeds import office_public_raw
-
-        notices = open_envelope(latest["notices"].envelope,
-                                office_public_raw(_dir())).notices
+    notices = p.notices()
     return render_template("office/feeds.html", title=translate("Feeds to schools", g.lang),
                            kinds=KINDS, latest=latest, rows=rows, local=_local,
                            notices=notices, key_id=p.key_id())
@@ -119,17 +113,21 @@ def publish(kind: str):
     names = _names(request.form.get("names", ""))
     scope = (request.form.get("scope") or "").strip()[:200]
     p = _publisher()
+    if action == "replace":
+        return _publish(lambda: p.publish(kind, names, scope=scope))
+    if action == "remove":
+        return _publish(lambda: p.remove(kind, names, scope=scope))
+    return _publish(lambda: p.add(kind, names, scope=scope))
+
+
+def _publish(make):
+    """Run one publish, say what became of it, back to the feeds page."""
     try:
-        if action == "replace":
-            pub = p.publish(kind, names, scope=scope)
-        elif action == "remove":
-            pub = p.remove(kind, names, scope=scope)
-        else:
-            pub = p.add(kind, names, scope=scope)
+        pub = make()
     except FilterdError as exc:
         flash(f"{translate('Not published', g.lang)}: {exc}", "error")
-        return redirect(url_for("feeds.index"))
-    flash(translate("Published version", g.lang) + f" {pub.version} ({pub.entries})", "ok")
+    else:
+        flash(translate("Published version", g.lang) + f" {pub.version} ({pub.entries})", "ok")
     return redirect(url_for("feeds.index"))
 
 
@@ -142,22 +140,10 @@ def notice():
         flash(translate("A notice needs a title.", g.lang), "error")
         return redirect(url_for("feeds.index"))
     p = _publisher()
-    old = ()
     latest = p.latest("notices")
-    if latest is not None:
-        from filterd.sync.feed import open_envelope
-        from filterd.sync.office.feeds import office_public_raw
-
-        old = open_envelope(latest.envelope, office_public_raw(_dir())).notices
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     new = Notice(f"n{(latest.version + 1) if latest else 1}", title, body, now)
-    try:
-        pub = p.publish("notices", notices=[new, *old][:100])
-    except FilterdError as exc:
-        flash(f"{translate('Not published', g.lang)}: {exc}", "error")
-        return redirect(url_for("feeds.index"))
-    flash(translate("Published version", g.lang) + f" {pub.version}", "ok")
-    return redirect(url_for("feeds.index"))
+    return _publish(lambda: p.publish("notices", notices=[new, *p.notices()][:100]))
 
 
 @bp.get("/site-reports")

@@ -88,6 +88,15 @@ class FeedPublisher:
         return Published(k, int(v), at, int(n), bytes(env.encode() if isinstance(env, str)
                                                       else env))
 
+    def notices(self) -> tuple[Notice, ...]:
+        """The notices of the latest notices version (newest first)."""
+        p = self.latest("notices")
+        if p is None:
+            return ()
+        from filterd.sync.feed import open_envelope
+
+        return open_envelope(p.envelope, office_public_raw(self.office_dir)).notices
+
     def names(self, kind: str) -> tuple[str, ...]:
         """The names of the latest version (to add to or remove from it)."""
         p = self.latest(kind)
