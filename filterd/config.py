@@ -411,8 +411,6 @@ class SyncConfig:
     # Send every report of a harmful site to the office at the next sync (false: only
     # those the IT staff choose to forward on the admin page).
     forward_reports: bool = field(default=False, metadata=_k(_bool))
-    # How often `filterd feeds pull` (its timer) asks the office for new feed versions.
-    feed_interval: int = field(default=900, metadata=_k(_int(60, 86400)))
 
 
 @dataclass(frozen=True)
