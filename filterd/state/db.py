@@ -52,6 +52,11 @@ def migrate(db: sqlite_utils.Database, module: str, migrations: Sequence[Migrati
     for version, step in enumerate(migrations[done:], start=done + 1):
         with db.conn:  # one transaction per step: a crash leaves no half-applied step
             db.conn.execute("BEGIN IMMEDIATE")
+            # Another process (a second DNS worker, the admin page) may have applied this
+            # step between our read above and taking the write lock: look again under it.
+            if db.conn.execute("SELECT 1 FROM _migrations WHERE module = ? AND version = ?",
+                               [module, version]).fetchone():
+                continue
             step(db)
             db.conn.execute("INSERT INTO _migrations (module, version) VALUES (?, ?)",
                             [module, version])
