@@ -27,29 +27,29 @@ def test_failed_migration_step_is_rolled_back(tmp_path):
 
 
 def test_two_processes_migrating_at_once_apply_each_step_once(tmp_path):
-    """Two DNS workers start together: the second reads "not applied", waits for the
-    write lock the first holds, and must then see the step done (it used to fail with
-    'table ... already exists' and the worker died)."""
-    import threading
+    """Two DNS workers start together: the second reads "not applied", then waits for the
+    write lock while the first applies the step; it must then see the step done (it used
+    to fail with 'table ... already exists' and the worker died)."""
+    import sqlite3
 
-    first, second = open_db(tmp_path / "x.db"), open_db(tmp_path / "x.db")
-    migrate(first, "setup", [])          # both see the _migrations table
-    result: list[object] = []
-    read = threading.Event()
+    import sqlite_utils
 
-    def other() -> None:
-        try:
-            result.append(migrate(second, "mod", [lambda d: d.execute("CREATE TABLE t (x)")]))
-        except Exception as exc:   # the test reports it
-            result.append(exc)
+    path = tmp_path / "x.db"
+    first = open_db(path)
+    migrate(first, "setup", [])          # the _migrations table exists for both
+    steps = [lambda d: d.execute("CREATE TABLE t (x)")]
 
-    def slow_step(d) -> None:
-        t = threading.Thread(target=other)
-        t.start()
-        read.wait(0.5)             # the other has read the version table by now
-        d.execute("CREATE TABLE t (x)")
-        slow_step.thread = t
+    class Late(sqlite3.Connection):
+        """The second process: the first one commits just before it takes the lock."""
 
-    assert migrate(first, "mod", [slow_step]) == 1
-    slow_step.thread.join(10)
-    assert result == [0]
+        def execute(self, sql, *args):
+            if sql == "BEGIN IMMEDIATE" and not getattr(self, "raced", False):
+                self.raced = True
+                assert migrate(first, "mod", steps) == 1
+            return super().execute(sql, *args)
+
+    second = sqlite_utils.Database(sqlite3.connect(str(path), isolation_level=None,
+                                                   factory=Late))
+    assert migrate(second, "mod", steps) == 0
+    assert first.execute("SELECT COUNT(*) FROM _migrations WHERE module = 'mod'"
+                         ).fetchone()[0] == 1
