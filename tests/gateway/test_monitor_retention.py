@@ -35,8 +35,12 @@ def test_monitor_keeps_the_configured_retention(tmp_path):
                              "--config", str(cfg)], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
     try:
-        line = proc.stderr.readline()
-        assert "monitoring lo" in line, line + proc.stderr.read() if proc.poll() else line
+        seen = []   # other log lines (a scapy warning, the writer's state) may come first
+        while not any("monitoring lo" in x for x in seen):
+            line = proc.stderr.readline()
+            assert line and len(seen) < 50, "".join(seen) + (proc.stderr.read() if proc.poll()
+                                                           is not None else "")
+            seen.append(line)
 
         def names() -> set[str]:
             with sqlite3.connect(data / "filterd.db", timeout=10) as c:
@@ -49,4 +53,8 @@ def test_monitor_keeps_the_configured_retention(tmp_path):
         assert names() == {"today.test", "kept.test"}   # 45 < 90 days (30 deleted it)
     finally:
         proc.terminate()
-        proc.wait(20)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:   # seen once in CI under load: do not hide the
+            proc.kill()                     # test's own result behind the teardown
+            proc.wait(10)
