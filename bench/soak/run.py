@@ -175,7 +175,12 @@ def main() -> int:
     outage_at, reload_at = 0.4 * seconds, 0.6 * seconds
     phases = {p: {"sent": 0, "answered": 0, "lost": 0, "servfail": 0}
               for p in ("before", "outage", "after")}
-    pending: dict[tuple[int, int], tuple[float, str]] = {}
+    pending: dict[tuple[int, int], tuple[float, str, str]] = {}
+    # Every query declared lost, with what it was and when: a dropped query and a slow
+    # one look alike at 2 s, so an answer that still comes later is recorded as late.
+    lost_log: list[dict] = []
+    declared_lost: dict[tuple[int, int], dict] = {}
+    reload_t = outage_t = outage_back_t = None
     samples: dict[str, list[tuple[float, int]]] = {"daemon": [], "admin": [], "upstream": []}
     dashboard_fetches = dashboard_errors = 0
     start = time.monotonic()
@@ -192,27 +197,27 @@ def main() -> int:
         if state == "before" and now >= outage_at:
             up_proc.terminate()
             up_proc.wait(10)
-            state, outage_end = "outage", now + args.outage
+            state, outage_end, outage_t = "outage", now + args.outage, now
         elif state == "outage" and now >= outage_end:
             up_proc, _ = restart_upstream(work, up_port)
-            state = "after"
+            state, outage_back_t = "after", time.monotonic() - start
         if not reloaded and now >= reload_at:
             daemon.send_signal(signal.SIGHUP)
-            reloaded = True
+            reloaded, reload_t = True, now
         due = int(now * args.qps)
         while sent < due:
             r = rng.random()
             if r < 0.3:
-                name = blocked[zb.draw()]
+                name, kind = blocked[zb.draw()], "blocked"
             elif r < 0.9:
-                name = f"w{za.draw()}.allowed.bench"
+                name, kind = f"w{za.draw()}.allowed.bench", "allowed"
             else:
-                name = f"m{sent}.miss.bench"
+                name, kind = f"m{sent}.miss.bench", "miss"
             c = sent % CLIENTS
             qid = (qid + 1) & 0xFFFF
             with contextlib.suppress(OSError):
                 socks[c].send(qbytes(qid, name))
-            pending[(c, qid)] = (time.monotonic(), state)
+            pending[(c, qid)] = (time.monotonic(), state, kind)
             phases[state]["sent"] += 1
             sent += 1
         ready, _, _ = select.select(socks, [], [], 0.002)
@@ -227,6 +232,9 @@ def main() -> int:
                     continue
                 key = (c, struct.unpack_from("!H", data)[0])
                 got = pending.pop(key, None)
+                late = declared_lost.pop(key, None)
+                if late is not None:
+                    late["late_answer_s"] = round(time.monotonic() - start - late["t"], 3)
                 if got is not None:
                     phases[got[1]]["answered"] += 1
                     if data[3] & 0x0F == 2:
@@ -237,8 +245,14 @@ def main() -> int:
                              ("upstream", up_proc.pid)):
                 samples[svc].append((now, rss_kb(pid)))
             cutoff = time.monotonic() - LOST_AFTER
-            for key in [k for k, (t, _) in pending.items() if t < cutoff]:
-                phases[pending.pop(key)[1]]["lost"] += 1
+            for key in [k for k, (t, _, _) in pending.items() if t < cutoff]:
+                t, phase, kind = pending.pop(key)
+                phases[phase]["lost"] += 1
+                if len(lost_log) < 200:
+                    entry = {"t": round(t - start, 3), "phase": phase, "kind": kind,
+                             "client": key[0], "id": key[1]}
+                    lost_log.append(entry)
+                    declared_lost[key] = entry
             print(f"{now:6.0f}s {state:7s} sent {sent:8d} daemon {samples['daemon'][-1][1]//1024}"
                   f" MB admin {samples['admin'][-1][1]//1024} MB", flush=True)
         if now >= next_ui:
@@ -251,8 +265,11 @@ def main() -> int:
     time.sleep(LOST_AFTER)
     for s in socks:
         s.close()
-    for _key, (_t, phase) in pending.items():
+    for key, (t, phase, kind) in pending.items():
         phases[phase]["lost"] += 1
+        if len(lost_log) < 200:
+            lost_log.append({"t": round(t - start, 3), "phase": phase, "kind": kind,
+                             "client": key[0], "id": key[1]})
     daemon.terminate()
     daemon.wait(30)
     admin.terminate()
@@ -276,6 +293,8 @@ def main() -> int:
         "log_lines": len(LOG_LINE.findall(log)), "tracebacks": log.count(TRACEBACK),
         "log_tail": log.splitlines()[-12:],
         "dashboard_fetches": dashboard_fetches, "dashboard_errors": dashboard_errors,
+        "outage_s": [outage_t, outage_back_t], "reload_s": reload_t,
+        "lost_queries": lost_log,
     }
     print(json.dumps(result, indent=2))
     if args.out:
