@@ -7,9 +7,12 @@ unbound on loopback is the upstream. The load is a Zipf mix from 40 client addre
 over --allowed names: mostly cache hits), 10 % names never asked before (cache misses).
 At 40 % of the run the upstream is stopped for --outage seconds and started again;
 at 60 % the daemon is reloaded (SIGHUP). The admin dashboard is fetched (signed in)
-every 5 s all along.
+every 5 s all along. As root, the bypass monitor (`filterd gateway monitor --lan lo`, its
+own process) watches the same loopback while the 40 devices try other resolvers now and
+then (plain DNS to 127.0.0.53–.62 port 53, a TCP SYN to port 853): two tries a second.
 
-Sampled every --every seconds: RSS of every service (daemon, admin page, upstream).
+Sampled every --every seconds: RSS of every service (daemon, admin page, bypass
+monitor, upstream); at the end, how long each service takes to stop after SIGTERM.
 Reported: the RSS slope of each service over the run after warm-up and over its last
 half (MB/hour, least squares; the upstream restarts at the outage), queries answered
 and lost (no answer within 2 s) before, during and after the outage, the daemon's log
@@ -128,6 +131,8 @@ def main() -> int:
                     help="dns.cache_size: small enough that the misses fill it within the "
                          "run, so the run sees memory at its bound (the default 100,000 "
                          "takes a school's day to fill)")
+    ap.add_argument("--no-monitor", action="store_true",
+                    help="leave the bypass monitor out (it needs root to capture on lo)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     rng = random.Random(12)
@@ -163,6 +168,30 @@ def main() -> int:
     else:
         raise SystemExit("admin page did not start")
 
+    monitor = None
+    if not args.no_monitor and os.geteuid() == 0:
+        monitor = subprocess.Popen([sys.executable, "-m", "filterd", "gateway", "monitor",
+                                    "--lan", "lo", "--config", str(cfg)],
+                                   stdout=subprocess.DEVNULL,
+                                   stderr=open(work / "monitor.log", "wb"),  # noqa: SIM115
+                                   env=env)
+        for _ in range(300):
+            if b"monitoring lo" in (work / "monitor.log").read_bytes():
+                break
+            if monitor.poll() is not None:
+                raise SystemExit("bypass monitor exited: "
+                                 + (work / "monitor.log").read_text(errors="replace"))
+            time.sleep(0.1)
+        else:
+            raise SystemExit("bypass monitor did not start")
+    bypass_socks = []
+    for i in range(CLIENTS if monitor else 0):
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        b.bind((f"127.0.0.{10 + i}", 0))
+        b.setblocking(False)
+        bypass_socks.append(b)
+    bypass_tries = 0
+    next_bypass = 0.0
     socks = []
     for i in range(CLIENTS):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -182,6 +211,8 @@ def main() -> int:
     declared_lost: dict[tuple[int, int], dict] = {}
     reload_t = outage_t = outage_back_t = None
     samples: dict[str, list[tuple[float, int]]] = {"daemon": [], "admin": [], "upstream": []}
+    if monitor:
+        samples["monitor"] = []
     dashboard_fetches = dashboard_errors = 0
     start = time.monotonic()
     next_sample = next_ui = 0.0
@@ -239,10 +270,28 @@ def main() -> int:
                     phases[got[1]]["answered"] += 1
                     if data[3] & 0x0F == 2:
                         phases[got[1]]["servfail"] += 1
+        if bypass_socks and now >= next_bypass:
+            next_bypass = now + 0.5
+            c = bypass_tries % CLIENTS
+            resolver = f"127.0.0.{53 + bypass_tries % 10}"
+            if bypass_tries % 4 == 3:   # DoT: the SYN is what the monitor sees
+                t = socket.socket()
+                t.setblocking(False)
+                t.bind((f"127.0.0.{10 + c}", 0))
+                with contextlib.suppress(OSError):
+                    t.connect((resolver, 853))
+                t.close()
+            else:
+                with contextlib.suppress(OSError):
+                    bypass_socks[c].sendto(qbytes(bypass_tries & 0xFFFF, "bypass.example"),
+                                           (resolver, 53))
+            bypass_tries += 1
         if now >= next_sample:
             next_sample = now + args.every
-            for svc, pid in (("daemon", daemon.pid), ("admin", admin.pid),
-                             ("upstream", up_proc.pid)):
+            services = [("daemon", daemon.pid), ("admin", admin.pid), ("upstream", up_proc.pid)]
+            if monitor:
+                services.append(("monitor", monitor.pid))
+            for svc, pid in services:
                 samples[svc].append((now, rss_kb(pid)))
             cutoff = time.monotonic() - LOST_AFTER
             for key in [k for k, (t, _, _) in pending.items() if t < cutoff]:
@@ -263,20 +312,36 @@ def main() -> int:
             except OSError:
                 dashboard_errors += 1
     time.sleep(LOST_AFTER)
-    for s in socks:
+    for s in socks + bypass_socks:
         s.close()
     for key, (t, phase, kind) in pending.items():
         phases[phase]["lost"] += 1
         if len(lost_log) < 200:
             lost_log.append({"t": round(t - start, 3), "phase": phase, "kind": kind,
                              "client": key[0], "id": key[1]})
-    daemon.terminate()
-    daemon.wait(30)
-    admin.terminate()
-    admin.wait(30)
-    up_proc.terminate()
-    up_proc.wait(10)
+    stop_s = {}
+    for svc, proc in (("monitor", monitor), ("daemon", daemon), ("admin", admin),
+                      ("upstream", up_proc)):
+        if proc is None:
+            continue
+        t0 = time.monotonic()
+        proc.terminate()
+        try:
+            proc.wait(60)
+            stop_s[svc] = round(time.monotonic() - t0, 2)
+        except subprocess.TimeoutExpired:   # a service systemd would have to SIGKILL
+            proc.kill()
+            proc.wait(10)
+            stop_s[svc] = "killed after 60 s"
     log = log_path.read_text(errors="replace")
+    mlog = (work / "monitor.log").read_text(errors="replace") if monitor else ""
+    bypass_events = 0
+    if monitor:
+        import sqlite3
+        with contextlib.closing(sqlite3.connect(server.work / "var" / "filterd.db")) as db, \
+                contextlib.suppress(sqlite3.Error):
+            bypass_events = db.execute(
+                "SELECT count(*) FROM events WHERE path = 'bypass'").fetchone()[0]
     warm = 0.1 * seconds
     result = {
         "minutes": args.minutes, "qps": args.qps, "queries": sent,
@@ -294,6 +359,10 @@ def main() -> int:
         "log_tail": log.splitlines()[-12:],
         "dashboard_fetches": dashboard_fetches, "dashboard_errors": dashboard_errors,
         "outage_s": [outage_t, outage_back_t], "reload_s": reload_t,
+        "stop_seconds": stop_s,
+        "bypass": {"tries": bypass_tries, "events": bypass_events,
+                   "monitor_log_lines": len(mlog.splitlines()),
+                   "monitor_tracebacks": mlog.count(TRACEBACK)} if monitor else None,
         "lost_queries": lost_log,
     }
     print(json.dumps(result, indent=2))
