@@ -24,9 +24,15 @@ def make_server(config: Any, *, listen: tuple[str, int] | None = None, secure_co
 
 def serve(config: Any, *, listen: tuple[str, int] | None = None, secure_cookies: bool = True,
           threads: int = 4) -> None:
+    """Bind, tell systemd the page is up (filterd-admin.service is Type=notify: `active`
+    means listening, so `filterd doctor` right after a boot does not find it still
+    importing; a no-op outside systemd), serve."""
+    from filterd.sdnotify import Notifier
+
     server = make_server(config, listen=listen, secure_cookies=secure_cookies, threads=threads)
-    print(f"filterd admin page on http://{server.effective_host}:{server.effective_port}/",
-          flush=True)
+    where = f"http://{server.effective_host}:{server.effective_port}/"
+    print(f"filterd admin page on {where}", flush=True)
+    Notifier().ready(f"admin page on {where}")
     server.run()
 
 

@@ -161,6 +161,7 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
         EventLogSink,
         ListSink,
     )
+    from filterd.sdnotify import Notifier
     from filterd.state.events import open_event_log
 
     try:
@@ -198,6 +199,7 @@ def monitor_cmd(lan: str, config_path: str | None, doh_list: Path | None, dedupe
         raise click.ClickException(f"could not capture on {lan} (needs CAP_NET_RAW)")
     click.echo(f"monitoring {lan} for bypass attempts", err=True)
     sys.stderr.flush()
+    Notifier().ready(f"monitoring {lan}")   # filterd-bypass.service is Type=notify
     try:
         stop.wait()
     finally:

@@ -88,3 +88,34 @@ def test_nothing_starts_flasks_development_server():
                  if p.is_file() and re.search(r"\.run\(\s*(host|debug|port)|flask run|"
                                               r"werkzeug\.serving", p.read_text(errors="ignore"))]
     assert offenders == []
+
+
+@pytest.mark.integration
+def test_admin_serve_tells_systemd_it_listens(tmp_path):
+    """filterd-admin.service is Type=notify: READY=1 comes only once the port answers, so
+    `systemctl start` returns (and `filterd doctor` runs) with the page up."""
+    import os
+    import socket
+
+    from tests.dns.dnshelpers import free_port
+
+    port = free_port()
+    cfg = tmp_path / "filterd.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'var'}\n")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(60)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    proc = subprocess.Popen([sys.executable, "-m", "filterd", "admin", "serve", "--config",
+                             str(cfg), "--listen", f"127.0.0.1:{port}", "--insecure-cookies"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        message = notify.recv(4096)
+        assert b"READY=1" in message and f"127.0.0.1:{port}".encode() in message
+        # Ready means listening: the first request after it is answered.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+            assert resp.url.endswith("/setup")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        notify.close()

@@ -5,6 +5,7 @@ with the 30-day default and delete a school's 90-day history."""
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,10 +32,16 @@ def test_monitor_keeps_the_configured_retention(tmp_path):
     db.conn.close()
     cfg = tmp_path / "filterd.yaml"
     cfg.write_text(f"data_dir: {data}\nevents:\n  retention_days: 90\n  flush_interval: 0.1\n")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(60)
     proc = subprocess.Popen([sys.executable, "-m", "filterd", "gateway", "monitor", "--lan", "lo",
                              "--config", str(cfg)], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+                            env={**os.environ, "PYTHONPATH": str(REPO),
+                                 "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}, cwd=tmp_path)
     try:
+        # filterd-bypass.service is Type=notify: ready once the capture socket is open
+        assert b"READY=1" in notify.recv(4096)
         seen = []   # other log lines (a scapy warning, the writer's state) may come first
         while not any("monitoring lo" in x for x in seen):
             line = proc.stderr.readline()
@@ -58,3 +65,4 @@ def test_monitor_keeps_the_configured_retention(tmp_path):
         except subprocess.TimeoutExpired:   # seen once in CI under load: do not hide the
             proc.kill()                     # test's own result behind the teardown
             proc.wait(10)
+        notify.close()
