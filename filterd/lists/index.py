@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import array
 import hashlib
+import heapq
+import itertools
 import json
 import mmap
 import os
@@ -43,6 +45,7 @@ import marisa_trie
 from filterd.errors import IndexFormatError, ListError
 from filterd.lists.model import ListHit, ParseResult, SourceInfo
 from filterd.lists.normalize import NAME, classify
+from filterd.lists.spool import URL_TAG, KeySpool, SortedKeys, SpooledResult, name_key, open_lines
 from filterd.state.atomic import fsync_dir
 
 MAGIC = "filterd-list-index"
@@ -63,10 +66,11 @@ _tuple_new = tuple.__new__
 
 @dataclass(frozen=True)
 class CompileSource:
-    """One source's parsed data, as `compile_index` takes it."""
+    """One source's parsed data, as `compile_index` takes it: a ParseResult (small
+    lists, tests) or a SpooledResult (`parsers.spool`: big lists, the updater)."""
 
     info: SourceInfo
-    result: ParseResult
+    result: ParseResult | SpooledResult
 
 
 def reverse_key(name: str) -> str:
@@ -267,7 +271,8 @@ class MemoryIndex(ListIndex):
         an invalid one is a ListError.
 
         Each category becomes a source `memory-<category>`; `allow` entries come from
-        white (allow) lists.
+        white (allow) lists. Compiled like any index (in a temporary directory, then
+        read into memory).
         """
         def norm(name: str) -> str:
             kind, value = classify(name)
@@ -298,27 +303,33 @@ class MemoryIndex(ListIndex):
             result = ParseResult(**{k: tuple(v) for k, v in kinds.items()}, usage=usage)
             sources.append(CompileSource(SourceInfo(name, cat, version, result.count,
                                                     usage=usage), result))
-        parts = _build(sources, version=version)
-        trie = marisa_trie.Trie().frombytes(parts.names)
-        url_trie = marisa_trie.Trie().frombytes(parts.urls)
-        return cls(trie, memoryview(parts.values), url_trie, memoryview(parts.url_values),
-                   parts.meta)
+        with tempfile.TemporaryDirectory(prefix="filterd-index-") as d:
+            built = Path(d)
+            meta = _build(sources, built, built / "work", version=version)
+            trie = marisa_trie.Trie().frombytes((built / NAMES).read_bytes())
+            url_trie = marisa_trie.Trie().frombytes((built / URLS).read_bytes())
+            typecode = str(meta["value_type"])
+            values, url_values = array.array(typecode), array.array(typecode)
+            values.frombytes((built / NAME_VALUES).read_bytes())
+            url_values.frombytes((built / URL_VALUES).read_bytes())
+        return cls(trie, memoryview(values), url_trie, memoryview(url_values), meta)
 
 
 # -- compiling -------------------------------------------------------------------------
 
 
-@dataclass
-class _Parts:
-    names: bytes
-    values: array.array
-    urls: bytes
-    url_values: array.array
-    meta: dict[str, object]
+def _build(sources: Iterable[CompileSource], out: Path, work: Path, *,
+           version: str | None = None, created: float | None = None) -> dict[str, object]:
+    """Write the index's binary files into `out`; return its metadata (sizes included).
 
-
-def _build(sources: Iterable[CompileSource], *, version: str | None = None,
-           created: float | None = None) -> _Parts:
+    Memory stays small whatever the lists' size (issue 19): every source's keys arrive
+    as a sorted run of distinct keys on disk (a SpooledResult from the updater, or
+    spooled here from a ParseResult), one `heapq.merge` over all of them gives each key
+    once with the sources holding it, and that stream is written to `work` as the
+    merged keys (one a line) beside their category-set ids. marisa then builds the trie
+    from that file read line by line, and a last pass fills the value array by key id.
+    No pass holds more than a chunk of keys; the floor is marisa's own builder.
+    """
     combos: list[_Combo] = []
     combo_ids: dict[_Combo, int] = {}
     step: dict[tuple[int, int], int] = {}   # (old combo, source number) -> merged combo
@@ -341,9 +352,15 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
             block = block | {info.category}
         return block, allow, names if info.name in names else (*names, info.name)
 
-    # trie key -> combo id, one dict per kind (cheap counts)
-    tables: dict[str, dict[str, int]] = {
-        "subtree": {}, "exact": {}, "ips": {}, "urls": {}, "expressions": {}}
+    def merge(old: int, number: int) -> int:
+        m = step.get((old, number))
+        if m is None:
+            m = step[(old, number)] = intern(add_source(combos[old], srcs[number]))
+        return m
+
+    work.mkdir(parents=True, exist_ok=True)
+    inputs: list[SortedKeys] = []
+    expressions: dict[str, int] = {}
     digest = hashlib.sha256()
     for number, src in enumerate(sources):
         info, res = src.info, src.result
@@ -351,60 +368,86 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
             raise ListError("source listed twice", source=info.name)
         srcs.append(info)
         digest.update(f"{info.name}\0{info.version}\0{info.category}\0{info.usage}\n".encode())
-        first_for.append(intern(add_source(empty, info)))
-        first = first_for[number]
-
-        def merge(old: int, number: int = number) -> int:
-            m = step.get((old, number))
-            if m is None:
-                m = step[(old, number)] = intern(add_source(combos[old], srcs[number]))
-            return m
-
-        for kind, items in (("subtree", res.subtree), ("exact", res.exact), ("ips", res.ips),
-                            ("urls", res.urls), ("expressions", res.expressions)):
-            if not items:
-                continue
-            # Most keys are new: add them in bulk (C speed), merge only the overlaps.
-            if kind == "subtree":
-                fresh = dict.fromkeys((".".join(n.split(".")[::-1]) + SUBTREE_MARK
-                                       for n in items), first)
-            elif kind == "exact":
-                fresh = dict.fromkeys((".".join(n.split(".")[::-1]) + EXACT_MARK
-                                       for n in items), first)
-            elif kind == "ips":
-                fresh = dict.fromkeys((IP_MARK + n for n in items), first)
-            else:
-                fresh = dict.fromkeys(items, first)
-            target = tables[kind]
-            if not target:
-                tables[kind] = fresh   # the first list of this kind: no copy
-                continue
-            for key in target.keys() & fresh.keys():
-                fresh[key] = merge(target[key])
-            target.update(fresh)
-            del fresh
+        first = intern(add_source(empty, info))
+        first_for.append(first)
+        if isinstance(res, SpooledResult):
+            inputs.append(res.keys)
+        else:
+            inputs.append(_spool_result(res, work))
+        for pattern in res.expressions:
+            old = expressions.get(pattern)
+            expressions[pattern] = first if old is None else merge(old, number)
         if not version:
             digest.update(str(res.count).encode())
-        del src, res   # a big parsed list can go before the trie is built (peak memory)
-    counts = {kind: len(table) for kind, table in tables.items()}
-    keys = tables.pop("subtree")
-    keys.update(tables.pop("exact"))
-    keys.update(tables.pop("ips"))
-    urls, expressions = tables["urls"], tables["expressions"]
+        del src, res   # a parsed list goes before the next one is parsed (peak memory)
+
+    counts = {"subtree": 0, "exact": 0, "ips": 0, "urls": 0, "expressions": len(expressions)}
+    name_keys, name_combos = work / "names.keys", work / "names.combos"
+    url_keys, url_combos = work / "urls.keys", work / "urls.combos"
+    subtree = exact = ips = urls = 0
+    with open(name_keys, "wb", buffering=1 << 20) as nf, \
+            _Uint32Writer(name_combos) as ncw, \
+            open(url_keys, "wb", buffering=1 << 20) as uf, \
+            _Uint32Writer(url_combos) as ucw:
+        nwrite, uwrite, nput, uput = nf.write, uf.write, ncw.append, ucw.append
+        streams = [zip(keys, itertools.repeat(n)) for n, keys in enumerate(inputs)]
+        prev = b""
+        combo = -1
+        # Each source's run holds a key once, and ties come out in source order, so a
+        # key's sources arrive in order and fold into its combo as they did key by key.
+        for line, n in heapq.merge(*streams):
+            if line == prev:
+                combo = merge(combo, n)
+                continue
+            if combo >= 0:
+                if prev[0] == 1:     # URL_TAG
+                    uwrite(prev[1:])
+                    uput(combo)
+                    urls += 1
+                else:
+                    nwrite(prev)
+                    nput(combo)
+                    if prev[0] == 35:        # "#": a bare IPv4 entry
+                        ips += 1
+                    elif prev[-2] == 61:     # ".=": an exact entry
+                        exact += 1
+                    else:
+                        subtree += 1
+            prev, combo = line, first_for[n]
+        if combo >= 0:
+            if prev[0] == 1:
+                uwrite(prev[1:])
+                uput(combo)
+                urls += 1
+            else:
+                nwrite(prev)
+                nput(combo)
+                if prev[0] == 35:
+                    ips += 1
+                elif prev[-2] == 61:
+                    exact += 1
+                else:
+                    subtree += 1
+        del streams
+    for keys in inputs:
+        keys.discard()
+    del inputs
+    counts.update(subtree=subtree, exact=exact, ips=ips, urls=urls)
+
     created = time.time() if created is None else created
     if not version:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
         version = f"{stamp}-{digest.hexdigest()[:8]}"
     typecode = "H" if len(combos) <= 0xFFFF else "I"
-    trie, num_tries = _name_trie(keys.keys(), array.array(typecode).itemsize)
-    values = array.array(typecode, bytes(array.array(typecode, [0]).itemsize * len(trie)))
-    for key, kid in trie.iteritems():
-        values[kid] = keys[key]
-    del keys
-    url_trie = marisa_trie.Trie(urls.keys())
-    url_values = array.array(typecode, bytes(array.array(typecode, [0]).itemsize * len(url_trie)))
-    for key, kid in url_trie.iteritems():
-        url_values[kid] = urls[key]
+    itemsize = array.array(typecode).itemsize
+    names_count = subtree + exact + ips
+    trie, num_tries = _name_trie(name_keys, names_count, itemsize, out / NAMES)
+    _fill_values(trie, name_keys, name_combos, typecode, out / NAME_VALUES)
+    del trie
+    url_trie = marisa_trie.Trie(_read_keys(url_keys))
+    url_trie.save(str(out / URLS))
+    _fill_values(url_trie, url_keys, url_combos, typecode, out / URL_VALUES)
+    del url_trie
     good_expressions = []
     for pattern, combo in expressions.items():
         try:
@@ -412,16 +455,80 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
         except re.error:
             continue  # UT1 expressions are POSIX EREs; the rare one Python rejects is skipped
         good_expressions.append({"pattern": pattern, "combo": combo})
-    counts["keys"] = len(trie)
-    meta: dict[str, object] = {
+    counts["keys"] = names_count
+    return {
         "magic": MAGIC, "format": FORMAT, "version": version, "created": created,
         "value_type": typecode, "byteorder": sys.byteorder, "counts": counts,
         "num_tries": num_tries,
         "sources": [s.to_dict() for s in srcs],
         "table": [[sorted(b), sorted(a), list(s)] for b, a, s in combos],
         "expressions": good_expressions,
+        "files": {f: (out / f).stat().st_size for f in (NAMES, NAME_VALUES, URLS, URL_VALUES)},
     }
-    return _Parts(trie.tobytes(), values, url_trie.tobytes(), url_values, meta)
+
+
+def _spool_result(res: ParseResult, work: Path) -> SortedKeys:
+    """A ParseResult's entries as one sorted run of distinct keys (small lists, tests)."""
+    spool = KeySpool(work)
+    add = spool.add
+    for n in res.subtree:
+        add(name_key(n, b".\n"))
+    for n in res.exact:
+        add(name_key(n, b".=\n"))
+    for ip in res.ips:
+        add(b"#" + ip.encode("ascii") + b"\n")
+    for url in res.urls:
+        add(URL_TAG + url.encode("utf-8", "surrogateescape") + b"\n")
+    return spool.finish()
+
+
+class _Uint32Writer:
+    """Category-set ids, in key order, to a file (kept out of memory while marisa builds)."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "wb")  # noqa: SIM115 - closed in __exit__
+        self._buf = array.array("I")
+
+    def append(self, value: int) -> None:
+        buf = self._buf
+        buf.append(value)
+        if len(buf) >= 65536:
+            buf.tofile(self._f)
+            del buf[:]
+
+    def __enter__(self) -> _Uint32Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._buf.tofile(self._f)
+        self._f.close()
+
+
+def _read_uint32(path: Path) -> Iterator[int]:
+    with open(path, "rb") as f:
+        while True:
+            chunk = array.array("I")
+            try:
+                chunk.fromfile(f, 65536)
+            except EOFError:
+                yield from chunk
+                return
+            yield from chunk
+
+
+def _read_keys(path: Path) -> Iterator[str]:
+    for line in open_lines(path):
+        yield line[:-1].decode("utf-8")
+
+
+def _fill_values(trie: marisa_trie.Trie, keys: Path, combos: Path, typecode: str,
+                 out: Path) -> None:
+    """values[key id] = combo of the key, key by key from the merged files."""
+    values = array.array(typecode, bytes(array.array(typecode).itemsize * len(trie)))
+    for key, combo in zip(_read_keys(keys), _read_uint32(combos), strict=True):
+        values[trie[key]] = combo
+    with open(out, "wb") as f:
+        values.tofile(f)
 
 
 # Resident budget per name (trie + value). Fewer marisa levels answer prefix searches
@@ -431,15 +538,19 @@ def _build(sources: Iterable[CompileSource], *, version: str | None = None,
 BYTES_PER_NAME = 16
 
 
-def _name_trie(keys: Iterable[str], value_size: int) -> tuple[marisa_trie.Trie, int]:
-    keys = list(keys)
-    budget = (BYTES_PER_NAME - value_size) * len(keys)
+def _name_trie(keys: Path, count: int, value_size: int,
+               out: Path) -> tuple[marisa_trie.Trie, int]:
+    """The name trie, built from the merged key file and saved to `out`."""
+    budget = (BYTES_PER_NAME - value_size) * count
     for levels in (1, 2):
-        trie = marisa_trie.Trie(keys, num_tries=levels)
-        if not keys or len(trie.tobytes()) <= budget:
+        trie = marisa_trie.Trie(_read_keys(keys), num_tries=levels)
+        trie.save(str(out))
+        if not count or out.stat().st_size <= budget:
             return trie, levels
         del trie
-    return marisa_trie.Trie(keys), marisa_trie.DEFAULT_NUM_TRIES
+    trie = marisa_trie.Trie(_read_keys(keys))
+    trie.save(str(out))
+    return trie, marisa_trie.DEFAULT_NUM_TRIES
 
 
 def compile_index(sources: Iterable[CompileSource], out_dir: str | os.PathLike[str], *,
@@ -447,22 +558,22 @@ def compile_index(sources: Iterable[CompileSource], out_dir: str | os.PathLike[s
     """Compile `sources` into a new index directory inside `out_dir`; return its path.
 
     Written to a temporary directory first and renamed into place, so a crash leaves
-    no half-written index under a real name. Use `swap_current` to make it live.
+    no half-written index under a real name. Use `swap_current` to make it live. The
+    compiler's scratch files (merged keys) go to a directory inside the temporary one,
+    on the same disk, and are removed before the rename.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    parts = _build(sources, version=version)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=out))
     try:
-        files = {NAMES: parts.names, NAME_VALUES: parts.values.tobytes(),
-                 URLS: parts.urls, URL_VALUES: parts.url_values.tobytes()}
-        for fname, data in files.items():
-            _write_synced(tmp / fname, data)
-        parts.meta["files"] = {k: len(v) for k, v in files.items()}
-        _write_synced(tmp / META, json.dumps(parts.meta, ensure_ascii=False, indent=1).encode())
-        final = out / f"index-{parts.meta['version']}"
+        meta = _build(sources, tmp, tmp / ".work", version=version)
+        shutil.rmtree(tmp / ".work")
+        for fname in (NAMES, NAME_VALUES, URLS, URL_VALUES):
+            _fsync(tmp / fname)
+        _write_synced(tmp / META, json.dumps(meta, ensure_ascii=False, indent=1).encode())
+        final = out / f"index-{meta['version']}"
         if final.exists():  # same content compiled again in the same second: keep one copy
-            final = out / f"index-{parts.meta['version']}-{os.getpid()}-{time.monotonic_ns()}"
+            final = out / f"index-{meta['version']}-{os.getpid()}-{time.monotonic_ns()}"
         os.rename(tmp, final)
         fsync_dir(out)
         return final
@@ -518,6 +629,14 @@ def _map_values(path: Path, typecode: str) -> tuple[memoryview, mmap.mmap | None
     if size % array.array(typecode).itemsize:
         raise IndexFormatError(f"{path}: size {size} is not a multiple of the value width")
     return memoryview(mm).cast(typecode), mm
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

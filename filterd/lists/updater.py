@@ -6,6 +6,8 @@ Under `<data_dir>/lists/`:
                          checked, its entry count, reject counts and the last error
 - `index-<version>/`     compiled indexes; `current` is a symlink to the live one
 - `update.lock`          one update at a time
+- `.scratch-*/`          sorted runs of the update running now (names on disk, not in
+                         memory); removed when it ends, or by the next one
 
 A source whose download fails, is truncated or corrupt, does not parse, is empty,
 or shrank by more than its `max_shrink` keeps its last good data (the index keeps
@@ -20,6 +22,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -29,10 +33,11 @@ from typing import Any
 from filterd.errors import FilterdError, IndexFormatError, ListError
 from filterd.lists.fetch import Fetched, fetch
 from filterd.lists.index import CompileSource, ListIndex, compile_index, swap_current
-from filterd.lists.model import ParseResult, SourceInfo
-from filterd.lists.parsers import parse
+from filterd.lists.model import SourceInfo
+from filterd.lists.parsers import spool
 from filterd.lists.seed import SEED_DIR, seed_sources
 from filterd.lists.sources import Source
+from filterd.lists.spool import SpooledResult
 from filterd.state.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -171,13 +176,13 @@ class Updater:
         if source is None:
             raise ListError.coded("lists.unknown_sources", names=name)
         try:
-            data = Path(path).read_bytes()
+            box = [Path(path).read_bytes()]
         except OSError as exc:
             raise ListError.coded("lists.unreadable", source=name, file_path=str(path),
                                   error=str(exc.strerror)) from exc
 
         def local(url: str, **_: object) -> Fetched:
-            return Fetched(data)
+            return Fetched(box.pop())   # not kept here: the compile runs without the file
 
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
@@ -198,7 +203,7 @@ class Updater:
             return self._compile(self.load_state())
 
     def _update_one(self, source: Source, st: SourceState, *,
-                    force: bool) -> tuple[Outcome, ParseResult | None]:
+                    force: bool) -> tuple[Outcome, SpooledResult | None]:
         now = self._now()
         st.checked = now
         have_data = self.data_path(source.name).is_file()
@@ -211,8 +216,12 @@ class Updater:
                 st.error = st.error_at = st.error_code = None
                 return Outcome(source.name, NOT_MODIFIED, st.count), None
             assert got.data is not None
-            result = parse(source.format, got.data, exact=source.exact,
-                           category=source.ut1_category, source=source.name)
+            # Parsed into sorted runs (the names never held in memory), then dropped: the
+            # compile parses the kept copy again, one source at a time.
+            with self._scratch() as scratch:
+                result = spool(source.format, got.data, scratch, exact=source.exact,
+                               category=source.ut1_category, source=source.name)
+                result.discard()
             if result.count == 0:
                 raise ListError.coded("lists.empty_download", source=source.name,
                                       rejected=result.rejected)
@@ -240,12 +249,26 @@ class Updater:
 
     def _compile(self, state: Mapping[str, SourceState]) -> str:
         # A generator: each source is parsed from its kept data only when the compiler
-        # reaches it, so one parsed list (not all of them) is in memory at a time.
-        built = compile_index(self._compile_inputs(state), self.dir)
+        # reaches it, into sorted runs on the data disk (never all names in memory).
+        with self._scratch() as scratch:
+            built = compile_index(self._compile_inputs(state, scratch), self.dir)
         swap_current(self.dir, built)
         return ListIndex.open(self.dir / "current").version
 
-    def _compile_inputs(self, state: Mapping[str, SourceState]) -> Iterator[CompileSource]:
+    @contextlib.contextmanager
+    def _scratch(self) -> Iterator[Path]:
+        """A scratch directory for sorted runs, in the lists directory (the data disk, not
+        /tmp, which may be RAM on a Pi); removed afterwards, whatever happened."""
+        for stale in self.dir.glob(".scratch-*"):   # left by a killed update (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        path = Path(tempfile.mkdtemp(prefix=".scratch-", dir=self.dir))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _compile_inputs(self, state: Mapping[str, SourceState],
+                        scratch: Path) -> Iterator[CompileSource]:
         if self.seed_dir is not None:
             yield from seed_sources(self.seed_dir)
         for source in self.sources:
@@ -256,7 +279,7 @@ class Updater:
             if not path.is_file():
                 continue
             try:
-                result = parse(source.format, path.read_bytes(), exact=source.exact,
+                result = spool(source.format, path.read_bytes(), scratch, exact=source.exact,
                                category=source.ut1_category, source=source.name)
             except ListError as exc:  # the kept copy itself went bad: leave it out, say so
                 log.error("kept data of %s no longer parses: %s", source.name, exc)

@@ -8,7 +8,7 @@ honour it, and guessing would block more than the list author meant.
 from __future__ import annotations
 
 from filterd.lists.model import ParseResult
-from filterd.lists.parsers._lines import Collector, text_lines
+from filterd.lists.parsers._lines import Collector, CollectorFactory, text_lines
 
 COSMETIC = "cosmetic"
 EXCEPTION = "exception"
@@ -18,8 +18,8 @@ NOT_DOMAIN_RULE = "not_domain_rule"
 _HARMLESS_OPTIONS = frozenset({"important", "all", "document", "doc"})
 
 
-def parse(data: bytes) -> ParseResult:
-    c = Collector()
+def parse(data: bytes, *, collector: CollectorFactory = Collector) -> ParseResult:
+    c = collector(exact=False)
     for line in text_lines(data):
         line = line.strip()
         if not line or (line.startswith(("!", "[", "#")) and not line.startswith(("##", "#@#"))):
@@ -50,4 +50,4 @@ def parse(data: bytes) -> ParseResult:
             c.reject(NOT_DOMAIN_RULE)
             continue
         c.add(rule)
-    return ParseResult(subtree=tuple(c.names), ips=tuple(c.ips), rejects=c.rejects)
+    return c.result()

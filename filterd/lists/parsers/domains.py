@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from filterd.lists.model import ParseResult
-from filterd.lists.parsers._lines import Collector, text_lines
+from filterd.lists.parsers._lines import Collector, CollectorFactory, text_lines
 
 MALFORMED = "malformed"
 
 
-def parse(data: bytes, *, exact: bool = False) -> ParseResult:
+def parse(data: bytes, *, exact: bool = False,
+          collector: CollectorFactory = Collector) -> ParseResult:
     """`exact=True`: each name matches that host only; otherwise the name and its subdomains."""
-    c = Collector()
+    c = collector(exact=exact)
+    feed(data, c)
+    return c.result()
+
+
+def feed(data: bytes, c: Collector) -> None:
     for line in text_lines(data):
         if "#" in line:
             line = line.split("#", 1)[0]
@@ -21,6 +27,3 @@ def parse(data: bytes, *, exact: bool = False) -> ParseResult:
             c.reject(MALFORMED)
             continue
         c.add(line)
-    names = tuple(c.names)
-    return ParseResult(exact=names if exact else (), subtree=() if exact else names,
-                       ips=tuple(c.ips), rejects=c.rejects)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from filterd.lists.model import ParseResult
-from filterd.lists.parsers._lines import Collector, text_lines
+from filterd.lists.parsers._lines import Collector, CollectorFactory, text_lines
 
 MALFORMED = "malformed"
 BAD_ADDRESS = "bad_address"
@@ -19,8 +19,8 @@ LOCAL_NAMES = frozenset({
 })
 
 
-def parse(data: bytes) -> ParseResult:
-    c = Collector()
+def parse(data: bytes, *, collector: CollectorFactory = Collector) -> ParseResult:
+    c = collector(exact=True)
     for line in text_lines(data):
         if "#" in line:
             line = line.split("#", 1)[0]
@@ -40,4 +40,4 @@ def parse(data: bytes) -> ParseResult:
                 c.reject(LOCAL)
             else:
                 c.add(name)
-    return ParseResult(exact=tuple(c.names), ips=tuple(c.ips), rejects=c.rejects)
+    return c.result()

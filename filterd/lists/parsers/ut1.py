@@ -15,13 +15,12 @@ import io
 import re
 import tarfile
 import zlib
-from collections import Counter
 from pathlib import PurePosixPath
 
 from filterd.errors import ListError
 from filterd.lists.model import ParseResult
 from filterd.lists.parsers import domains as plain
-from filterd.lists.parsers._lines import text_lines
+from filterd.lists.parsers._lines import Collector, CollectorFactory, text_lines
 
 MAX_UNPACKED = 2 * 1024 ** 3   # a decompression bomb stops here
 BAD_URL = "bad_url"
@@ -31,35 +30,33 @@ _PIECE = re.compile(r"domains\.(\d+)|urls\.(\d+)")
 
 
 def parse(data: bytes, *, category: str | None = None, source: str | None = None,
-          max_unpacked: int = MAX_UNPACKED) -> ParseResult:
+          max_unpacked: int = MAX_UNPACKED,
+          collector: CollectorFactory = Collector) -> ParseResult:
     files = _read_members(data, category, source, max_unpacked)
     if "domains" not in files:
         raise ListError(f"no {category or '<category>'}/domains in the tarball", source=source)
-    names = plain.parse(files["domains"])
-    rejects: Counter[str] = Counter(names.rejects)
-    urls: dict[str, None] = {}
-    for line in text_lines(files.get("urls", b"")):
+    c = collector(exact=False)
+    plain.feed(files.pop("domains"), c)   # the big member goes as soon as it is read
+    for line in text_lines(files.pop("urls", b"")):
         entry = _normalize_url(line)
         if entry is None:
             if line.strip() and not line.lstrip().startswith("#"):
-                rejects[BAD_URL] += 1
+                c.reject(BAD_URL)
         else:
-            urls[entry] = None
-    expressions: list[str] = []
-    for line in text_lines(files.get("expressions", b"")):
+            c.add_url(entry)
+    for line in text_lines(files.pop("expressions", b"")):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         try:
             re.compile(line)
         except re.error:
-            rejects[BAD_EXPRESSION] += 1
+            c.reject(BAD_EXPRESSION)
             continue
-        expressions.append(line)
+        c.add_expression(line)
     words = set(files.get("usage", b"").decode("utf-8", "replace").split())
     usage = "white" if "white" in words and "black" not in words else "black"
-    return ParseResult(subtree=names.subtree, ips=names.ips, urls=tuple(urls),
-                       expressions=tuple(expressions), rejects=rejects, usage=usage)
+    return c.result(usage)
 
 
 def _read_members(data: bytes, category: str | None, source: str | None,
@@ -72,11 +69,17 @@ def _read_members(data: bytes, category: str | None, source: str | None,
         if data[:2] == b"\x1f\x8b":
             # Unpack the gzip layer whole first: only reading to its end checks the CRC
             # and length trailer, which is what catches a download cut short.
+            # Read in steps into one growing buffer: gz.read(max_unpacked + 1) would ask
+            # for a 2 GiB buffer up front, and a list of pieces joined would be two copies.
+            unpacked = io.BytesIO()
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-                data = gz.read(max_unpacked + 1)
-            if len(data) > max_unpacked:
-                raise ListError(f"tarball unpacks to more than {max_unpacked} bytes",
-                                source=source)
+                while chunk := gz.read(1 << 20):
+                    unpacked.write(chunk)
+                    if unpacked.tell() > max_unpacked:
+                        raise ListError(f"tarball unpacks to more than {max_unpacked} bytes",
+                                        source=source)
+            data = unpacked.getvalue()   # the buffer itself, no copy
+            del unpacked
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
             for m in members:
