@@ -353,6 +353,15 @@ def test_units_run_in_a_booted_root(root: Path, debian_cache, tmp_path: Path) ->
             f"{state}\n{active}\n{journal[-4000:]}")
         status = booted.run("systemctl", "show", "-p", "StatusText", "--value", "filterd")
         assert "serving DNS" in status.stdout  # sd_notify from inside the sandbox
+        # short of memory the kernel takes the list update first and the DNS filter last
+        def oom_adj(unit: str) -> str:
+            pid = booted.run("systemctl", "show", "-p", "MainPID", "--value", unit).stdout
+            return booted.run("cat", f"/proc/{pid.strip()}/oom_score_adj").stdout.strip()
+
+        assert [oom_adj(u) for u in ("filterd", "filterd-admin", "filterd-bypass")] == \
+            ["0", "300", "300"]
+        assert booted.run("systemctl", "show", "-p", "OOMScoreAdjust", "--value",
+                          "filterd-lists.service").stdout.strip() == "800"
 
         # a device listed by MAC in the guests' group (its address is in no group's range):
         # the policy edited as the admin page does, then a reload
