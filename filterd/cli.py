@@ -384,7 +384,8 @@ def lists_status(config_path: str | None, data_dir: str | None, sources_file: st
         raise click.ClickException(str(exc)) from None
     try:
         index = ListIndex.open(updater.dir / "current")
-        index_info: dict[str, object] = {"version": index.version, **index.counts}
+        index_info: dict[str, object] = {"version": index.version, **index.counts,
+                                         "shards": index.shards}
     except FilterdError as exc:
         index_info = {"error": str(exc)}
     now = time.time()
@@ -399,7 +400,8 @@ def lists_status(config_path: str | None, data_dir: str | None, sources_file: st
     else:
         click.echo(f"index: version {index_info['version']}, {index_info['subtree']} domains, "
                    f"{index_info['exact']} exact hosts, {index_info['ips']} IPs, "
-                   f"{index_info['urls']} URLs")
+                   f"{index_info['urls']} URLs"
+                   + (f", names in {index_info['shards']} shards" if index_info["shards"] else ""))
     for r in rows:
         state = "" if r.enabled else " (disabled)"
         click.echo(f"{r.name}{state}: {r.category}, {r.count} entries, age {_age(r.age(now))}")

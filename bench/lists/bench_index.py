@@ -257,7 +257,9 @@ def worker_index(d: Path, path: Path) -> dict[str, float]:
             "first_run_lookup_us": elapsed / len(queries) * 1e6,
             "lookup_us": best / len(queries) * 1e6,
             "lookups_per_s": len(queries) / best, "hits": n_hits,
-            "hit_us": hit_us, "miss_us": miss_us, "trie_levels": index._meta.get("num_tries")}
+            "hit_us": hit_us, "miss_us": miss_us, "trie_levels": [index._meta.get("num_tries")] + [
+                s["num_tries"] for s in index._meta.get("shards", ())],  # type: ignore[union-attr]
+            "shards": index.shards}
 
 
 def run_worker(*args: str) -> dict[str, object]:

@@ -14,15 +14,15 @@ Cases:
   made by scripts/arm64-check's own generator (labels of the real lists recombined;
   cached in the work directory), about 5.18 M keys.
 
-Beside each case, `marisa alone`: marisa-trie building the same trie (same keys, same
-number of levels) from a file, nothing else in the process: the floor of any compile
-that builds one marisa trie of these keys.
+Beside each case, `marisa alone`: marisa-trie building the index's biggest name trie
+(same keys, same number of levels; with shards, the biggest shard) from a file, nothing
+else in the process: the floor of any compile that builds that trie.
 
 The lists are read from the shared directory and copied into a scratch data directory
 (never into the repository). Each case also prints a digest of the compiled index's
-content (the tries' bytes, the category set of every key, counts; not its time stamp
-or the order of the category table) so two versions of
-the compiler can be checked to produce the same index.
+answers (every key with the categories and sources it resolves to, the expressions,
+the counts; not the layout: one trie or shards, nor the time stamp or the order of the
+category table) so two versions of the compiler can be checked to answer the same.
 
 Usage (from the repository root):
     flock /work/bench.lock .venv/bin/python bench/lists/compile_peak.py \
@@ -137,26 +137,39 @@ def timed(cmd: list[str]) -> dict[str, object]:
             "stderr": "" if got.returncode == 0 else err[-1500:]}
 
 
+def name_tries(meta: dict[str, object]) -> list[tuple[str, str]]:
+    """(trie, values) file names of an index's name tries (format 1: one; 2: shards too)."""
+    return [("names.marisa", "names.values")] + [
+        (f"names-{i}.marisa", f"names-{i}.values")
+        for i in range(1, len(meta.get("shards", ())) + 1)]  # type: ignore[arg-type]
+
+
 def index_digest(data: Path) -> tuple[str, dict[str, int]]:
-    """sha256 over what the index answers: the tries' bytes, then for every key id the
-    category set it resolves to (not the table's order, which is only an order), the
-    resolved expressions and the counts. The same for two compilers = the same index."""
+    """A digest of what the index answers, whatever its layout (one trie or shards, any
+    index format): every key with the category set and sources it resolves to (summed
+    as 128-bit hashes, so the order of keys and tries is no part of it), the resolved
+    expressions and the counts. The same for two compilers = the same answers."""
     import array
+
+    import marisa_trie
 
     real = (data / "lists" / "current").resolve()
     meta = json.loads((real / "meta.json").read_text())
     table = [json.dumps(t).encode() for t in meta["table"]]
-    h = hashlib.sha256()
-    for trie, vals in (("names.marisa", "names.values"), ("urls.marisa", "urls.values")):
-        h.update(hashlib.sha256((real / trie).read_bytes()).digest())
-        values = array.array(meta["value_type"])
-        values.frombytes((real / vals).read_bytes())
-        for v in values:
-            h.update(table[v])
+    total = 0
+    for tag, files in ((b"n", name_tries(meta)), (b"u", [("urls.marisa", "urls.values")])):
+        for trie_file, vals in files:
+            values = array.array(meta["value_type"])
+            values.frombytes((real / vals).read_bytes())
+            trie = marisa_trie.Trie().mmap(str(real / trie_file))
+            for key, kid in trie.iteritems():
+                d = hashlib.blake2b(tag + key.encode() + b"\0" + table[values[kid]],
+                                    digest_size=16).digest()
+                total = (total + int.from_bytes(d, "big")) % (1 << 128)
+    h = hashlib.sha256(total.to_bytes(16, "big"))
     for e in meta["expressions"]:
         h.update(e["pattern"].encode() + table[e["combo"]])
-    h.update(json.dumps([meta["counts"], meta["num_tries"], meta["value_type"], meta["format"]],
-                        sort_keys=True).encode())
+    h.update(json.dumps(meta["counts"], sort_keys=True).encode())
     return h.hexdigest()[:16], meta["counts"]
 
 
@@ -172,15 +185,20 @@ print(len(trie))
 
 
 def marisa_floor(data: Path, work: Path) -> dict[str, object]:
-    """marisa-trie alone building the same trie (same keys, same levels) from a file read
-    line by line: the builder's own peak, under which no compile in Python can go."""
+    """marisa-trie alone building the index's biggest name trie (same keys, same levels;
+    with shards, the biggest shard) from a file read line by line: the builder's own
+    peak, under which no compile that builds that trie can go."""
     import marisa_trie
 
     real = (data / "lists" / "current").resolve()
-    levels = json.loads((real / "meta.json").read_text())["num_tries"]
+    meta = json.loads((real / "meta.json").read_text())
+    tries = [(marisa_trie.Trie().mmap(str(real / t)), n) for (t, _), n in zip(
+        name_tries(meta), [meta["num_tries"]] + [s["num_tries"] for s in meta.get("shards", ())],
+        strict=True)]
+    biggest, levels = max(tries, key=lambda t: len(t[0]))
     keys = work / "floor.keys"
     with open(keys, "w", encoding="utf-8") as f:
-        for key in marisa_trie.Trie().mmap(str(real / "names.marisa")).iterkeys():
+        for key in biggest.iterkeys():
             f.write(key + "\n")
     try:
         return timed([sys.executable, "-c", FLOOR, str(keys), str(levels)])
@@ -212,14 +230,17 @@ def main() -> int:
                                           "ut1-adult-full", str(tarball)]), load()))
         runs.append(("compile", timed([*filterd, "lists", "compile", *common]), load()))
         digest, counts = index_digest(data)
+        shards = len(json.loads(((data / "lists" / "current").resolve() / "meta.json")
+                                .read_text()).get("shards", ()))
         runs.append(("marisa alone", marisa_floor(data, args.work), load()))
         for what, r, after in runs:
             r.update(case=case, run=what, load_after=after, keys=counts["keys"],
-                     index_digest=digest)
+                     index_digest=digest, shards=shards)
             results.append(r)
             print(f"{case:10} {what:12} keys {counts['keys']:>9,}  peak RSS "
                   f"{r['peak_rss_mib']:>7.1f} MiB  wall {r['wall_s']:>6.1f} s  cpu "
-                  f"{r['cpu_s']:>6.1f} s  rc {r['rc']}  load {after}  index {digest}",
+                  f"{r['cpu_s']:>6.1f} s  rc {r['rc']}  load {after}  index {digest}"
+                  f"  shards {shards}",
                   flush=True)
             if r["rc"]:
                 print(r["stderr"], file=sys.stderr)

@@ -12,9 +12,21 @@ Layout of one index directory (written whole to a temp dir, then renamed):
   into the table of distinct (block categories, allow categories, sources) tuples
   held in `meta.json`. About 10-12 bytes per name in total, shared by every worker
   process through mmap.
+- `names-<i>.marisa` + `names-<i>.values` (i = 1..n, format 2; only for lists of more
+  than `SHARD_KEYS` keys): the name keys split into shards by range, so the compile
+  builds (and frees) one marisa trie of at most about `SHARD_KEYS` keys at a time
+  (marisa's builder takes ~110 bytes a key: issue 19, a 1 GB Pi). Then `names.marisa`
+  holds only the one-label keys (`vn.`, `com.=`) and the IPs, and shard i every key
+  from `meta["shards"][i-1]["from"]` (a key's first two labels, e.g. `com.example.`)
+  up to the next shard's. Every parent of a name with two labels or more shares the
+  name's first two reversed labels, so one walk of one shard (found by bisecting the
+  query key among the bounds) plus, when the name's last label is a one-label key's
+  (`meta["top_labels"]`), one walk of `names.marisa` find exactly what one walk of a
+  single trie of all keys finds (see `_NameSink` and `ListIndex.lookup`).
 - `urls.marisa` + `urls.values`: UT1 `urls` entries (`host/path` prefixes).
 - `meta.json`: magic, format, version, sources, the tuple table, URL expressions,
-  and the size of every binary file (checked on open).
+  the shards, and the size of every binary file (checked on open). An index of
+  another format is refused (`IndexFormatError`), never read as this one.
 
 `<data_dir>/lists/current` is a symlink to the live index directory, replaced
 atomically with os.replace so readers see the old index or the new one, never half.
@@ -23,6 +35,7 @@ atomically with os.replace so readers see the old index or the new one, never ha
 from __future__ import annotations
 
 import array
+import bisect
 import hashlib
 import heapq
 import itertools
@@ -49,12 +62,22 @@ from filterd.lists.spool import URL_TAG, KeySpool, SortedKeys, SpooledResult, na
 from filterd.state.atomic import fsync_dir
 
 MAGIC = "filterd-list-index"
-FORMAT = 1
+FORMAT = 2          # 2: the name trie may be split into shards (names-<i>.marisa)
 META = "meta.json"
 NAMES = "names.marisa"
 NAME_VALUES = "names.values"
 URLS = "urls.marisa"
 URL_VALUES = "urls.values"
+
+# At most about this many keys in one name trie: the compile's peak is marisa's builder
+# for one trie (~110 bytes a key), so 1 M keys is ~110 MiB whatever the list's size.
+# A list of up to this many keys (the real lists: ~580 k) keeps one trie, as before.
+SHARD_KEYS = 1_000_000
+
+
+def shard_files(i: int) -> tuple[str, str]:
+    """The trie and value files of name shard `i` (1..n)."""
+    return f"names-{i}.marisa", f"names-{i}.values"
 
 SUBTREE_MARK = "."
 EXACT_MARK = ".="
@@ -107,10 +130,16 @@ class ListIndex:
 
     def __init__(self, trie: marisa_trie.Trie, values: memoryview, url_trie: marisa_trie.Trie,
                  url_values: memoryview, meta: Mapping[str, object],
-                 path: Path | None = None, keepalive: tuple[object, ...] = ()) -> None:
-        self._trie = trie
+                 path: Path | None = None, keepalive: tuple[object, ...] = (),
+                 shards: tuple[tuple[marisa_trie.Trie, memoryview], ...] = ()) -> None:
+        self._trie = trie          # the whole name trie, or (sharded) one-label keys and IPs
         self._prefixes_ids = trie.iter_prefixes_with_ids
         self._values = values
+        self._shard_tries = tuple(t for t, _ in shards)
+        self._shards = tuple((t.iter_prefixes_with_ids, v) for t, v in shards)
+        self._bounds: tuple[str, ...] = tuple(
+            str(s["from"]) for s in meta.get("shards", ()))  # type: ignore[union-attr,index]
+        self._top_labels = frozenset(meta.get("top_labels", ()))  # type: ignore[arg-type]
         self._url_trie = url_trie
         self._url_values = url_values
         self._meta = meta
@@ -148,22 +177,34 @@ class ListIndex:
                                    f"this filterd reads format {FORMAT}")
         try:
             sizes = meta["files"]
-            for fname in (NAMES, NAME_VALUES, URLS, URL_VALUES):
+            shards = _check_shards(meta)
+            for fname in _index_files(len(shards)):
                 actual = (real / fname).stat().st_size
                 if actual != sizes[fname]:
                     raise IndexFormatError(
                         f"{base}/{fname}: {actual} bytes, expected {sizes[fname]}")
-            trie = marisa_trie.Trie().mmap(str(real / NAMES))
-            url_trie = marisa_trie.Trie().mmap(str(real / URLS))
-            values, vmap = _map_values(real / NAME_VALUES, meta["value_type"])
-            url_values, umap = _map_values(real / URL_VALUES, meta["value_type"])
-            if len(values) != len(trie) or len(url_values) != len(url_trie):
-                raise IndexFormatError(f"{base}: value arrays do not match the tries")
-            if len(trie) != meta["counts"]["keys"]:
+            typecode = meta["value_type"]
+            keepalive = []
+            tries = []
+            for tname, vname in ((NAMES, NAME_VALUES), (URLS, URL_VALUES),
+                                 *(shard_files(i) for i in range(1, len(shards) + 1))):
+                trie = marisa_trie.Trie().mmap(str(real / tname))
+                values, vmap = _map_values(real / vname, typecode)
+                if len(values) != len(trie):
+                    raise IndexFormatError(f"{base}/{vname}: values do not match the trie")
+                keepalive.append(vmap)
+                tries.append((trie, values))
+            for shard, (trie, _) in zip(shards, tries[2:], strict=True):
+                if len(trie) != shard["keys"]:
+                    raise IndexFormatError(f"{base}: shard from {shard['from']!r} has "
+                                           f"{len(trie)} keys, expected {shard['keys']}")
+            keys = sum(len(t) for i, (t, _) in enumerate(tries) if i != 1)
+            if keys != meta["counts"]["keys"]:
                 raise IndexFormatError(
-                    f"{base}: {len(trie)} keys, expected {meta['counts']['keys']}")
+                    f"{base}: {keys} keys, expected {meta['counts']['keys']}")
+            (trie, values), (url_trie, url_values) = tries[:2]
             index = cls(trie, values, url_trie, url_values, meta, path=real,
-                        keepalive=(vmap, umap))
+                        keepalive=tuple(keepalive), shards=tuple(tries[2:]))
         except IndexFormatError:
             raise
         except (OSError, KeyError, TypeError, ValueError, RuntimeError, re.error) as exc:
@@ -188,10 +229,22 @@ class ListIndex:
         name = name.lower()
         labels = name.split(".")
         labels.reverse()
-        values, table, new = self._values, self._table, _tuple_new
+        query = ".".join(labels) + EXACT_MARK
+        table, new = self._table, _tuple_new
         hits = []
         end = len(name) + 1
-        for key, kid in self._prefixes_ids(".".join(labels) + EXACT_MARK):
+        if self._bounds:
+            # Sharded: a one-label key (`vn.`) is a prefix of the query only if its label
+            # is the query's first; it is the shortest, so it comes first as in one trie.
+            if labels[0] in self._top_labels:
+                self._walk(self._prefixes_ids, self._values, query, name, hits)
+            # Every other key that is a prefix of the query starts with the query's first
+            # two labels (`com.example.`), and all keys starting so are in one shard: the
+            # one whose bound is the last not above the query (bounds are such prefixes).
+            prefixes_ids, values = self._shards[bisect.bisect_right(self._bounds, query) - 1]
+        else:
+            prefixes_ids, values = self._prefixes_ids, self._values
+        for key, kid in prefixes_ids(query):
             block, sources, allow = table[values[kid]]
             if key[-1] == "=":
                 hits.append(new(ListHit, (name, block, sources, True, allow)))
@@ -201,6 +254,18 @@ class ListIndex:
             return ()
         hits.reverse()  # marisa yields the shortest prefix (the widest domain) first
         return tuple(hits)
+
+    def _walk(self, prefixes_ids: object, values: memoryview, query: str, name: str,
+              hits: list[ListHit]) -> None:
+        """`lookup`'s loop over one trie (the one-label keys of a sharded index)."""
+        table, new = self._table, _tuple_new
+        end = len(name) + 1
+        for key, kid in prefixes_ids(query):  # type: ignore[operator]
+            block, sources, allow = table[values[kid]]
+            if key[-1] == "=":
+                hits.append(new(ListHit, (name, block, sources, True, allow)))
+            else:
+                hits.append(new(ListHit, (name[end - len(key):], block, sources, False, allow)))
 
     def url_match(self, url: str) -> ListHit | None:
         """The most specific UT1 `urls` prefix or `expressions` pattern matching `url`."""
@@ -238,17 +303,25 @@ class ListIndex:
     def counts(self) -> Mapping[str, int]:
         return MappingProxyType(dict(self._meta["counts"]))  # type: ignore[arg-type]
 
+    @property
+    def shards(self) -> int:
+        """Number of name tries besides `names.marisa` (0: one trie holds every name)."""
+        return len(self._shards)
+
     def entries(self) -> Iterator[tuple[str, bool, ListHit]]:
         """Every (name, exact, hit) (for tests and `lists status`; slow on big indexes)."""
-        for key, kid in self._trie.iteritems():
-            if key.startswith(IP_MARK):
-                continue
-            exact = key.endswith("=")
-            domain = reverse_key(key[:-2] if exact else key[:-1])
-            yield domain, exact, self._hit(domain, kid, exact=exact)
+        for trie, values in ((self._trie, self._values),
+                             *zip(self._shard_tries, (v for _, v in self._shards), strict=True)):
+            for key, kid in trie.iteritems():
+                if key.startswith(IP_MARK):
+                    continue
+                exact = key.endswith("=")
+                domain = reverse_key(key[:-2] if exact else key[:-1])
+                block, sources, allow = self._table[values[kid]]
+                yield domain, exact, ListHit(domain, block, sources, exact, allow)
 
     def _hit(self, domain: str, kid: int, *, exact: bool) -> ListHit:
-        block, sources, allow = self._table[self._values[kid]]
+        block, sources, allow = self._table[self._values[kid]]   # names.marisa (IPs)
         return ListHit(domain, block, sources, exact, allow)
 
     def _url_hit(self, entry: str, combo: int) -> ListHit:
@@ -306,13 +379,16 @@ class MemoryIndex(ListIndex):
         with tempfile.TemporaryDirectory(prefix="filterd-index-") as d:
             built = Path(d)
             meta = _build(sources, built, built / "work", version=version)
-            trie = marisa_trie.Trie().frombytes((built / NAMES).read_bytes())
-            url_trie = marisa_trie.Trie().frombytes((built / URLS).read_bytes())
             typecode = str(meta["value_type"])
-            values, url_values = array.array(typecode), array.array(typecode)
-            values.frombytes((built / NAME_VALUES).read_bytes())
-            url_values.frombytes((built / URL_VALUES).read_bytes())
-        return cls(trie, memoryview(values), url_trie, memoryview(url_values), meta)
+            tries = []
+            for tname, vname in ((NAMES, NAME_VALUES), (URLS, URL_VALUES),
+                                 *(shard_files(i) for i in range(1, len(meta["shards"]) + 1))):  # type: ignore[arg-type]
+                trie = marisa_trie.Trie().frombytes((built / tname).read_bytes())
+                values = array.array(typecode)
+                values.frombytes((built / vname).read_bytes())
+                tries.append((trie, memoryview(values)))
+        (trie, values), (url_trie, url_values) = tries[:2]
+        return cls(trie, values, url_trie, url_values, meta, shards=tuple(tries[2:]))
 
 
 # -- compiling -------------------------------------------------------------------------
@@ -382,14 +458,16 @@ def _build(sources: Iterable[CompileSource], out: Path, work: Path, *,
         del src, res   # a parsed list goes before the next one is parsed (peak memory)
 
     counts = {"subtree": 0, "exact": 0, "ips": 0, "urls": 0, "expressions": len(expressions)}
-    name_keys, name_combos = work / "names.keys", work / "names.combos"
     url_keys, url_combos = work / "urls.keys", work / "urls.combos"
     subtree = exact = ips = urls = 0
-    with open(name_keys, "wb", buffering=1 << 20) as nf, \
-            _Uint32Writer(name_combos) as ncw, \
-            open(url_keys, "wb", buffering=1 << 20) as uf, \
+    # The shard count from the keys' upper bound (every source's distinct keys, before the
+    # merge removes the keys several sources share): no pass over the keys beforehand.
+    upper = sum(keys.count for keys in inputs)
+    shards = -(-upper // SHARD_KEYS)
+    sink = _NameSink(work, -(-upper // shards) if shards > 1 else None)
+    with sink, open(url_keys, "wb", buffering=1 << 20) as uf, \
             _Uint32Writer(url_combos) as ucw:
-        nwrite, uwrite, nput, uput = nf.write, uf.write, ncw.append, ucw.append
+        nadd, uwrite, uput = sink.add, uf.write, ucw.append
         streams = [zip(keys, itertools.repeat(n)) for n, keys in enumerate(inputs)]
         prev = b""
         combo = -1
@@ -405,8 +483,7 @@ def _build(sources: Iterable[CompileSource], out: Path, work: Path, *,
                     uput(combo)
                     urls += 1
                 else:
-                    nwrite(prev)
-                    nput(combo)
+                    nadd(prev, combo)
                     if prev[0] == 35:        # "#": a bare IPv4 entry
                         ips += 1
                     elif prev[-2] == 61:     # ".=": an exact entry
@@ -420,8 +497,7 @@ def _build(sources: Iterable[CompileSource], out: Path, work: Path, *,
                 uput(combo)
                 urls += 1
             else:
-                nwrite(prev)
-                nput(combo)
+                nadd(prev, combo)
                 if prev[0] == 35:
                     ips += 1
                 elif prev[-2] == 61:
@@ -441,9 +517,18 @@ def _build(sources: Iterable[CompileSource], out: Path, work: Path, *,
     typecode = "H" if len(combos) <= 0xFFFF else "I"
     itemsize = array.array(typecode).itemsize
     names_count = subtree + exact + ips
-    trie, num_tries = _name_trie(name_keys, names_count, itemsize, out / NAMES)
-    _fill_values(trie, name_keys, name_combos, typecode, out / NAME_VALUES)
-    del trie
+    # One trie at a time, each freed before the next is built: the peak is the biggest.
+    levels = []
+    for part, (tname, vname) in zip(sink.parts, ((NAMES, NAME_VALUES), *map(
+            shard_files, range(1, len(sink.parts)))), strict=True):
+        trie, num_tries = _name_trie(part.keys, part.count, itemsize, out / tname)
+        _fill_values(trie, part.keys, part.combos, typecode, out / vname)
+        del trie
+        part.keys.unlink()
+        part.combos.unlink()
+        levels.append(num_tries)
+    shard_meta = [{"from": b, "keys": part.count, "num_tries": n}
+                  for b, part, n in zip(sink.bounds, sink.parts[1:], levels[1:], strict=True)]
     url_trie = marisa_trie.Trie(_read_keys(url_keys))
     url_trie.save(str(out / URLS))
     _fill_values(url_trie, url_keys, url_combos, typecode, out / URL_VALUES)
@@ -459,12 +544,115 @@ def _build(sources: Iterable[CompileSource], out: Path, work: Path, *,
     return {
         "magic": MAGIC, "format": FORMAT, "version": version, "created": created,
         "value_type": typecode, "byteorder": sys.byteorder, "counts": counts,
-        "num_tries": num_tries,
+        "num_tries": levels[0],
+        "shards": shard_meta,
+        "top_labels": sorted(sink.top_labels),
         "sources": [s.to_dict() for s in srcs],
         "table": [[sorted(b), sorted(a), list(s)] for b, a, s in combos],
         "expressions": good_expressions,
-        "files": {f: (out / f).stat().st_size for f in (NAMES, NAME_VALUES, URLS, URL_VALUES)},
+        "files": {f: (out / f).stat().st_size for f in _index_files(len(shard_meta))},
     }
+
+
+def _index_files(shards: int) -> tuple[str, ...]:
+    return (NAMES, NAME_VALUES, URLS, URL_VALUES,
+            *itertools.chain.from_iterable(map(shard_files, range(1, shards + 1))))
+
+
+def _check_shards(meta: Mapping[str, object]) -> list[Mapping[str, object]]:
+    """The shard list of a manifest, checked: bounds strictly increasing, the first "",
+    one-label keys' labels given (a damaged list would answer wrong, not fail)."""
+    shards = meta["shards"]
+    labels = meta["top_labels"]
+    if not isinstance(shards, list) or not isinstance(labels, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("from"), str)
+            and isinstance(s.get("keys"), int) for s in shards):
+        raise ValueError("malformed shard list")
+    bounds = [s["from"] for s in shards]
+    if bounds and (bounds[0] != "" or any(a >= b for a, b in itertools.pairwise(bounds))):
+        raise ValueError("shard bounds out of order")
+    return shards
+
+
+@dataclass
+class _KeyPart:
+    """One name trie's merged keys (one a line) and their category-set ids, on disk."""
+
+    keys: Path
+    combos: Path
+    count: int = 0
+
+
+class _NameSink:
+    """Where the merge puts the name keys (sorted, distinct): one file per name trie.
+
+    Unsharded (`target` None): every key in part 0 (`names.marisa`). Sharded: part 0 gets
+    the IPs (`#...`) and the one-label keys (`vn.`, `vn.=`); the other keys go to the
+    current shard, and a new shard starts at the first key whose first two labels
+    (`com.example.`, its group) differ from the previous key's once the current shard
+    holds `target` keys. Why one walk per shard finds the same as one walk of a single
+    trie (`ListIndex.lookup`): a key with two labels or more is a prefix of a query key
+    only if it starts with the query's group g; the keys of one group are contiguous
+    in sorted order, so never split; and bounds are groups, two distinct groups differ
+    within both (each has exactly two dots, at its end), so for every bound b,
+    b <= query iff b <= g: bisecting the query finds g's shard. A one-label key or an
+    IP is a prefix of a query only if its first label is the query's (`top_labels`).
+    """
+
+    def __init__(self, work: Path, target: int | None) -> None:
+        self.work = work
+        self.target = target
+        self.parts: list[_KeyPart] = []
+        self.bounds: list[str] = []
+        self.top_labels: set[str] = set()
+        self._files: list[tuple[object, _Uint32Writer]] = []
+        self._group = b""
+        self._top = self._open()
+        self._cur: tuple[_KeyPart, object, _Uint32Writer] | None = None
+        self.add = self._add_top if target is None else self._add_sharded
+
+    def _open(self) -> tuple[_KeyPart, object, _Uint32Writer]:
+        n = len(self.parts)
+        part = _KeyPart(self.work / f"names-{n}.keys", self.work / f"names-{n}.combos")
+        self.parts.append(part)
+        f = open(part.keys, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in __exit__
+        w = _Uint32Writer(part.combos)
+        self._files.append((f, w))
+        return part, f.write, w.append
+
+    def _add_top(self, key: bytes, combo: int) -> None:
+        part, write, put = self._top
+        write(key)
+        put(combo)
+        part.count += 1
+
+    def _add_sharded(self, key: bytes, combo: int) -> None:
+        dot = key.find(46)                       # "."
+        second = key.find(46, dot + 1)
+        if key[0] == 35 or second < 0:           # an IP, or a one-label key
+            self.top_labels.add(key[:dot].decode("ascii", "surrogateescape"))
+            self._add_top(key, combo)
+            return
+        group = key[:second + 1]
+        cur = self._cur
+        if cur is None or (cur[0].count >= self.target and group != self._group):  # type: ignore[operator]
+            self.bounds.append(group.decode("ascii", "surrogateescape") if cur else "")
+            cur = self._cur = self._open()
+        self._group = group
+        part, write, put = cur
+        write(key)
+        put(combo)  # type: ignore[operator]
+        part.count += 1
+
+    def __enter__(self) -> _NameSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for f, w in self._files:
+            f.close()  # type: ignore[attr-defined]
+            w.__exit__()
+        if not self.bounds:   # sharded but no key of two labels: one trie, as unsharded
+            self.top_labels = set()
 
 
 def _spool_result(res: ParseResult, work: Path) -> SortedKeys:
@@ -568,7 +756,7 @@ def compile_index(sources: Iterable[CompileSource], out_dir: str | os.PathLike[s
     try:
         meta = _build(sources, tmp, tmp / ".work", version=version)
         shutil.rmtree(tmp / ".work")
-        for fname in (NAMES, NAME_VALUES, URLS, URL_VALUES):
+        for fname in meta["files"]:  # type: ignore[attr-defined]
             _fsync(tmp / fname)
         _write_synced(tmp / META, json.dumps(meta, ensure_ascii=False, indent=1).encode())
         final = out / f"index-{meta['version']}"

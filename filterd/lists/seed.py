@@ -42,7 +42,9 @@ def ensure_index(lists_dir: Path, seed_dir: Path = SEED_DIR) -> ListIndex:
         return ListIndex.open(lists_dir / "current")
     except IndexFormatError as exc:
         if (lists_dir / "current").exists() or (lists_dir / "current").is_symlink():
-            log.warning("list index unusable (%s); compiling the seed lists", exc)
+            log.warning("list index unusable (%s); compiling the seed lists until the next "
+                        "`filterd lists update` or `filterd lists compile` rebuilds it from "
+                        "the kept downloads", exc)
     built = compile_index(seed_sources(seed_dir), lists_dir)
     swap_current(lists_dir, built)
     return ListIndex.open(lists_dir / "current")

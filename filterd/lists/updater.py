@@ -295,10 +295,14 @@ class Updater:
 
     def _current_ok(self) -> bool:
         try:
-            ListIndex.open(self.dir / "current")
+            index = ListIndex.open(self.dir / "current")
         except IndexFormatError:
             return False
-        return True
+        # An index without a source whose download is kept is rebuilt even if no source
+        # changed: e.g. the seed lists that `ensure_index` compiled at start in place of
+        # an index this filterd refused (of an older index format, after an upgrade).
+        return all(s.name in index.sources for s in self.sources
+                   if s.enabled and self.data_path(s.name).is_file())
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
