@@ -12,19 +12,49 @@ from filterd.lists.normalize import IP, NAME, classify
 from filterd.lists.spool import URL_TAG, KeySpool, SpooledResult, name_key
 
 
-def text_lines(data: bytes) -> Iterator[str]:
+class Window:
+    """`buf[start:end]` without the copy: a member of a tarball unpacked in memory (UT1's
+    adult `domains` is ~90 MB; a copy beside the tarball was the list compile's peak)."""
+
+    __slots__ = ("buf", "end", "start")
+
+    def __init__(self, buf: bytes, start: int, end: int) -> None:
+        self.buf, self.start, self.end = buf, start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __bytes__(self) -> bytes:
+        return self.buf[self.start:self.end]
+
+
+def _raw_lines(data: bytes | Window) -> Iterator[bytes]:
+    if not isinstance(data, Window):
+        lines = io.BytesIO(data)   # shares `data`'s buffer: no copy
+        if data[:3] == b"\xef\xbb\xbf":
+            lines.seek(3)
+        yield from lines
+        return
+    f = io.BytesIO(data.buf)       # the whole buffer, shared; read from start to end only
+    end = data.end
+    f.seek(data.start + 3 if data.buf[data.start:data.start + 3] == b"\xef\xbb\xbf"
+           and len(data) >= 3 else data.start)
+    readline, tell = f.readline, f.tell
+    while (rest := end - tell()) > 0:
+        yield readline(rest)
+
+
+def text_lines(data: bytes | Window) -> Iterator[str]:
     """Decode as UTF-8 (a byte order mark and bad bytes tolerated: bad names get rejected).
 
     Lines come one at a time, line ends (`\\n`, `\\r\\n`, a lone `\\r`) stripped, each
     decoded on its own: a UT1 adult list has millions of lines, and decoding the whole
     download at once (let alone a StringIO over it, four bytes a character) would hold
     several copies of it. A line end cannot fall inside a UTF-8 sequence, so this reads
-    exactly what decoding the whole text would.
+    exactly what decoding the whole text would. `data` may be a `Window` into a bigger
+    buffer (a tar member), read in place.
     """
-    lines = io.BytesIO(data)   # shares `data`'s buffer: no copy
-    if data[:3] == b"\xef\xbb\xbf":
-        lines.seek(3)
-    for raw in lines:
+    for raw in _raw_lines(data):
         if raw[-1:] == b"\n":
             raw = raw[:-1]
         if raw[-1:] == b"\r":

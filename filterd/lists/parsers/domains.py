@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from filterd.lists.model import ParseResult
-from filterd.lists.parsers._lines import Collector, CollectorFactory, text_lines
+from filterd.lists.parsers._lines import Collector, CollectorFactory, Window, text_lines
 
 MALFORMED = "malformed"
 
@@ -16,7 +16,7 @@ def parse(data: bytes, *, exact: bool = False,
     return c.result()
 
 
-def feed(data: bytes, c: Collector) -> None:
+def feed(data: bytes | Window, c: Collector) -> None:
     for line in text_lines(data):
         if "#" in line:
             line = line.split("#", 1)[0]

@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from filterd.errors import ListError
 from filterd.lists.model import ParseResult
 from filterd.lists.parsers import domains as plain
-from filterd.lists.parsers._lines import Collector, CollectorFactory, text_lines
+from filterd.lists.parsers._lines import Collector, CollectorFactory, Window, text_lines
 
 MAX_UNPACKED = 2 * 1024 ** 3   # a decompression bomb stops here
 BAD_URL = "bad_url"
@@ -60,9 +60,9 @@ def parse(data: bytes, *, category: str | None = None, source: str | None = None
 
 
 def _read_members(data: bytes, category: str | None, source: str | None,
-                  max_unpacked: int) -> dict[str, bytes]:
+                  max_unpacked: int) -> dict[str, bytes | Window]:
     """{'domains': joined bytes, 'urls': ..., 'expressions': ..., 'usage': ...} of one category."""
-    pieces: dict[str, list[tuple[int, bytes]]] = {}
+    pieces: dict[str, list[tuple[int, bytes | Window]]] = {}
     dirs: set[str] = set()
     total = 0
     try:
@@ -82,6 +82,9 @@ def _read_members(data: bytes, category: str | None, source: str | None,
             del unpacked
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
+            # An uncompressed tar read from `data` itself (a gzip layer was unpacked above;
+            # bz2 or xz would be decompressed by tarfile, and offsets be theirs, not data's).
+            in_place = type(tar.fileobj) is io.BytesIO
             for m in members:
                 path = PurePosixPath(m.name)
                 if path.name in ("domains", "urls", "expressions", "usage") or \
@@ -109,6 +112,13 @@ def _read_members(data: bytes, category: str | None, source: str | None,
                 if total > max_unpacked:
                     raise ListError(f"tarball unpacks to more than {max_unpacked} bytes",
                                     source=source)
+                if kind == "domains" and order == -1 and in_place and not m.issparse():
+                    # The one big member, read in place in the unpacked tar (no copy).
+                    if m.offset_data + m.size > len(data):
+                        raise ListError(f"{m.name}: truncated in the tarball", source=source)
+                    pieces.setdefault(kind, []).append(
+                        (order, Window(data, m.offset_data, m.offset_data + m.size)))
+                    continue
                 f = tar.extractfile(m)
                 if f is None:
                     continue
@@ -122,7 +132,8 @@ def _read_members(data: bytes, category: str | None, source: str | None,
         raise ListError(f"broken tarball ({type(exc).__name__}: {exc})", source=source) from exc
     # Byte-split pieces are joined in order before any line is read: a piece may
     # end in the middle of a name.
-    return {kind: b"".join(content for _, content in sorted(parts, key=lambda p: p[0]))
+    return {kind: parts[0][1] if len(parts) == 1 and isinstance(parts[0][1], Window) else
+            b"".join(bytes(content) for _, content in sorted(parts, key=lambda p: p[0]))
             for kind, parts in pieces.items()}
 
 
