@@ -172,9 +172,13 @@ class ListIndex:
             raise IndexFormatError(f"{base} is not a filterd list index")
         if meta.get("byteorder") != sys.byteorder:
             raise IndexFormatError(f"{base}: compiled on a {meta.get('byteorder')}-endian machine")
+        if meta.get("format") == 1 and "shards" not in meta:
+            # Format 1 is format 2 with one trie: an upgrade keeps serving the full lists
+            # it compiled, instead of the seed lists until the next nightly update.
+            meta = {**meta, "format": FORMAT, "shards": [], "top_labels": []}
         if meta.get("format") != FORMAT:
             raise IndexFormatError(f"{base}: index format {meta.get('format')!r}, "
-                                   f"this filterd reads format {FORMAT}")
+                                   f"this filterd reads formats 1 and {FORMAT}")
         try:
             sizes = meta["files"]
             shards = _check_shards(meta)

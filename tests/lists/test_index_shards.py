@@ -159,12 +159,36 @@ def sharded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return compile_index([src("s", "adult", subtree=(*names, "vn"))], tmp_path)
 
 
-def test_an_older_format_is_refused_by_name(sharded: Path) -> None:
+def test_another_format_is_refused_by_name(sharded: Path) -> None:
     meta = json.loads((sharded / "meta.json").read_text())
-    meta["format"] = 1
+    for bad in (0, 3, "2"):
+        meta["format"] = bad
+        (sharded / "meta.json").write_text(json.dumps(meta))
+        with pytest.raises(IndexFormatError, match=f"index format {bad!r}, this filterd "
+                                                   "reads formats 1 and 2"):
+            ListIndex.open(sharded)
+    meta["format"] = 1           # a format-1 manifest never had shards: not read as one
     (sharded / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(IndexFormatError, match="index format 1, this filterd reads format 2"):
+    with pytest.raises(IndexFormatError, match="index format 1"):
         ListIndex.open(sharded)
+
+
+def test_an_index_of_format_1_is_read_as_one_trie(tmp_path: Path) -> None:
+    """An upgrade keeps the full lists it had compiled: format 1 (written before shards,
+    its manifest without a shard list) is format 2 with one trie."""
+    names = tuple(f"n{i}.d{i % 7}.com" for i in range(60))
+    built = compile_index([src("s", "adult", subtree=(*names, "vn"), exact=("x.d1.com",))],
+                          tmp_path)
+    now = ListIndex.open(built)
+    meta = json.loads((built / "meta.json").read_text())
+    assert meta["shards"] == []
+    meta["format"] = 1
+    del meta["shards"], meta["top_labels"]      # as format 1 wrote it
+    (built / "meta.json").write_text(json.dumps(meta))
+    old = ListIndex.open(built)
+    for q in [*names, "www.n3.d3.com", "x.d1.com", "y.x.d1.com", "a.b.vn", "vn", "com"]:
+        assert old.lookup(q) == now.lookup(q)
+    assert old.lookup("a.b.vn")[0].sources == ("s",)
 
 
 @pytest.mark.parametrize("damage", ["missing shard", "short shard", "bounds", "first bound",
@@ -190,10 +214,9 @@ def test_a_damaged_shard_is_refused(sharded: Path, damage: str) -> None:
         ListIndex.open(sharded)
 
 
-def test_an_index_of_the_older_format_is_rebuilt_from_the_kept_downloads(
-        tmp_path: Path) -> None:
-    """After an upgrade the live index (format 1) is refused; the daemon's start compiles
-    the seed lists in its place, and the next update rebuilds from the kept downloads
+def test_an_unreadable_index_is_rebuilt_from_the_kept_downloads(tmp_path: Path) -> None:
+    """A live index this filterd cannot read (another format) is replaced by the seed
+    lists at the daemon's start, and the next update rebuilds from the kept downloads
     though no source changed (the seed index lacks them)."""
     from filterd.lists.fetch import Fetched
     from filterd.lists.seed import ensure_index
@@ -210,7 +233,7 @@ def test_an_index_of_the_older_format_is_rebuilt_from_the_kept_downloads(
     assert up.update().outcomes[0].status == UPDATED
     old = (up.dir / "current").resolve()
     meta = json.loads((old / "meta.json").read_text())
-    meta["format"] = 1
+    meta["format"] = 3
     (old / "meta.json").write_text(json.dumps(meta))
     seeded = ensure_index(up.dir)                      # what the daemon does at start
     assert "hosts" not in seeded.sources
