@@ -72,6 +72,16 @@ def spy(server: run.Server, kind: str, seconds: float) -> subprocess.Popen | Non
                             stderr=subprocess.DEVNULL)
 
 
+def main_thread_ticks(pid: int) -> int:
+    """CPU ticks of the process's main thread (filterd: the event loop, the query path);
+    the rest of the process is its other threads (the event writer, alerts, metrics)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
 def measure(server: run.Server, qdir: Path, seconds: float, rate: int,
             client_cpu: int) -> dict:
     res: dict = {}
@@ -84,15 +94,20 @@ def measure(server: run.Server, qdir: Path, seconds: float, rate: int,
         for kind in PATHS:
             profiler = spy(server, kind, seconds)
             before = run.cpu_ticks(server.proc.pid)
+            main_before = main_thread_ticks(server.proc.pid)
             fixed = run.dnsperf(server.port, qdir / f"{server.name}-{kind}.txt", seconds,
                                 client_cpu, qps=rate, verbose=True)
             used = run.cpu_ticks(server.proc.pid) - before
+            main_used = main_thread_ticks(server.proc.pid) - main_before
             if profiler is not None:
                 profiler.wait(30)
             res[kind] = {"cpu_us_per_query": round(used / run.TICK * 1e6
                                                    / max(1, fixed["completed"]), 1),
                          "p99_ms": fixed.get("p99_ms"), "qps": round(fixed["qps"]),
                          "lost": fixed["lost"]}
+            if isinstance(server, run.Filterd):   # how much of it the query path's thread
+                res[kind]["main_thread_us_per_query"] = round(
+                    main_used / run.TICK * 1e6 / max(1, fixed["completed"]), 1)
         res["weighted"] = {"cpu_us_per_query": round(sum(
             res[k]["cpu_us_per_query"] * w for k, w in WEIGHTS.items()), 1)}
     finally:
@@ -126,6 +141,10 @@ def main() -> int:
     ap.add_argument("--servers", default="filterd,unbound,dnsmasq",
                     help="any of filterd, filterd-pure, filterd-w2, unbound, dnsmasq")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--before", type=Path, default=None,
+                    help="another checkout (say, the commit before a change, its extension "
+                    "built in place): adds the servers filterd-before, filterd-pure-before, "
+                    "filterd-w2-before, run from it, to compare in one run under one load")
     ap.add_argument("--profile", type=Path, default=None,
                     help="record py-spy stacks (collapsed, native frames too) of each "
                     "filterd path into this directory; the CPU figures then include "
@@ -151,6 +170,11 @@ def main() -> int:
     results: dict = {"names": len(blocked), "seconds": args.seconds, "rate": args.rate,
                      "load_average_at_start": os.getloadavg()}
     classes = {**run.FILTERD_VARIANTS, "unbound": run.Unbound, "dnsmasq": run.Dnsmasq}
+    if args.before is not None:
+        for name, cls in run.FILTERD_VARIANTS.items():
+            classes[f"{name}-before"] = type(f"{cls.__name__}Before", (cls,), {
+                "name": f"{name}-before", "repo": args.before.resolve()})
+        results["before"] = str(args.before.resolve())
     try:
         for name in servers:
             print(f"== {name}", flush=True)

@@ -287,6 +287,7 @@ class Dnsmasq(Server):
 
 class Filterd(Server):
     name = "filterd"
+    repo = REPO   # the checkout whose filterd runs (paths.py --before adds another one)
 
     def prepare(self) -> None:
         from filterd.lists.index import CompileSource, compile_index, swap_current
@@ -311,7 +312,7 @@ class Filterd(Server):
         return [sys.executable, "-m", "filterd", "run", "--config", str(self.config)]
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(self.repo)}
         env.pop("FILTERD_PUREPYTHON", None)
         return env
 

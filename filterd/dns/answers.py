@@ -27,6 +27,8 @@ _FILTERED_REASONS = frozenset({Reason.CATEGORY, Reason.SCHEDULED_CATEGORY})
 _HINFO = wire.rr(TYPE_HINFO, 3600, b"\x07RFC8482\x00")
 answer = fastpath.answer   # header, question, records, our OPT (native or its twin)
 
+_EDE_MEMO_MAX = 1024   # cells (reason, category, group): a school has a few dozen
+
 _SOA_NAMES = wire.encode_name("filterd.invalid") + wire.encode_name("hostmaster.filterd.invalid")
 
 
@@ -44,9 +46,19 @@ def _shipped_words() -> Words:
 class BlockAnswers:
     """Builds block answers; immutable once made (a reload makes a new one)."""
 
-    # The running engine's words (its catalog and group names) for the EDE text; the
-    # resolver sets it with each engine it is given.
-    words: Words | None = None
+    _words: Words | None = None
+
+    @property
+    def words(self) -> Words | None:
+        """The running engine's words (its catalog and group names) for the EDE text; the
+        resolver sets it with each engine it is given (which drops the EDE options made
+        with the last one)."""
+        return self._words
+
+    @words.setter
+    def words(self, words: Words | None) -> None:
+        self._words = words
+        self._ede = {}
 
     def __init__(self, ttl: int = 10, ipv4: str | None = None, ipv6: str | None = None) -> None:
         if not 0 <= ttl <= 86400:
@@ -61,6 +73,10 @@ class BlockAnswers:
         self._null6 = wire.rr(TYPE_AAAA, ttl, bytes(16))
         self._addr4 = wire.rr(TYPE_A, ttl, self.ipv4) if self.ipv4 else None
         self._addr6 = wire.rr(TYPE_AAAA, ttl, self.ipv6) if self.ipv6 else None
+        # The EDE option of a block, by everything its text is made of: the same few
+        # (reason, category, group) cells answer every blocked name, and the words cost
+        # more than the answer around them.
+        self._ede: dict[tuple, bytes] = {}
 
     def block(self, q: Question, decision: Decision, cap: int | None = None) -> bytes:
         """The block answer; `cap`: seconds until the verdict changes (TTL no longer)."""
@@ -79,8 +95,14 @@ class BlockAnswers:
                 self._null6 if q.qtype == TYPE_AAAA else None)
         options = b""
         if q.edns is not None:
-            code, text = ede_for(decision, self.words)
-            options = ede_option(code, text)
+            key = (decision.reason, decision.category, decision.group, decision.group_label,
+                   decision.group_label_en)
+            options = self._ede.get(key)
+            if options is None:
+                code, text = ede_for(decision, self._words)
+                options = ede_option(code, text)
+                if len(self._ede) < _EDE_MEMO_MAX:
+                    self._ede[key] = options
         if record is not None:
             return answer(q, Rcode.NOERROR, 1, 0, record, options)
         rcode = Rcode.NXDOMAIN if mode is BlockMode.NXDOMAIN else Rcode.NOERROR

@@ -84,8 +84,9 @@ class _CatBlock:
 class _GroupRuntime:
     """A group compiled for the hot path."""
 
-    __slots__ = ("always", "block_mode", "blocks_by_mask", "group", "group_id", "label_en",
-                 "label_vi", "lists", "sched_cats", "schedules", "ss_level", "yt_level")
+    __slots__ = ("_at", "always", "block_mode", "blocks_by_mask", "group", "group_id",
+                 "label_en", "label_vi", "lists", "sched_cats", "schedules", "ss_level",
+                 "yt_level")
 
     def __init__(self, group: Group, schedules: Mapping[str, Schedule], catalog: Catalog):
         self.group = group
@@ -114,13 +115,21 @@ class _GroupRuntime:
         self.always = blocks[0]
         self.lists = (LayeredTable([(_ALLOW, group.allow), (_DENY, group.deny)])
                       if group.allow or group.deny else None)
+        self._at: tuple[int, dict[str, _CatBlock]] = (-1, self.always)
 
     def blocks_at(self, minute_of_week: int) -> dict[str, _CatBlock]:
+        """The blocked categories at that minute of the week (the last minute asked for
+        is kept: every query of a minute asks for the same one)."""
+        at = self._at
+        if at[0] == minute_of_week:
+            return at[1]
         mask = 0
         for bit, sched in enumerate(self.schedules):
             if sched.minutes[minute_of_week]:
                 mask |= 1 << bit
-        return self.blocks_by_mask[mask]
+        blocks = self.blocks_by_mask[mask]
+        self._at = (minute_of_week, blocks)
+        return blocks
 
 
 class Engine:

@@ -70,3 +70,36 @@ def test_any_is_rfc8482_hinfo():
 def test_bad_ttl_refused():
     with pytest.raises(ValueError):
         BlockAnswers(ttl=-1)
+
+
+def _ede_text(answer: bytes) -> tuple[int, str]:
+    ede = next(o for o in DNSRecord.parse(answer).ar[0].rdata if o.code == 15)
+    return int.from_bytes(ede.data[:2], "big"), ede.data[2:].decode()
+
+
+def test_remembered_ede_options_are_the_words_of_each_decision():
+    """The EDE option is remembered per (reason, category, group): every cell still gets
+    its own words, the same as ede_for gives."""
+    answers = BlockAnswers(ttl=10)
+    cells = [decision(BlockMode.NXDOMAIN),
+             decision(BlockMode.NXDOMAIN, Reason.PROTECTED, "illegal"),
+             decision(BlockMode.NXDOMAIN, Reason.GROUP_DENY, None),
+             decision(BlockMode.NXDOMAIN, Reason.CATEGORY, "gambling")]
+    for _ in range(2):   # the second round comes from the memo
+        for d in cells:
+            assert _ede_text(answers.block(q(), d)) == ede_for(d)
+
+
+def test_new_words_drop_the_remembered_ede_options():
+    from filterd.words.explain import Words
+
+    answers = BlockAnswers(ttl=10)
+    d = decision(BlockMode.NXDOMAIN)
+    assert "group thcs" in _ede_text(answers.block(q(), d))[1]
+
+    class Renamed(Words):
+        def ede(self, d):
+            return "filterd: renamed"
+
+    answers.words = Renamed()
+    assert _ede_text(answers.block(q(), d))[1] == "filterd: renamed"

@@ -192,6 +192,17 @@ def test_class_hours_schedule(engine_factory, at, blocked):
         assert d.schedule_label_en == "Class hours"
 
 
+def test_one_engine_follows_the_schedule_back_and_forth(engine_factory):
+    """Each group keeps the blocked categories of the last minute asked for: queries going
+    back and forth across a boundary still get each minute's verdict."""
+    e = engine_factory(index=FakeIndex({"game.example": {"games"}}))
+    before, first, sunday = local(2026, 11, 25, 6, 59), local(2026, 11, 25, 7, 0), \
+        local(2026, 11, 29, 9, 0)
+    for at, blocked in [(before, False), (first, True), (before, False), (first, True),
+                        (sunday, False), (first, True), (first, True)]:
+        assert e.decide(Query("game.example", OLDER, at)).blocked is blocked, at
+
+
 def test_query_in_utc_is_evaluated_in_the_school_time_zone(engine_factory):
     e = engine_factory(index=FakeIndex({"game.example": {"games"}}))
     # Sunday 2026-11-29 23:30 UTC is Monday 06:30 in Hà Nội (before class) ...
@@ -476,3 +487,42 @@ groups:
             break
     got = e.decide(Query(asked, "10.1.2.3", at))
     assert got.reason is expected, (chosen, category, got.to_json())
+
+
+def test_decision_and_query_construct_as_dataclasses_do():
+    """Their __init__ sets the slots directly (filterd.policy.decision._fast_init): the
+    same signature, defaults, default factory, validation and frozenness."""
+    import dataclasses
+    import inspect
+
+    from filterd.policy.decision import (
+        Action,
+        Decision,
+        Query,
+        QueryError,
+        Reason,
+        RuleSource,
+    )
+
+    at = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    d = Decision(Action.BLOCK, Reason.CATEGORY, "x.test", "thcs", at, "x.test",
+                 RuleSource("list", "ut1", "v1"), category="adult")
+    assert d.categories == () and d.valid_until is None and d.block_mode is None
+    assert list(inspect.signature(Decision).parameters) == [
+        f.name for f in dataclasses.fields(Decision)]
+    same = dataclasses.replace(d)
+    assert same == d and hash(same) == hash(d) and same is not d
+    assert dataclasses.replace(d, name="y.test").name == "y.test"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.name = "y.test"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Decision(Action.BLOCK)  # type: ignore[call-arg]
+    q = Query("x.test", "10.0.0.1", at)
+    assert (q.client_mac, q.qtype, q.path, q.url) == (None, "A", "dns", None)
+    with pytest.raises(QueryError):
+        Query("x.test", "not-an-ip", at)
+    with pytest.raises(QueryError):
+        Query("x.test", "10.0.0.1", at, path="nowhere")
+    with pytest.raises(QueryError):
+        Query("x.test", "10.0.0.1", datetime(2026, 12, 1))
+    assert RuleSource("list", "ut1") == RuleSource("list", "ut1", None, None)
