@@ -83,7 +83,7 @@ def main_thread_ticks(pid: int) -> int:
 
 
 def measure(server: run.Server, qdir: Path, seconds: float, rate: int,
-            client_cpu: int) -> dict:
+            client_cpu: int, paths: tuple[str, ...] = PATHS) -> dict:
     res: dict = {}
     server.prepare()
     server.start()
@@ -91,7 +91,7 @@ def measure(server: run.Server, qdir: Path, seconds: float, rate: int,
         warm = qdir / "warm.txt"
         warm.write_text("".join(f"w{i}.allowed.bench A\n" for i in range(run.HOT_ALLOWED)))
         run.dnsperf(server.port, warm, 2, client_cpu, qps=2000)
-        for kind in PATHS:
+        for kind in paths:
             profiler = spy(server, kind, seconds)
             before = run.cpu_ticks(server.proc.pid)
             main_before = main_thread_ticks(server.proc.pid)
@@ -108,19 +108,22 @@ def measure(server: run.Server, qdir: Path, seconds: float, rate: int,
             if isinstance(server, run.Filterd):   # how much of it the query path's thread
                 res[kind]["main_thread_us_per_query"] = round(
                     main_used / run.TICK * 1e6 / max(1, fixed["completed"]), 1)
-        res["weighted"] = {"cpu_us_per_query": round(sum(
-            res[k]["cpu_us_per_query"] * w for k, w in WEIGHTS.items()), 1)}
+        if all(k in res for k in WEIGHTS):
+            res["weighted"] = {"cpu_us_per_query": round(sum(
+                res[k]["cpu_us_per_query"] * w for k, w in WEIGHTS.items()), 1)}
     finally:
         server.stop()
     return res
 
 
-def table(results: dict, servers: list[str]) -> str:
+def table(results: dict, servers: list[str], paths: tuple[str, ...] = PATHS) -> str:
     head = "| path | " + " | ".join(f"{s} µs/query" for s in servers) + " | " + \
         " | ".join(f"{s}/unbound" for s in servers if s != "unbound") + \
         " | " + " | ".join(f"{s} p99 ms" for s in servers) + " |"
     lines = [head, "|---|" + "---:|" * (head.count("|") - 2)]
-    for kind in (*PATHS, "weighted"):
+    for kind in (*paths, "weighted"):
+        if kind not in results[servers[0]]:
+            continue
         cpu = [results[s][kind]["cpu_us_per_query"] for s in servers]
         u = results.get("unbound", {}).get(kind, {}).get("cpu_us_per_query")
         ratios = [run.ratio(results[s][kind]["cpu_us_per_query"], u)
@@ -141,6 +144,9 @@ def main() -> int:
     ap.add_argument("--servers", default="filterd,unbound,dnsmasq",
                     help="any of filterd, filterd-pure, filterd-w2, unbound, dnsmasq")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--paths", default=",".join(PATHS),
+                    help="which paths to send (a subset of hot,blocked,miss,mix: quicker "
+                    "repeated runs of one path)")
     ap.add_argument("--before", type=Path, default=None,
                     help="another checkout (say, the commit before a change, its extension "
                     "built in place): adds the servers filterd-before, filterd-pure-before, "
@@ -152,6 +158,7 @@ def main() -> int:
     args = ap.parse_args()
     global PROFILE
     PROFILE = args.profile
+    paths = tuple(p for p in PATHS if p in args.paths.split(","))
     os.sched_setaffinity(0, {args.client_cpu})   # as run.py: off the server's core
 
     work = Path(tempfile.mkdtemp(prefix="filterd-paths-"))
@@ -162,7 +169,7 @@ def main() -> int:
     servers = args.servers.split(",")
     lines = int(args.seconds * args.rate * 1.2)
     for si, name in enumerate(servers):
-        for pi, kind in enumerate(PATHS):
+        for pi, kind in enumerate(paths):
             # Miss names differ per server, so no server asks the upstream what it has cached.
             path_file(qdir / f"{name}-{kind}.txt", kind, blocked, lines, f"{name[0]}{si}{pi}",
                       seed=10 * si + pi)
@@ -179,7 +186,8 @@ def main() -> int:
         for name in servers:
             print(f"== {name}", flush=True)
             server = classes[name](work, up_port, blocked, args.server_cpu)
-            results[name] = measure(server, qdir, args.seconds, args.rate, args.client_cpu)
+            results[name] = measure(server, qdir, args.seconds, args.rate, args.client_cpu,
+                                    paths)
             if isinstance(server, run.Filterd):
                 results[name]["fastpath"] = server.fastpath()
             print(json.dumps(results[name]), flush=True)
@@ -189,7 +197,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()
     results["command"] = " ".join(sys.argv)
-    print(table(results, servers))
+    print(table(results, servers, paths))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
     return 0

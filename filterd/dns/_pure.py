@@ -2,8 +2,9 @@
 
 What lives here is codec, cache and loop, never a rule: parsing the question
 out of a query, the two-generation maps behind the answer memo and the
-verdict table, rendering a cached answer with its TTLs aged, assembling the
-answers filterd makes itself, and the UDP loop that answers a repeated query
+verdict table, the client -> group table (filled with the engine's answers),
+rendering a cached answer with its TTLs aged, assembling the answers filterd
+makes itself, and the UDP loop that answers a repeated query
 from the memo and hands everything else to `Resolver.handle`.
 
 `_speedups.pyx` has the same API and must give the same bytes for the same
@@ -337,6 +338,39 @@ class AnswerMemo(Recent):
     __slots__ = ()
 
 
+class GroupTable:
+    """Client address -> the id of its group, as the policy engine said: a table the
+    resolver fills from `Engine.client_group` and clears with every new engine (a
+    reload). Not a rule: what group an address is in is only ever the engine's answer.
+
+    Bounded: when `max_entries` addresses are held, the next put starts it again.
+    """
+
+    __slots__ = ("_map", "max_entries")
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        if max_entries < 0:
+            raise ValueError("group table size must not be negative")
+        self.max_entries = max_entries
+        self._map: dict[Any, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def clear(self) -> None:
+        self._map = {}
+
+    def get(self, ip: Any) -> Any:
+        return self._map.get(ip)
+
+    def put(self, ip: Any, group: Any) -> None:
+        if self.max_entries <= 0:
+            return
+        if len(self._map) >= self.max_entries:
+            self._map = {}
+        self._map[ip] = group
+
+
 KIND_BLOCKED = 1   # filterd/dns/memo.py: what a memo entry's answer is
 KIND_CACHED = 2
 
@@ -461,6 +495,7 @@ class UdpLoop:
 __all__ = [
     "IMPLEMENTATION",
     "AnswerMemo",
+    "GroupTable",
     "Recent",
     "Replay",
     "UdpLoop",

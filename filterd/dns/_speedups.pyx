@@ -568,6 +568,43 @@ cdef class AnswerMemo(Recent):
     """Whole UDP answers by (client address, query bytes after the ID): MemoEntry values."""
 
 
+cdef class GroupTable:
+    """Client address -> the id of its group, as the policy engine said: a table the
+    resolver fills from `Engine.client_group` and clears with every new engine (a
+    reload). Not a rule: what group an address is in is only ever the engine's answer.
+
+    Bounded: when `max_entries` addresses are held, the next put starts it again.
+    """
+
+    cdef public Py_ssize_t max_entries
+    cdef dict _map
+
+    def __init__(self, max_entries=4096):
+        if max_entries < 0:
+            raise ValueError("group table size must not be negative")
+        self.max_entries = max_entries
+        self._map = {}
+
+    def __len__(self):
+        return len(self._map)
+
+    def clear(self):
+        self._map = {}
+
+    cpdef object get(self, object ip):
+        cdef PyObject* hit = PyDict_GetItem(self._map, ip)
+        if hit is NULL:
+            return None
+        return <object>hit
+
+    cpdef put(self, object ip, object group):
+        if self.max_entries <= 0:
+            return
+        if PyDict_Size(self._map) >= self.max_entries:
+            self._map = {}
+        self._map[ip] = group
+
+
 cdef enum:
     KIND_BLOCKED = 1   # filterd/dns/memo.py: what a memo entry's answer is
     KIND_CACHED = 2

@@ -44,6 +44,7 @@ body_at = _impl.body_at
 render = _impl.render
 Recent = _impl.Recent
 AnswerMemo = _impl.AnswerMemo
+GroupTable = _impl.GroupTable
 UdpLoop = _impl.UdpLoop
 Replay = _impl.Replay
 

@@ -75,6 +75,8 @@ DECISION_TTL = 1.0
 # thousand is plenty, while one-off names (random blocked names, cache misses) would
 # otherwise fill memory that nothing reuses.
 DECISION_CACHE_MAX = 1_000
+# Client addresses whose group is remembered (a school's devices; past it, it starts again).
+GROUP_TABLE_MAX = 8_192
 # Whole answers remembered per generation (see memo.py): the names a school asks again
 # within a second, per device.
 MEMO_MAX = 4_000
@@ -156,10 +158,16 @@ class Resolver:
         # The time decisions are made at (Query.at) and TTL caps are counted from; tests
         # pass a clock they move.
         self.wall_clock = wall_clock
-        # (client, name, type) -> (expires, query, decision)
+        # (group, name, type) -> (expires, query, decision): the engine's own verdicts,
+        # shared by the devices of a group (see _decide); (client, name, type) for a client
+        # whose group the engine does not fix (MAC-based groups, stand-in engines).
         self._decisions = Recent(decision_ttl, DECISION_CACHE_MAX)
         self.decision_ttl = decision_ttl
+        # client address -> the key part of its verdicts: its group id (the engine's
+        # answer), or the address itself. Cleared with every new engine.
+        self.groups = fastpath.GroupTable(GROUP_TABLE_MAX)
         self._engine = engine
+        self._client_group = getattr(engine, "client_group", None)
         self.upstreams = upstreams
         self.cache = cache if cache is not None else AnswerCache()
         self.answers = answers if answers is not None else BlockAnswers()
@@ -190,8 +198,10 @@ class Resolver:
     def engine(self, engine: DecisionEngine) -> None:
         """Swap the engine between two queries; no decision of the old one is reused."""
         self._engine = engine
+        self._client_group = getattr(engine, "client_group", None)
         self.answers.words = _words_for(engine)
         self._decisions.clear()
+        self.groups.clear()
         self.memo.clear()
 
     def decide(self, client_ip: str, name: str, qtype: int) -> tuple[Query, Decision]:
@@ -200,11 +210,28 @@ class Resolver:
 
     def _decide(self, client_ip: str, name: str, qtype: int, now: float
                 ) -> tuple[Query, Decision, float]:
-        """The decision, its query and the moment it stops being reused."""
-        key = (client_ip, name, qtype)
+        """The decision, its query and the moment it stops being reused.
+
+        A verdict is the engine's for a group, a name and a moment (Decision carries no
+        device): when the engine says a client's group holds until the next engine
+        (`client_group`), the verdict is kept under the group, and the next device of
+        the class asking the same name within the second gets it too, with a Query of
+        its own (its event names it). Otherwise it is kept under the client.
+        """
+        group = self.groups.get(client_ip)
+        if group is None:
+            group = self._group_key(client_ip)
+        key = (group, name, qtype)
         hit = self._decisions.get(key, now)
         if hit is not None:
-            return hit[1], hit[2], hit[0]
+            until = hit[2].valid_until
+            # A time rule's moment is wall-clock time: a verdict is not reused past it
+            # even when the wall clock moved faster than the monotonic one (a step).
+            if until is None or self.wall_clock() < until.timestamp():
+                query = hit[1]
+                if query.client_ip != client_ip:
+                    query = Query(name, client_ip, query.at, None, query.qtype)
+                return query, hit[2], hit[0]
         wall = self.wall_clock()
         query = Query(name, client_ip, datetime.fromtimestamp(wall, UTC),
                       qtype=codec.type_name(qtype))
@@ -215,6 +242,19 @@ class Resolver:
         if self.decision_ttl > 0:
             self._decisions.put(key, (expires, query, decision), now)
         return query, decision, expires
+
+    def _group_key(self, client_ip: str) -> str:
+        """What a client's verdicts are kept under (see _decide), remembered until the
+        next engine: its group id when the engine fixes it, else the address itself
+        (group ids are letters, digits and `_`; an address always has `.` or `:`)."""
+        key = client_ip
+        ask = self._client_group
+        if ask is not None:
+            gid, stable = ask(client_ip)
+            if stable:
+                key = gid
+        self.groups.put(client_ip, key)
+        return key
 
     # -- the hot path ------------------------------------------------------
 

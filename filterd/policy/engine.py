@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Protocol
 
@@ -165,7 +165,8 @@ class Engine:
                          for gid, g in policy.groups.items()}
         self._default = self._runtime[policy.default_group]
         self._client_cache: dict[tuple[str, str | None], _GroupRuntime] = {}
-        self._minute: tuple[int, int] = (-1, 0)   # (unix minute, minute of week)
+        # (start, end, minute of week) of the minute last asked about
+        self._minute: tuple[datetime | None, datetime | None, int] = (None, None, 0)
         self._change_in = {sid: s.change_in() for sid, s in policy.schedules.items()}
         self._list_sources = self._source_versions()
 
@@ -200,16 +201,36 @@ class Engine:
     def group_for(self, client_ip: str, client_mac: str | None = None) -> Group:
         return self._runtime_for(client_ip, client_mac).group
 
+    def client_group(self, client_ip: str) -> tuple[str, bool]:
+        """The id of the group `client_ip` is in (no MAC given, as on DNS), and whether
+        that holds for this engine's life: False when it may come from the MAC address
+        seen behind the IP (the neighbour table), which can change at any moment.
+
+        For the DNS verdict table: devices of one group share the engine's verdicts,
+        since a decision depends on the group, the name and the time, not the device.
+        """
+        stable = not (self.neighbours is not None and self._clients.has_mac_rules)
+        return self._runtime_for(client_ip, None).group_id, stable
+
     # -- time -----------------------------------------------------------------------------------
 
     def _minute_of_week(self, at: datetime) -> int:
-        minute = int(at.timestamp()) // 60
+        # Most queries fall in the minute of the one before, with the same fixed-offset
+        # tzinfo (the DNS path's UTC): two comparisons of the datetime's own fields, not
+        # at.timestamp() (which builds a timedelta or two) per query.
         cached = self._minute
-        if cached[0] == minute:
-            return cached[1]
+        start = cached[0]
+        if start is not None and at.tzinfo is start.tzinfo and start <= at < cached[1]:
+            return cached[2]
+        minute = int(at.timestamp()) // 60
         local = at.astimezone(self.timezone)
         mow = local.weekday() * 1440 + local.hour * 60 + local.minute
-        self._minute = (minute, mow)
+        tz = at.tzinfo
+        if isinstance(tz, timezone):   # a fixed offset: fields compare as instants
+            start = datetime.fromtimestamp(minute * 60, tz)
+            self._minute = (start, start + timedelta(seconds=60), mow)
+        else:
+            self._minute = (None, None, mow)
         return mow
 
     def _valid_until(self, rt: _GroupRuntime, hits: tuple[ListHitLike, ...], at: datetime

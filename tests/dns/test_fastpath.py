@@ -341,7 +341,33 @@ def test_recent_maps_agree(ops, shape):
         assert got[: len(got) // 2] == got[len(got) // 2:]
 
 
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(["get", "put", "put", "clear"]),
+                          st.sampled_from(["10.0.0.1", "10.0.0.2", "fd00::1", "::ffff:10.0.0.3",
+                                           "", "10.0.0.4"]),
+                          st.sampled_from(["thcs", "thpt", "10.0.0.1", "staff"])),
+                max_size=60),
+       st.sampled_from([0, 1, 2, 3, 4096]))
+def test_group_tables_agree(ops, size):
+    tables = [impl.GroupTable(size) for impl in IMPLS if impl is not None]
+    assert len(tables) == 2, "the compiled module is missing"
+    for op, ip, group in ops:
+        got = []
+        for t in tables:
+            if op == "get":
+                got.append(t.get(ip))
+            elif op == "put":
+                t.put(ip, group)
+            else:
+                t.clear()
+            got.append((len(t), t.max_entries))
+        assert got[: len(got) // 2] == got[len(got) // 2:]
+
+
 def test_recent_rejects_negative_shapes():
+    for impl in (native(), _pure):
+        with pytest.raises(ValueError):
+            impl.GroupTable(-1)
     for impl in (native(), _pure):
         with pytest.raises(ValueError):
             impl.Recent(-1, 5)

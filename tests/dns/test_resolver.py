@@ -147,6 +147,41 @@ def test_decisions_reused_per_client_for_a_moment():
     with_resolver(t)
 
 
+def test_verdicts_shared_by_the_devices_of_a_group():
+    """An engine that fixes each client's group (Engine.client_group): the group's devices
+    share its verdicts for the second; each answer is still logged with its own device."""
+
+    class Grouped(FakeEngine):
+        def __init__(self, stable=True):
+            super().__init__()
+            self.stable = stable
+            self.asked = []
+
+        def client_group(self, ip):
+            self.asked.append(ip)
+            return ("lop_6a" if ip.startswith("10.0.6.") else "lop_7a"), self.stable
+
+    async def t(r, up, engine, events):
+        r.engine = engine = Grouped()
+        for ip in ("10.0.6.1", "10.0.6.2", "10.0.7.1", "10.0.6.1", "10.0.7.2"):
+            r.handle(pkt("blocked.test", qid=len(events.seen) + 1), ip)
+        assert [q.client_ip for q in engine.queries] == ["10.0.6.1", "10.0.7.1"]
+        assert [e[2] for e in events.seen] == ["10.0.6.1", "10.0.6.2", "10.0.7.1",
+                                               "10.0.6.1", "10.0.7.2"]
+        assert engine.asked == ["10.0.6.1", "10.0.6.2", "10.0.7.1", "10.0.7.2"]  # once each
+        query, decision = r.decide("10.0.6.9", "blocked.test", 1)
+        assert query.client_ip == "10.0.6.9" and query.qtype == "A"
+        assert decision.action is Action.BLOCK and len(engine.queries) == 2
+        # A new engine (a reload) forgets the groups with the verdicts.
+        r.engine = engine = Grouped(stable=False)   # groups from MAC addresses
+        assert len(r.groups) == 0
+        for ip in ("10.0.6.1", "10.0.6.2", "10.0.6.1"):
+            r.handle(pkt("adult.test", qid=len(events.seen) + 1), ip)
+        assert [q.client_ip for q in engine.queries] == ["10.0.6.1", "10.0.6.2"]
+        assert engine.asked == ["10.0.6.1", "10.0.6.2"]
+    with_resolver(t)
+
+
 def test_verdicts_and_memo_answers_never_outlive_valid_until():
     """A verdict whose valid_until (a schedule turning, an override ending) is 0.25 s away
     is not reused after that moment, in either implementation of the verdict table."""

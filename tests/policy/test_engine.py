@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -201,6 +201,15 @@ def test_one_engine_follows_the_schedule_back_and_forth(engine_factory):
     for at, blocked in [(before, False), (first, True), (before, False), (first, True),
                         (sunday, False), (first, True), (first, True)]:
         assert e.decide(Query("game.example", OLDER, at)).blocked is blocked, at
+    # In UTC (the DNS path's time zone), to the microsecond around Monday 07:00 local.
+    last = datetime(2026, 11, 29, 23, 59, 59, 999999, tzinfo=UTC)
+    turn = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    for at, blocked in [(last, False), (turn, True), (last, False), (last, False),
+                        (turn + timedelta(seconds=59.9), True), (turn, True),
+                        (last - timedelta(minutes=1), False), (turn, True)]:
+        assert e.decide(Query("game.example", OLDER, at)).blocked is blocked, at
+    assert e.decide(Query("game.example", OLDER, turn.astimezone(
+        timezone(timedelta(hours=7))) - timedelta(microseconds=1))).blocked is False
 
 
 def test_query_in_utc_is_evaluated_in_the_school_time_zone(engine_factory):
@@ -319,6 +328,17 @@ def test_mac_from_neighbour_table(engine_factory):
     assert e.group_for("10.0.40.78").id == "older"
     d = e.decide(Query("x.example", "10.0.40.77", IN_CLASS))
     assert d.group == "staff" and d.group_label == "Giáo viên" and d.group_label_en == "Staff"
+
+
+def test_client_group_is_the_group_and_says_whether_it_holds(engine_factory):
+    """What the DNS verdict table keys on: the group of an address, stable unless MAC
+    rules and a neighbour table can move the address to another group at any moment."""
+    e = engine_factory()
+    for ip in ("10.0.40.1", "10.0.41.1", "10.0.50.21", "2001:db8:41::1", "::ffff:10.0.41.7"):
+        assert e.client_group(ip) == (e.group_for(ip).id, True)
+    macs = engine_factory(neighbours=StaticNeighbours({"10.0.40.77": "aa:bb:cc:dd:ee:ff"}))
+    assert macs.client_group("10.0.40.77") == ("staff", False)
+    assert macs.client_group("10.0.40.78") == ("older", False)
 
 
 def test_groups_mapping(engine_factory):
