@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import random
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench" / "dns"))
-
-import run as dnsbench  # noqa: E402  (bench/dns/run.py: the servers, the upstream, waiting)
+# The soak's own module (bench/soak/run.py, loaded by path: `run` on sys.path is
+# bench/dns/run.py): its query builder, and the DNS bench's servers it imports.
+_spec = importlib.util.spec_from_file_location("soak_run", Path(__file__).with_name("run.py"))
+soak = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(soak)
+dnsbench = soak.dnsbench
 
 
 def rss_mb(pid: int) -> float:
@@ -62,9 +63,7 @@ def main() -> int:
                 n += 1
                 name = rng.choice((blocked[rng.randrange(len(blocked))],
                                    f"w{rng.randrange(20_000)}.allowed.bench", f"m{n}.miss.bench"))
-                qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-                sock.send(struct.pack("!HHHHHH", n & 0xFFFF, 0x0100, 1, 0, 0, 0) + qname
-                          + b"\0\1\0\1")
+                sock.send(soak.qbytes(n & 0xFFFF, name))
                 with contextlib.suppress(OSError):   # a lost answer: the next query goes on
                     sock.recv(4096)
             proc.send_signal(signal.SIGHUP)
